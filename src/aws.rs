@@ -1,0 +1,174 @@
+//! One `SdkConfig` per process from the AWS CLI's flags and the standard chain, and the service
+//! clients built once from it. The only place that knows about endpoints, TLS, retries and timeouts.
+
+use std::time::Duration;
+
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+use crate::cli::GlobalArgs;
+use crate::error::Error;
+
+/// Region used when neither the flag, the environment nor the profile names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The AWS flags of the CLI (`--region`, `--profile`, `--endpoint-url`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsArgs {
+    /// `--region`
+    pub region: Option<String>,
+    /// `--profile`: credentials and region come from this profile, even when env credentials exist.
+    pub profile: Option<String>,
+    /// `--endpoint-url` / `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+}
+
+impl From<&GlobalArgs> for AwsArgs {
+    fn from(g: &GlobalArgs) -> Self {
+        AwsArgs { region: g.region.clone(), profile: g.profile.clone(), endpoint_url: g.endpoint_url.clone() }
+    }
+}
+
+impl AwsArgs {
+    /// Checks the flags' form before any call.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(region) = &self.region
+            && !is_region_name(region)
+        {
+            return Err(Error::usage(
+                format!("invalid region \"{region}\""),
+                "use a region code such as us-east-1 or eu-west-1",
+            ));
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::usage(
+                format!("invalid endpoint URL \"{url}\""),
+                "give a URL with a scheme, e.g. --endpoint-url http://127.0.0.1:4566",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Region codes look like `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `eu-isoe-west-1`.
+fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// How hard the SDK retries whole requests (throttling, 5xx, timeouts).
+#[derive(Debug, Clone, Copy)]
+pub enum RetryMode {
+    /// Standard retries: the CLI commands.
+    Standard,
+    /// Client-side rate limiting on top: producers that push a stream to its limits.
+    Adaptive,
+}
+
+/// Builds the one `SdkConfig` of the process: rustls (ring) HTTPS client, standard chain, timeouts.
+pub async fn load_config(args: &AwsArgs, retry: RetryMode) -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let retry_config = match retry {
+        RetryMode::Standard => RetryConfig::standard(),
+        RetryMode::Adaptive => RetryConfig::adaptive(),
+    }
+    .with_max_attempts(4);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(60))
+        .operation_attempt_timeout(Duration::from_secs(90))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http.clone())
+        .retry_config(retry_config)
+        .timeout_config(timeouts);
+    if let Some(profile) = &args.profile {
+        // As in the AWS CLI, --profile wins over credentials in the environment.
+        loader = loader.profile_name(profile).credentials_provider(
+            ProfileFileCredentialsProvider::builder()
+                .configure(&ProviderConfig::default().with_http_client(http))
+                .profile_name(profile)
+                .build(),
+        );
+    }
+    if let Some(region) = &args.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &args.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    if config.region().is_some() {
+        config
+    } else {
+        config.into_builder().region(Region::from_static(DEFAULT_REGION)).build()
+    }
+}
+
+/// The service clients, built once from one `SdkConfig`.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// CloudFormation: the stack.
+    pub cfn: aws_sdk_cloudformation::Client,
+    /// Kinesis: the stream.
+    pub kinesis: aws_sdk_kinesis::Client,
+    /// DynamoDB: the table.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// S3: the artifact bucket.
+    pub s3: aws_sdk_s3::Client,
+    /// IAM: the producer's access key.
+    pub iam: aws_sdk_iam::Client,
+    /// STS: the account id (artifact bucket name).
+    pub sts: aws_sdk_sts::Client,
+    /// The region every client talks to.
+    pub region: String,
+}
+
+impl Clients {
+    /// Builds every client from `config`.
+    pub fn new(config: &SdkConfig) -> Self {
+        // A custom endpoint (an emulator) serves buckets by path, not by virtual host name.
+        let s3_config =
+            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+        Clients {
+            cfn: aws_sdk_cloudformation::Client::new(config),
+            kinesis: aws_sdk_kinesis::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            iam: aws_sdk_iam::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_checked_by_form() {
+        for ok in ["us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1", "eu-isoe-west-1"] {
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in ["", "us", "us-east", "US-EAST-1", "us_east_1", "us-east-x", "us--1"] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_url_needs_a_scheme() {
+        let args = AwsArgs { endpoint_url: Some("localhost:4566".into()), ..Default::default() };
+        let err = args.validate().expect_err("no scheme");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("localhost:4566"));
+    }
+}

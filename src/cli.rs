@@ -1,0 +1,187 @@
+//! The command line, as clap derive types only: `Cli`, `Command`, one `*Args` per subcommand.
+//! Syntax lives here; meaning is checked by each command's `validate` before any AWS call.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::EXIT_CODES_HELP;
+
+/// Default stack name when neither --stack nor STREAM_STACK is given.
+pub const DEFAULT_STACK: &str = "stream-dev";
+
+/// Real-time stream processing on AWS: Kinesis → Lambda → DynamoDB, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "stream", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes, named as in the AWS CLI.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// AWS region (default: AWS_REGION, then the profile's region)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Named profile from ~/.aws/config and ~/.aws/credentials
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Send every AWS call to this endpoint (e.g. a local emulator)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// CloudFormation stack that holds the pipeline
+    #[arg(long, global = true, env = "STREAM_STACK", default_value = DEFAULT_STACK, value_name = "NAME")]
+    pub stack: String,
+
+    /// Show the cause chain of errors (-v) and debug logs (-vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the stack, uploading this binary as the function
+    Deploy(DeployArgs),
+    /// Delete the stack, its artifacts and the producer's access key
+    Destroy(DestroyArgs),
+    /// Put synthetic tweets into the stack's stream
+    Produce(ProduceArgs),
+    /// Run the function's handler here over the stack's stream
+    Local(LocalArgs),
+    /// Print the table's items
+    ScanTable(ScanArgs),
+    /// Print the embedded CloudFormation template
+    Template,
+}
+
+/// `stream deploy`
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Upload this Linux executable as the function instead of this binary
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap: Option<PathBuf>,
+
+    /// Shards in the Kinesis stream (1-500; default: keep, or 1 on create)
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+
+    /// Records per function invocation (1-10000; default: keep, or 100)
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+
+    /// Retries of a failing batch before Lambda moves past it (0-10000; default: keep, or 10)
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// Skip records older than this many seconds (60-604800; default: keep, or 3600)
+    #[arg(long, value_name = "SECONDS")]
+    pub max_record_age: Option<u32>,
+
+    /// Seconds to wait for the stack operation
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub wait: u64,
+}
+
+/// `stream destroy`
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Seconds to wait for the stack deletion
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub wait: u64,
+}
+
+/// `stream produce`
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Number of tweets to send
+    #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]
+    pub count: u64,
+
+    /// Records per second (default: as fast as the stream takes them)
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+
+    /// Seed for the synthetic tweets: the same seed gives the same tweets
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stream local`
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Exit once every shard is caught up
+    #[arg(long)]
+    pub until_idle: bool,
+
+    /// Records per invocation (default: the event source mapping's batch size)
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stream scan-table`
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Stop after N items
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Print only the number of items
+    #[arg(long)]
+    pub count: bool,
+}
+
+/// How `scan-table` prints items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns, long messages shortened
+    Table,
+    /// One JSON array
+    Json,
+    /// One JSON object per line
+    Jsonl,
+    /// Comma-separated values with a header row
+    Csv,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["stream", "produce", "--stack", "s1", "--region", "eu-west-1", "-n", "5"])
+            .expect("valid command line");
+        assert_eq!(cli.global.stack, "s1");
+        assert_eq!(cli.global.region.as_deref(), Some("eu-west-1"));
+        assert!(matches!(cli.command, Command::Produce(ProduceArgs { count: 5, .. })));
+    }
+}

@@ -1,0 +1,780 @@
+//! `stream deploy` and `stream destroy`: package this binary, keep it in an artifact bucket that
+//! `stream` manages, create or update the stack while showing its events, hand the producer's access
+//! key to a local profile; and undo all of it. Reading a stack's outputs is `stack`'s job.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_cloudformation::client::Waiters;
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackEvent, Tag};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::cli::{DeployArgs, DestroyArgs};
+use crate::credentials::{self, AccessKey};
+use crate::error::Error;
+use crate::package::{self, Artifact};
+use crate::progress;
+use crate::stack::{self, Outputs};
+use crate::template::{self, MANAGED_TAG, param};
+
+/// How often stack events are fetched while an operation runs.
+const EVENT_POLL: Duration = Duration::from_secs(2);
+
+/// Deploy parameters after validation; `None` keeps the stack's current value (or the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployParams {
+    /// Shards.
+    pub shards: Option<u32>,
+    /// Records per invocation.
+    pub batch_size: Option<u32>,
+    /// Retries of a failing batch.
+    pub max_retries: Option<u32>,
+    /// Maximum record age, seconds.
+    pub max_record_age: Option<u32>,
+}
+
+fn check_range(flag: &str, value: Option<u32>, min: u32, max: u32) -> Result<Option<u32>, Error> {
+    match value {
+        Some(v) if v < min || v > max => Err(Error::usage(
+            format!("--{flag} {v} is out of range"),
+            format!("give --{flag} a value from {min} to {max}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+impl DeployArgs {
+    /// Checks every parameter against the ranges AWS accepts, before any call.
+    pub fn validate(&self) -> Result<DeployParams, Error> {
+        Ok(DeployParams {
+            shards: check_range("shards", self.shards, 1, 500)?,
+            batch_size: check_range("batch-size", self.batch_size, 1, 10_000)?,
+            max_retries: check_range("max-retries", self.max_retries, 0, 10_000)?,
+            max_record_age: check_range("max-record-age", self.max_record_age, 60, 604_800)?,
+        })
+    }
+}
+
+/// What happened to the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StackAction {
+    /// The stack was created.
+    Created,
+    /// The stack was updated.
+    Updated,
+    /// Nothing to change.
+    UpToDate,
+}
+
+/// The result of `stream deploy`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployOutput {
+    /// Stack name.
+    pub stack: String,
+    /// Created, updated or up to date.
+    pub action: StackAction,
+    /// Artifact location.
+    pub artifact: String,
+    /// False when the artifact was already in the bucket.
+    pub uploaded: bool,
+    /// Zip size in bytes.
+    pub zip_bytes: usize,
+    /// The stack's resources.
+    pub outputs: Outputs,
+    /// Credentials profile holding the producer's access key.
+    pub producer_profile: String,
+    /// True when a new producer key was made in this run.
+    pub new_producer_key: bool,
+}
+
+impl fmt::Display for DeployOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.action {
+            StackAction::Created => "created",
+            StackAction::Updated => "updated",
+            StackAction::UpToDate => "up to date: nothing to change",
+        };
+        writeln!(f, "stack {}: {what}", self.stack)?;
+        let o = &self.outputs;
+        for (k, v) in [
+            ("StreamName", &o.stream_name),
+            ("StreamArn", &o.stream_arn),
+            ("TableName", &o.table_name),
+            ("FunctionName", &o.function_name),
+            ("Region", &o.region),
+            ("ProducerUserName", &o.producer_user),
+        ] {
+            writeln!(f, "  {k:<17} {v}")?;
+        }
+        write!(
+            f,
+            "producer credentials: profile \"{}\" in {} ({})",
+            self.producer_profile,
+            credentials::credentials_path().map(|p| p.display().to_string()).unwrap_or_default(),
+            if self.new_producer_key { "new key" } else { "unchanged" }
+        )
+    }
+}
+
+/// `stream deploy`: package, upload when new, create or update the stack, hand out the producer key.
+pub async fn deploy(
+    args: &DeployArgs,
+    params: &DeployParams,
+    stack_name: &str,
+    clients: &Clients,
+) -> Result<DeployOutput, Error> {
+    let artifact = package::package(args.bootstrap.as_deref())?;
+    progress::status(format!(
+        "packaged {} ({}, {:.1} MB → {:.1} MB zipped, sha256 {})",
+        artifact.source.display(),
+        artifact.arch.as_str(),
+        artifact.binary_len as f64 / 1e6,
+        artifact.zip.len() as f64 / 1e6,
+        &artifact.sha256[..12]
+    ));
+
+    let existing = stack::describe(clients, stack_name).await?;
+    if let Some(s) = &existing {
+        let status = s.stack_status().map(|s| s.as_str()).unwrap_or_default();
+        if !stack::is_managed(s) {
+            return Err(Error::failed(
+                format!("stack \"{stack_name}\" exists and was not created by stream"),
+                "choose another --stack name; stream only updates stacks it created",
+            ));
+        }
+        if status.ends_with("_IN_PROGRESS") {
+            return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated now" });
+        }
+        if matches!(
+            status,
+            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED"
+        ) {
+            return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated" });
+        }
+    }
+
+    let bucket = ensure_artifact_bucket(clients).await?;
+    let key = artifact_key(stack_name, &artifact.sha256);
+    let uploaded = upload_if_missing(clients, &bucket, &key, &artifact).await?;
+
+    let mut parameters = vec![
+        parameter(param::CODE_BUCKET, Some(bucket.clone())),
+        parameter(param::CODE_KEY, Some(key.clone())),
+        parameter(param::ARCHITECTURE, Some(artifact.arch.as_str().to_string())),
+    ];
+    for (name, value) in [
+        (param::SHARD_COUNT, params.shards),
+        (param::BATCH_SIZE, params.batch_size),
+        (param::MAX_RETRIES, params.max_retries),
+        (param::MAX_RECORD_AGE, params.max_record_age),
+    ] {
+        // On update an absent flag keeps the stack's value; on create the template's default applies.
+        match (value, existing.is_some()) {
+            (Some(v), _) => parameters.push(parameter(name, Some(v.to_string()))),
+            (None, true) => parameters.push(parameter(name, None)),
+            (None, false) => {}
+        }
+    }
+
+    let max_wait = Duration::from_secs(args.wait);
+    let action = match &existing {
+        None => {
+            progress::status(format!("creating stack {stack_name}"));
+            let out = clients
+                .cfn
+                .create_stack()
+                .stack_name(stack_name)
+                .template_body(template::stack_yaml())
+                .set_parameters(Some(parameters))
+                .capabilities(Capability::CapabilityIam)
+                .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+                .send()
+                .await
+                .map_err(|e| Error::aws("CreateStack", stack_name, e))?;
+            let id = out.stack_id.unwrap_or_else(|| stack_name.to_string());
+            follow(clients, stack_name, &id, HashSet::new(), Op::Create, max_wait).await?;
+            StackAction::Created
+        }
+        Some(s) => {
+            let id = s.stack_id().unwrap_or(stack_name).to_string();
+            let seen = recent_event_ids(clients, &id).await?;
+            let result = clients
+                .cfn
+                .update_stack()
+                .stack_name(stack_name)
+                .template_body(template::stack_yaml())
+                .set_parameters(Some(parameters))
+                .capabilities(Capability::CapabilityIam)
+                .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    progress::status(format!("updating stack {stack_name}"));
+                    follow(clients, stack_name, &id, seen, Op::Update, max_wait).await?;
+                    StackAction::Updated
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| is_no_update(s.code(), s.message())) => {
+                    StackAction::UpToDate
+                }
+                Err(e) => return Err(Error::aws("UpdateStack", stack_name, e)),
+            }
+        }
+    };
+
+    let outputs = stack::load(clients, stack_name).await?;
+    let (producer_profile, new_producer_key) = ensure_producer_key(clients, stack_name, &outputs.producer_user).await?;
+    Ok(DeployOutput {
+        stack: stack_name.to_string(),
+        action,
+        artifact: format!("s3://{bucket}/{key}"),
+        uploaded,
+        zip_bytes: artifact.zip.len(),
+        outputs,
+        producer_profile,
+        new_producer_key,
+    })
+}
+
+fn parameter(name: &str, value: Option<String>) -> Parameter {
+    let b = Parameter::builder().parameter_key(name);
+    match value {
+        Some(v) => b.parameter_value(v).build(),
+        None => b.use_previous_value(true).build(),
+    }
+}
+
+/// CloudFormation answers an update with nothing to change with an unmodelled `ValidationError`.
+pub fn is_no_update(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("ValidationError") && message.is_some_and(|m| m.contains("No updates are to be performed"))
+}
+
+/// The artifact bucket `stream` manages: one per account and region, like SAM's managed bucket.
+pub fn artifact_bucket_name(account: &str, region: &str) -> String {
+    format!("stream-artifacts-{account}-{region}")
+}
+
+/// Key of a function zip: the stack as prefix (so destroy removes only its own), the zip's SHA-256 as name.
+pub fn artifact_key(stack: &str, sha256: &str) -> String {
+    format!("{stack}/{sha256}.zip")
+}
+
+async fn account_id(clients: &Clients) -> Result<String, Error> {
+    let me = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetCallerIdentity", "this account", e))?;
+    me.account.ok_or_else(|| Error::failed("GetCallerIdentity returned no account", "check the credentials in use"))
+}
+
+/// Creates the artifact bucket when missing: private, public access blocked.
+async fn ensure_artifact_bucket(clients: &Clients) -> Result<String, Error> {
+    let bucket = artifact_bucket_name(&account_id(clients).await?, &clients.region);
+    match clients.s3.head_bucket().bucket(&bucket).send().await {
+        Ok(_) => return Ok(bucket),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(Error::aws("HeadBucket", &bucket, e)),
+    }
+    progress::status(format!("creating artifact bucket {bucket}"));
+    let mut create = clients.s3.create_bucket().bucket(&bucket);
+    // us-east-1 is the one region that takes no LocationConstraint.
+    if clients.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(clients.region.as_str()))
+                .build(),
+        );
+    }
+    create.send().await.map_err(|e| Error::aws("CreateBucket", &bucket, e))?;
+    clients
+        .s3
+        .put_public_access_block()
+        .bucket(&bucket)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutPublicAccessBlock", &bucket, e))?;
+    Ok(bucket)
+}
+
+/// Uploads the zip unless an object with its hash is already there. Returns whether it uploaded.
+async fn upload_if_missing(clients: &Clients, bucket: &str, key: &str, artifact: &Artifact) -> Result<bool, Error> {
+    let location = format!("s3://{bucket}/{key}");
+    match clients.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => {
+            progress::status(format!("artifact {location} already uploaded"));
+            return Ok(false);
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(Error::aws("HeadObject", location, e)),
+    }
+    progress::status(format!("uploading {location}"));
+    clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(artifact.zip.clone()))
+        .content_type("application/zip")
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutObject", &location, e))?;
+    Ok(true)
+}
+
+/// Which stack operation is being followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn success(self) -> &'static str {
+        match self {
+            Op::Create => "CREATE_COMPLETE",
+            Op::Update => "UPDATE_COMPLETE",
+            Op::Delete => "DELETE_COMPLETE",
+        }
+    }
+}
+
+/// A stack status after which nothing more happens.
+fn is_terminal(status: &str) -> bool {
+    status.ends_with("_COMPLETE")
+        || matches!(status, "ROLLBACK_FAILED" | "UPDATE_ROLLBACK_FAILED" | "DELETE_FAILED" | "CREATE_FAILED")
+}
+
+/// Ids of the events the stack already has, so that only this operation's events are shown.
+async fn recent_event_ids(clients: &Clients, stack_id: &str) -> Result<HashSet<String>, Error> {
+    let out = clients
+        .cfn
+        .describe_stack_events()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DescribeStackEvents", stack_id, e))?;
+    Ok(out.stack_events().iter().filter_map(|e| e.event_id().map(str::to_string)).collect())
+}
+
+/// Shows the operation's events as they happen and waits for its end: the stack's own terminal
+/// event ends the wait at once; the generated waiter bounds it (and is the fallback).
+/// On failure names the first failed resource and its reason.
+async fn follow(
+    clients: &Clients,
+    stack_name: &str,
+    stack_id: &str,
+    mut seen: HashSet<String>,
+    op: Op,
+    max_wait: Duration,
+) -> Result<(), Error> {
+    let mut failures: Vec<StackEvent> = Vec::new();
+    let events = watch_events(clients, stack_name, stack_id, &mut seen, &mut failures);
+    let waiter = async {
+        let cfn = &clients.cfn;
+        match op {
+            Op::Create => cfn
+                .wait_until_stack_create_complete()
+                .stack_name(stack_id)
+                .wait(max_wait)
+                .await
+                .map(|_| ())
+                .map_err(waiter_error),
+            Op::Update => cfn
+                .wait_until_stack_update_complete()
+                .stack_name(stack_id)
+                .wait(max_wait)
+                .await
+                .map(|_| ())
+                .map_err(waiter_error),
+            Op::Delete => cfn
+                .wait_until_stack_delete_complete()
+                .stack_name(stack_id)
+                .wait(max_wait)
+                .await
+                .map(|_| ())
+                .map_err(waiter_error),
+        }
+    };
+    let outcome = tokio::select! {
+        status = events => status,
+        waited = waiter => waited.map(|()| None),
+    };
+    if let Err(WaitFailure::Timeout) = outcome {
+        return Err(Error::failed(
+            format!("stack \"{stack_name}\" did not finish within {} s", max_wait.as_secs()),
+            "see the stack's events in the CloudFormation console, or deploy with a longer --wait",
+        ));
+    }
+    // Show what arrived since the last poll, then read the final status.
+    let _ = poll_events(clients, stack_name, stack_id, &mut seen, &mut failures).await;
+    let status = match stack::describe(clients, stack_id).await? {
+        Some(s) => s.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        None if op == Op::Delete => "DELETE_COMPLETE".to_string(),
+        None => "DOES_NOT_EXIST".to_string(),
+    };
+    if status == op.success() {
+        return Ok(());
+    }
+    let first = failures.iter().find(|e| e.logical_resource_id() != Some(stack_name));
+    let what = match first {
+        Some(e) => format!(
+            "stack \"{stack_name}\" ended in {status}: {} ({}) failed: {}",
+            e.logical_resource_id().unwrap_or("?"),
+            e.resource_type().unwrap_or("?"),
+            e.resource_status_reason().unwrap_or("no reason given")
+        ),
+        None => format!("stack \"{stack_name}\" ended in {status}"),
+    };
+    let hint = if status == "ROLLBACK_COMPLETE" {
+        format!("fix the cause, run `stream destroy --stack {stack_name}`, then deploy again")
+    } else {
+        "fix the cause above and run the command again".to_string()
+    };
+    Err(Error::StackFailed { what, hint })
+}
+
+enum WaitFailure {
+    Timeout,
+    Other,
+}
+
+fn waiter_error<O, E>(e: aws_smithy_runtime_api::client::waiters::error::WaiterError<O, E>) -> WaitFailure {
+    match e {
+        aws_smithy_runtime_api::client::waiters::error::WaiterError::ExceededMaxWait(_) => WaitFailure::Timeout,
+        _ => WaitFailure::Other,
+    }
+}
+
+/// Polls events until the stack itself reaches a terminal status; returns that status.
+async fn watch_events(
+    clients: &Clients,
+    stack_name: &str,
+    stack_id: &str,
+    seen: &mut HashSet<String>,
+    failures: &mut Vec<StackEvent>,
+) -> Result<Option<String>, WaitFailure> {
+    loop {
+        if let Some(status) = poll_events(clients, stack_name, stack_id, seen, failures).await? {
+            return Ok(Some(status));
+        }
+        tokio::time::sleep(EVENT_POLL).await;
+    }
+}
+
+/// Prints events not seen before, oldest first; returns the stack's terminal status if one arrived.
+async fn poll_events(
+    clients: &Clients,
+    stack_name: &str,
+    stack_id: &str,
+    seen: &mut HashSet<String>,
+    failures: &mut Vec<StackEvent>,
+) -> Result<Option<String>, WaitFailure> {
+    let out = match clients.cfn.describe_stack_events().stack_name(stack_id).send().await {
+        Ok(out) => out,
+        // A deleted stack's events may be gone already: the waiter decides then.
+        Err(_) => return Ok(None),
+    };
+    // Newest first: take events up to the first one already shown.
+    let mut fresh: Vec<StackEvent> = out
+        .stack_events
+        .unwrap_or_default()
+        .into_iter()
+        .take_while(|e| e.event_id().is_none_or(|id| !seen.contains(id)))
+        .collect();
+    fresh.reverse();
+    let mut terminal = None;
+    for e in fresh {
+        if let Some(id) = e.event_id() {
+            seen.insert(id.to_string());
+        }
+        let status = e.resource_status().map(|s| s.as_str()).unwrap_or_default().to_string();
+        let time = e
+            .timestamp()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        progress::status(progress::stack_event_line(
+            &time,
+            &status,
+            e.resource_type().unwrap_or_default(),
+            e.logical_resource_id().unwrap_or_default(),
+            e.resource_status_reason().unwrap_or_default(),
+        ));
+        let is_stack =
+            e.resource_type() == Some("AWS::CloudFormation::Stack") && e.logical_resource_id() == Some(stack_name);
+        if status.ends_with("_FAILED") && e.resource_status_reason().is_some() {
+            failures.push(e.clone());
+        }
+        if is_stack && is_terminal(&status) {
+            terminal = Some(status);
+        }
+    }
+    Ok(terminal)
+}
+
+/// Makes sure the producer profile holds a live key of the producer user; returns the profile and
+/// whether a new key was made. IAM allows two keys per user: stale ones are deleted first.
+async fn ensure_producer_key(clients: &Clients, stack_name: &str, user: &str) -> Result<(String, bool), Error> {
+    let path = credentials::credentials_path()?;
+    let profile = stack_name.to_string();
+    let current = credentials::profile_key_id(&path, &profile)?;
+    let keys = list_keys(clients, user).await?;
+    if current.as_ref().is_some_and(|c| keys.contains(c)) {
+        return Ok((profile, false));
+    }
+    for stale in &keys {
+        delete_key(clients, user, stale).await?;
+    }
+    let created = clients
+        .iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| Error::aws("CreateAccessKey", user, e))?;
+    let key = created
+        .access_key
+        .map(|k| AccessKey { id: k.access_key_id, secret: k.secret_access_key })
+        .ok_or_else(|| Error::failed(format!("CreateAccessKey for {user} returned no key"), "deploy again"))?;
+    credentials::write_profile(&path, &profile, &key)?;
+    Ok((profile, true))
+}
+
+async fn list_keys(clients: &Clients, user: &str) -> Result<Vec<String>, Error> {
+    let out = clients
+        .iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ListAccessKeys", user, e))?;
+    Ok(out.access_key_metadata.into_iter().filter_map(|k| k.access_key_id).collect())
+}
+
+async fn delete_key(clients: &Clients, user: &str, key_id: &str) -> Result<(), Error> {
+    clients
+        .iam
+        .delete_access_key()
+        .user_name(user)
+        .access_key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DeleteAccessKey", format!("{user}/{key_id}"), e))?;
+    Ok(())
+}
+
+/// The result of `stream destroy`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyOutput {
+    /// Stack name.
+    pub stack: String,
+    /// False when there was no stack to delete.
+    pub deleted_stack: bool,
+    /// Producer access keys deleted.
+    pub deleted_keys: usize,
+    /// Artifacts deleted.
+    pub deleted_artifacts: usize,
+    /// True when the artifact bucket was empty afterwards and was deleted.
+    pub deleted_bucket: bool,
+}
+
+impl fmt::Display for DestroyOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.deleted_stack {
+            write!(f, "stack {} deleted", self.stack)?;
+        } else {
+            write!(f, "stack {} does not exist; nothing to delete", self.stack)?;
+        }
+        write!(f, " ({} producer key(s), {} artifact(s) removed", self.deleted_keys, self.deleted_artifacts)?;
+        if self.deleted_bucket {
+            write!(f, ", empty artifact bucket removed")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// `stream destroy`: producer keys first (so the user can be deleted), then the stack, then the
+/// stack's artifacts (the bucket too once nothing else is in it). Safe to run twice.
+pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) -> Result<DestroyOutput, Error> {
+    let existing = stack::describe(clients, stack_name).await?;
+    if let Some(s) = &existing
+        && !stack::is_managed(s)
+    {
+        return Err(Error::failed(
+            format!("stack \"{stack_name}\" was not created by stream"),
+            "stream only deletes stacks it created; delete this one with the tool that made it",
+        ));
+    }
+    if existing.is_some() && !args.yes {
+        if !progress::stdin_is_tty() {
+            return Err(Error::usage(
+                format!("refusing to delete stack \"{stack_name}\" without confirmation"),
+                "pass --yes to delete without asking",
+            ));
+        }
+        if !progress::confirm(&format!("Delete stack {stack_name}, its stream, table and function?")) {
+            return Err(Error::failed("destroy cancelled", "nothing was deleted"));
+        }
+    }
+
+    let mut out = DestroyOutput {
+        stack: stack_name.to_string(),
+        deleted_stack: false,
+        deleted_keys: 0,
+        deleted_artifacts: 0,
+        deleted_bucket: false,
+    };
+    if let Some(s) = &existing {
+        if let Ok(outputs) = Outputs::from_stack(s) {
+            for key in list_keys(clients, &outputs.producer_user).await? {
+                delete_key(clients, &outputs.producer_user, &key).await?;
+                out.deleted_keys += 1;
+            }
+        }
+        let id = s.stack_id().unwrap_or(stack_name).to_string();
+        let seen = recent_event_ids(clients, &id).await?;
+        progress::status(format!("deleting stack {stack_name}"));
+        clients
+            .cfn
+            .delete_stack()
+            .stack_name(&id)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DeleteStack", stack_name, e))?;
+        follow(clients, stack_name, &id, seen, Op::Delete, Duration::from_secs(args.wait)).await?;
+        out.deleted_stack = true;
+    }
+    credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
+
+    let bucket = artifact_bucket_name(&account_id(clients).await?, &clients.region);
+    let (deleted, bucket_gone) = delete_artifacts(clients, &bucket, &format!("{stack_name}/")).await?;
+    out.deleted_artifacts = deleted;
+    out.deleted_bucket = bucket_gone;
+    Ok(out)
+}
+
+/// Deletes every object under `prefix`; deletes the bucket when nothing else is left in it.
+async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Result<(usize, bool), Error> {
+    let mut keys = Vec::new();
+    let mut pages = clients.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => keys.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.code() == Some("NoSuchBucket")) => {
+                return Ok((0, false));
+            }
+            Err(e) => return Err(Error::aws("ListObjectsV2", bucket, e)),
+        }
+    }
+    // DeleteObjects takes at most 1,000 keys per call.
+    for chunk in keys.chunks(1000) {
+        let objects: Vec<ObjectIdentifier> =
+            chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::failed(format!("building DeleteObjects: {e}"), "report this as a bug"))?;
+        clients
+            .s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DeleteObjects", bucket, e))?;
+    }
+    let rest = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ListObjectsV2", bucket, e))?;
+    let empty = rest.key_count.unwrap_or(0) == 0;
+    if empty {
+        clients.s3.delete_bucket().bucket(bucket).send().await.map_err(|e| Error::aws("DeleteBucket", bucket, e))?;
+    }
+    Ok((keys.len(), empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked_against_aws_ranges() {
+        let args = |shards, batch, retries, age| DeployArgs {
+            bootstrap: None,
+            shards,
+            batch_size: batch,
+            max_retries: retries,
+            max_record_age: age,
+            wait: 60,
+        };
+        assert!(args(Some(1), Some(10_000), Some(0), Some(60)).validate().is_ok());
+        assert_eq!(args(None, None, None, None).validate().expect("defaults"), DeployParams::default());
+        for bad in [
+            args(Some(0), None, None, None),
+            args(Some(501), None, None, None),
+            args(None, Some(0), None, None),
+            args(None, Some(10_001), None, None),
+            args(None, None, Some(10_001), None),
+            args(None, None, None, Some(59)),
+        ] {
+            let err = bad.validate().expect_err("out of range");
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.hint().contains("from"));
+        }
+    }
+
+    #[test]
+    fn empty_update_is_recognised() {
+        assert!(is_no_update(Some("ValidationError"), Some("No updates are to be performed.")));
+        assert!(!is_no_update(Some("ValidationError"), Some("Template format error")));
+        assert!(!is_no_update(Some("Throttling"), Some("No updates are to be performed.")));
+    }
+
+    #[test]
+    fn artifacts_are_keyed_by_stack_and_hash() {
+        assert_eq!(artifact_bucket_name("123456789012", "eu-west-1"), "stream-artifacts-123456789012-eu-west-1");
+        assert_eq!(artifact_key("s1", "ab12"), "s1/ab12.zip");
+    }
+
+    #[test]
+    fn terminal_statuses() {
+        for t in [
+            "CREATE_COMPLETE",
+            "UPDATE_COMPLETE",
+            "ROLLBACK_COMPLETE",
+            "DELETE_COMPLETE",
+            "UPDATE_ROLLBACK_COMPLETE",
+            "DELETE_FAILED",
+        ] {
+            assert!(is_terminal(t), "{t}");
+        }
+        for t in ["CREATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_FAILED"] {
+            assert!(!is_terminal(t), "{t}");
+        }
+    }
+}

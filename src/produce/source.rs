@@ -1,0 +1,270 @@
+//! Where tweets come from. `Synthetic` makes realistic v1.1 tweets: any script, emoji, long tweets
+//! with `extended_tweet`, hashtags with code point indices; deterministic for a given seed.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::tweet::{Entities, ExtendedTweet, Hashtag, Tweet, User, twitter_time};
+
+/// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.
+const SHORT_TEXT_CHARS: usize = 140;
+/// Tweets hold at most 280 characters.
+const MAX_TEXT_CHARS: usize = 280;
+/// Twitter's snowflake epoch (2010-11-04T01:42:54.657Z) in milliseconds.
+const SNOWFLAKE_EPOCH_MS: i64 = 1_288_834_974_657;
+
+const FIRST_NAMES: &[&str] = &[
+    "Ana",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Ингрид",
+    "Дмитрий",
+    "Αλέξης",
+    "محمد",
+    "فاطمة",
+    "יעל",
+    "अनन्या",
+    "राहुल",
+    "太郎",
+    "さくら",
+    "小明",
+    "美玲",
+    "민준",
+    "서연",
+    "Nguyễn",
+    "Søren",
+    "Chloé",
+    "Ayşe",
+    "Kwame",
+    "Ngozi",
+    "Björk",
+    "Siobhán",
+    "Mateus",
+    "Olu",
+    "Priya",
+    "Tomás",
+];
+const LAST_NAMES: &[&str] = &[
+    "García",
+    "Müller",
+    "Kowalski",
+    "Иванова",
+    "Παπαδόπουλος",
+    "الحسن",
+    "כהן",
+    "शर्मा",
+    "山田",
+    "佐藤",
+    "王",
+    "김",
+    "Trần",
+    "Jørgensen",
+    "Dubois",
+    "Yılmaz",
+    "Mensah",
+    "Okafor",
+    "Guðmundsdóttir",
+    "O'Brien",
+    "Silva",
+    "Smith",
+    "🦀",
+    "✨",
+    "",
+];
+const WORDS: &[&str] = &[
+    "stream",
+    "data",
+    "real-time",
+    "latency",
+    "shard",
+    "the",
+    "a",
+    "is",
+    "fast",
+    "today",
+    "coffee",
+    "weekend",
+    "launch",
+    "deploy",
+    "rust",
+    "lambda",
+    "серверный",
+    "поток",
+    "данные",
+    "ストリーム",
+    "処理",
+    "リアルタイム",
+    "数据",
+    "实时",
+    "处理",
+    "데이터",
+    "스트림",
+    "datos",
+    "flujo",
+    "Straße",
+    "über",
+    "naïve",
+    "café",
+    "déjà vu",
+    "حقيقي",
+    "الوقت",
+    "בזמן",
+    "אמת",
+    "समय",
+    "वास्तविक",
+    "ζωντανά",
+    "δεδομένα",
+    "hôm nay",
+    "güzel",
+    "🚀",
+    "🔥",
+    "😂",
+    "❤️",
+    "👍🏽",
+    "🎉",
+    "🌏",
+    "🤖",
+    "👨‍👩‍👧",
+    "🇯🇵",
+    "🦀",
+    "☕",
+    "✅",
+    "📈",
+];
+const HASHTAGS: &[&str] =
+    &["AWS", "serverless", "Kinesis", "DynamoDB", "rustlang", "データ", "실시간", "données", "éxito", "流处理"];
+const LANGS: &[&str] = &["en", "es", "de", "fr", "ja", "zh", "ko", "ru", "ar", "he", "hi", "el", "vi", "tr", "und"];
+
+/// An endless, seeded supply of synthetic tweets.
+pub struct Synthetic {
+    rng: SmallRng,
+    users: Vec<User>,
+    clock: DateTime<Utc>,
+    sequence: u64,
+}
+
+impl Synthetic {
+    /// Tweets from `seed`; with a seed the clock starts at a fixed instant, so the output is the
+    /// same on every run. Without one, the clock starts now and the seed is random.
+    pub fn new(seed: Option<u64>) -> Self {
+        let (seed, clock) = match seed {
+            Some(s) => (s, Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().unwrap_or_else(Utc::now)),
+            None => (rand::rng().random(), Utc::now()),
+        };
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let users = (0..500).map(|i| make_user(&mut rng, i)).collect();
+        Synthetic { rng, users, clock, sequence: 0 }
+    }
+
+    /// The next tweet.
+    pub fn next_tweet(&mut self) -> Tweet {
+        self.clock += Duration::milliseconds(self.rng.random_range(1..40));
+        self.sequence += 1;
+        let user = self.users[self.rng.random_range(0..self.users.len())].clone();
+        // Snowflake: milliseconds since Twitter's epoch, then a 22-bit sequence: unique per tweet.
+        let id = ((self.clock.timestamp_millis() - SNOWFLAKE_EPOCH_MS) as u64) << 22 | (self.sequence & 0x3F_FFFF);
+
+        let long = self.rng.random_bool(0.15);
+        let target = if long {
+            self.rng.random_range(SHORT_TEXT_CHARS + 1..=MAX_TEXT_CHARS - 30)
+        } else {
+            self.rng.random_range(10..=120)
+        };
+        let mut full = String::new();
+        let mut chars = 0;
+        while chars < target {
+            let w = WORDS[self.rng.random_range(0..WORDS.len())];
+            if !full.is_empty() {
+                full.push(' ');
+                chars += 1;
+            }
+            full.push_str(w);
+            chars += w.chars().count();
+        }
+        let mut hashtags = Vec::new();
+        for _ in 0..self.rng.random_range(0..=2) {
+            let tag = HASHTAGS[self.rng.random_range(0..HASHTAGS.len())];
+            full.push_str(" #");
+            let start = full.chars().count() - 1;
+            full.push_str(tag);
+            hashtags.push(Hashtag { text: tag.to_string(), indices: [start, start + 1 + tag.chars().count()] });
+        }
+        let full: String = full.chars().take(MAX_TEXT_CHARS).collect();
+        hashtags.retain(|h| h.indices[1] <= MAX_TEXT_CHARS);
+
+        let (text, truncated, extended_tweet) = if full.chars().count() > SHORT_TEXT_CHARS {
+            let mut short: String = full.chars().take(SHORT_TEXT_CHARS - 1).collect();
+            short.push('…');
+            (short, true, Some(ExtendedTweet { full_text: full }))
+        } else {
+            (full, false, None)
+        };
+        Tweet {
+            id_str: id.to_string(),
+            created_at: twitter_time(self.clock),
+            text,
+            truncated,
+            extended_tweet,
+            user,
+            lang: Some(LANGS[self.rng.random_range(0..LANGS.len())].to_string()),
+            entities: Entities { hashtags },
+        }
+    }
+}
+
+impl Iterator for Synthetic {
+    type Item = Tweet;
+    fn next(&mut self) -> Option<Tweet> {
+        Some(self.next_tweet())
+    }
+}
+
+fn make_user(rng: &mut SmallRng, i: usize) -> User {
+    let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
+    let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
+    let name = if last.is_empty() { first.to_string() } else { format!("{first} {last}") };
+    // Handles are ASCII letters, digits and underscores, at most 15 characters.
+    let letters: String = (0..rng.random_range(3..9)).map(|_| (b'a' + rng.random_range(0..26)) as char).collect();
+    let screen_name = format!("{letters}_{i}");
+    User { name, screen_name, id_str: rng.random_range(10_000_000u64..2_000_000_000_000_000_000).to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tweet::item_from_payload;
+    use std::collections::HashSet;
+
+    #[test]
+    fn same_seed_same_tweets() {
+        let a: Vec<Tweet> = Synthetic::new(Some(7)).take(50).collect();
+        let b: Vec<Tweet> = Synthetic::new(Some(7)).take(50).collect();
+        let c: Vec<Tweet> = Synthetic::new(Some(8)).take(50).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn tweets_are_valid_unique_and_varied() {
+        let tweets: Vec<Tweet> = Synthetic::new(Some(1)).take(2000).collect();
+        let ids: HashSet<&str> = tweets.iter().map(|t| t.id_str.as_str()).collect();
+        assert_eq!(ids.len(), tweets.len(), "ids are unique");
+        assert!(tweets.iter().any(|t| t.truncated && t.extended_tweet.is_some()));
+        assert!(tweets.iter().any(|t| t.text.chars().any(|c| c as u32 >= 0x1F300)), "emoji");
+        assert!(tweets.iter().any(|t| t.text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c))), "CJK");
+        for t in &tweets {
+            let full = t.extended_tweet.as_ref().map_or(&t.text, |e| &e.full_text);
+            assert!(full.chars().count() <= MAX_TEXT_CHARS);
+            assert!(t.text.chars().count() <= SHORT_TEXT_CHARS);
+            assert!(t.user.screen_name.len() <= 15 && t.user.screen_name.is_ascii());
+            for h in &t.entities.hashtags {
+                let tagged: String = full.chars().skip(h.indices[0]).take(h.indices[1] - h.indices[0]).collect();
+                assert_eq!(tagged, format!("#{}", h.text));
+            }
+            let item = item_from_payload(&t.to_bytes()).expect("handler accepts every synthetic tweet");
+            assert_eq!(&item.message, full);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `stream scan-table`: a paginated Scan of the stack's table printed as aligned columns, JSON,
+//! JSON lines or CSV. The table name comes from the stack's outputs.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use unicode_width::UnicodeWidthStr;
+
+use crate::aws::Clients;
+use crate::cli::{OutputFormat, ScanArgs};
+use crate::error::Error;
+use crate::stack;
+use crate::tweet::attr;
+
+/// Messages longer than this are shortened in the table format only.
+const TABLE_MESSAGE_WIDTH: usize = 60;
+
+/// One item as JSON.
+pub fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort_by_key(|k| (column_rank(k), k.as_str()));
+    let map = keys.into_iter().map(|k| (k.clone(), value_json(&item[k]))).collect();
+    serde_json::Value::Object(map)
+}
+
+/// Known columns first, in the table's order; others after, by name.
+fn column_rank(name: &str) -> usize {
+    [attr::USERNAME, attr::ID, attr::TIMESTAMP, attr::MESSAGE].iter().position(|c| *c == name).unwrap_or(4)
+}
+
+fn value_json(v: &AttributeValue) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => {
+            n.parse::<serde_json::Number>().map(Value::Number).unwrap_or_else(|_| Value::String(n.clone()))
+        }
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(l) => Value::Array(l.iter().map(value_json).collect()),
+        AttributeValue::M(m) => item_json(m),
+        AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => Value::Array(ns.iter().cloned().map(Value::String).collect()),
+        AttributeValue::B(b) => Value::String(base64_encode(b.as_ref())),
+        AttributeValue::Bs(bs) => Value::Array(bs.iter().map(|b| Value::String(base64_encode(b.as_ref()))).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A cell as plain text (strings without quotes).
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Shortens `s` to `width` display columns, ending in an ellipsis when cut; newlines become spaces.
+fn shorten(s: &str, width: usize) -> String {
+    let flat: String = s.chars().map(|c| if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c }).collect();
+    if flat.width() <= width {
+        return flat;
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in flat.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Writes `items` in `format`. Table and CSV columns are the union of the items' attributes.
+pub fn write_items(w: &mut impl Write, items: &[serde_json::Value], format: OutputFormat) -> std::io::Result<()> {
+    let mut columns: Vec<String> = Vec::new();
+    if matches!(format, OutputFormat::Table | OutputFormat::Csv) {
+        for item in items {
+            if let Some(obj) = item.as_object() {
+                for k in obj.keys() {
+                    if !columns.contains(k) {
+                        columns.push(k.clone());
+                    }
+                }
+            }
+        }
+        columns.sort_by_key(|k| (column_rank(k), k.clone()));
+        if columns.is_empty() {
+            columns = [attr::USERNAME, attr::ID, attr::TIMESTAMP, attr::MESSAGE].map(String::from).to_vec();
+        }
+    }
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *w, items)?;
+            writeln!(w)
+        }
+        OutputFormat::Jsonl => {
+            for item in items {
+                serde_json::to_writer(&mut *w, item)?;
+                writeln!(w)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Csv => {
+            writeln!(w, "{}", columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))?;
+            for item in items {
+                let row: Vec<String> = columns.iter().map(|c| csv_field(&cell(&item[c.as_str()]))).collect();
+                writeln!(w, "{}", row.join(","))?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|item| columns.iter().map(|c| shorten(&cell(&item[c.as_str()]), TABLE_MESSAGE_WIDTH)).collect())
+                .collect();
+            let widths: Vec<usize> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| rows.iter().map(|r| r[i].width()).chain([c.width()]).max().unwrap_or(0))
+                .collect();
+            let line = |w: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
+                let mut text = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    if i + 1 < cells.len() {
+                        text.push_str(c);
+                        text.push_str(&" ".repeat(widths[i] - c.width() + 2));
+                    } else {
+                        text.push_str(c);
+                    }
+                }
+                writeln!(w, "{}", text.trim_end())
+            };
+            line(w, &columns)?;
+            for row in &rows {
+                line(w, row)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl ScanArgs {
+    /// Checks the flags' meaning before any call.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.limit == Some(0) {
+            return Err(Error::usage(
+                "--limit 0 would print nothing",
+                "give --limit a number above 0, or leave it out",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `stream scan-table`: prints the table's items (or their number) to `out`.
+pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
+    args.validate()?;
+    let table = stack::load(clients, stack_name).await?.table_name;
+    let stdout = |e: std::io::Error| Error::io("stdout", e);
+    if args.count {
+        let mut total: i64 = 0;
+        let mut pages = clients.dynamodb.scan().table_name(&table).select(Select::Count).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            total += i64::from(page.map_err(|e| Error::aws("Scan", &table, e))?.count);
+        }
+        writeln!(out, "{total}").map_err(stdout)?;
+        return Ok(());
+    }
+    let mut items = Vec::new();
+    let mut stream = clients.dynamodb.scan().table_name(&table).into_paginator().items().send();
+    while let Some(item) = stream.next().await {
+        items.push(item_json(&item.map_err(|e| Error::aws("Scan", &table, e))?));
+        if args.limit.is_some_and(|l| items.len() as u64 >= l) {
+            break;
+        }
+    }
+    write_items(out, &items, args.output).map_err(stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn items() -> Vec<serde_json::Value> {
+        vec![
+            json!({"Username": "山田太郎", "Id": "1", "Timestamp": "2018-10-10T20:19:24.000Z", "Message": "こんにちは, \"world\""}),
+            json!({"Username": "ana", "Id": "22", "Timestamp": "2018-10-10T20:19:25.000Z", "Message": "x".repeat(100)}),
+        ]
+    }
+
+    fn render(format: OutputFormat) -> String {
+        let mut buf = Vec::new();
+        write_items(&mut buf, &items(), format).expect("write");
+        String::from_utf8(buf).expect("utf8")
+    }
+
+    #[test]
+    fn table_aligns_wide_characters_and_shortens_only_messages_there() {
+        let text = render(OutputFormat::Table);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("Username  Id  Timestamp"));
+        // Column starts line up in display width even with CJK names.
+        let col = |l: &str| l[..l.find("2018").expect("timestamp")].width();
+        assert_eq!(col(lines[1]), col(lines[2]));
+        assert!(lines[2].ends_with('…'));
+        assert!(lines[2].width() < 130);
+        assert!(render(OutputFormat::Jsonl).contains(&"x".repeat(100)));
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let text = render(OutputFormat::Csv);
+        assert!(text.starts_with("Username,Id,Timestamp,Message\n"));
+        assert!(text.contains("\"こんにちは, \"\"world\"\"\""));
+    }
+
+    #[test]
+    fn json_formats_round_trip() {
+        let arr: Vec<serde_json::Value> = serde_json::from_str(&render(OutputFormat::Json)).expect("json");
+        assert_eq!(arr, items());
+        let lines: Vec<serde_json::Value> =
+            render(OutputFormat::Jsonl).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+        assert_eq!(lines, items());
+    }
+
+    #[test]
+    fn attribute_values_become_json() {
+        let item = HashMap::from([
+            ("Id".to_string(), AttributeValue::S("1".into())),
+            ("N".to_string(), AttributeValue::N("3.5".into())),
+            ("L".to_string(), AttributeValue::L(vec![AttributeValue::Bool(true)])),
+        ]);
+        assert_eq!(item_json(&item), json!({"Id": "1", "L": [true], "N": 3.5}));
+    }
+}

@@ -1,0 +1,102 @@
+//! The CloudFormation template, embedded from template/ at build time, and the names of its
+//! parameters and outputs. Only names live here; reading a deployed stack is `stack`'s job.
+
+use include_dir::{Dir, include_dir};
+
+static TEMPLATE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/template");
+
+/// File name of the stack template inside template/.
+pub const STACK_FILE: &str = "stack.yaml";
+
+/// The stack template as YAML.
+pub fn stack_yaml() -> &'static str {
+    TEMPLATE_DIR
+        .get_file(STACK_FILE)
+        .and_then(|f| f.contents_utf8())
+        // include_dir! embeds template/ at compile time; the unit test below proves the file is there.
+        .expect("template/stack.yaml is embedded at build time")
+}
+
+/// Template parameter names.
+pub mod param {
+    /// Artifact bucket holding the function zip.
+    pub const CODE_BUCKET: &str = "CodeBucket";
+    /// Key of the function zip.
+    pub const CODE_KEY: &str = "CodeKey";
+    /// `x86_64` or `arm64`.
+    pub const ARCHITECTURE: &str = "Architecture";
+    /// Shards in the stream.
+    pub const SHARD_COUNT: &str = "ShardCount";
+    /// Records per invocation.
+    pub const BATCH_SIZE: &str = "BatchSize";
+    /// Retries of a failing batch.
+    pub const MAX_RETRIES: &str = "MaximumRetryAttempts";
+    /// Maximum record age in seconds.
+    pub const MAX_RECORD_AGE: &str = "MaximumRecordAgeInSeconds";
+
+    /// Every parameter the template declares.
+    pub const ALL: [&str; 7] =
+        [CODE_BUCKET, CODE_KEY, ARCHITECTURE, SHARD_COUNT, BATCH_SIZE, MAX_RETRIES, MAX_RECORD_AGE];
+}
+
+/// Template output names.
+pub mod output {
+    /// Kinesis stream name.
+    pub const STREAM_NAME: &str = "StreamName";
+    /// Kinesis stream ARN.
+    pub const STREAM_ARN: &str = "StreamArn";
+    /// DynamoDB table name.
+    pub const TABLE_NAME: &str = "TableName";
+    /// Lambda function name.
+    pub const FUNCTION_NAME: &str = "FunctionName";
+    /// Region of the stack.
+    pub const REGION: &str = "Region";
+    /// IAM user for external producers.
+    pub const PRODUCER_USER: &str = "ProducerUserName";
+
+    /// Every output the CLI reads.
+    pub const ALL: [&str; 6] = [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER];
+}
+
+/// Tag put on every stack `stream` creates, so other commands can tell its stacks from others.
+pub const MANAGED_TAG: (&str, &str) = ("managed-by", "stream");
+
+/// Environment variable that carries the table name to the function.
+pub const TABLE_ENV: &str = "TABLE_NAME";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text between the top-level key `from:` and the top-level key `to:`.
+    fn between<'a>(yaml: &'a str, from: &str, to: &str) -> &'a str {
+        let start = yaml.find(&format!("\n{from}:\n")).expect("section present");
+        let end = yaml.find(&format!("\n{to}:\n")).unwrap_or(yaml.len());
+        &yaml[start..end]
+    }
+
+    #[test]
+    fn template_declares_every_parameter_and_output_we_use() {
+        let yaml = stack_yaml();
+        let params = between(yaml, "Parameters", "Resources");
+        for p in param::ALL {
+            assert!(params.contains(&format!("\n  {p}:\n")), "parameter {p}");
+        }
+        let outputs = between(yaml, "Outputs", "End");
+        for o in output::ALL {
+            assert!(outputs.contains(&format!("  {o}:\n")), "output {o}");
+        }
+    }
+
+    #[test]
+    fn template_uses_no_wildcard_action_and_no_secret_output() {
+        let yaml = stack_yaml();
+        assert!(!yaml.contains("Action: \"*\"") && !yaml.contains("Action: '*'"));
+        assert!(!yaml.lines().any(|l| l.trim_start().starts_with("- ") && l.trim_end().ends_with(":*")));
+        assert!(!yaml.contains("SecretAccessKey"), "the producer's secret never sits in the stack");
+        assert!(!yaml.contains("AWS::IAM::AccessKey"));
+        assert!(yaml.contains("TABLE_NAME: !Ref EventDataTable"));
+        assert!(yaml.contains("Runtime: provided.al2023"));
+        assert!(yaml.contains("- ReportBatchItemFailures"));
+    }
+}
