@@ -1,0 +1,140 @@
+//! The command line as users meet it: help, template, and bad input answered with one line of
+//! what is wrong, one of what to do, the right exit code, and no AWS call where it can be avoided.
+//! Tests marked `#[ignore]` need moto (scripts/test).
+
+mod common;
+
+use common::{World, run_plain};
+
+/// An endpoint nothing listens on: a test that passes with it made no AWS call.
+const DEAD_ENDPOINT: &str = "http://127.0.0.1:9";
+
+fn offline(args: &[&str], code: i32) -> (String, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--endpoint-url", DEAD_ENDPOINT]);
+    run_plain(&all, &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")], code)
+}
+
+/// The two lines every error prints.
+fn assert_error_lines(stderr: &str, what: &str, hint: &str) {
+    let lines: Vec<&str> =
+        stderr.lines().filter(|l| l.starts_with("stream: error:") || l.starts_with("hint:")).collect();
+    assert_eq!(lines.len(), 2, "one error line and one hint line: {stderr}");
+    assert!(lines[0].contains(what), "error names {what:?}: {stderr}");
+    assert!(lines[1].contains(hint), "hint says {hint:?}: {stderr}");
+}
+
+#[test]
+fn help_lists_commands_and_exit_codes() {
+    let (out, _) = run_plain(&["--help"], &[], 0);
+    for cmd in ["deploy", "destroy", "produce", "local", "scan-table", "template"] {
+        assert!(out.contains(cmd), "{cmd} in help");
+    }
+    assert!(out.contains("Exit codes: 0 success"));
+}
+
+#[test]
+fn template_prints_the_embedded_stack() {
+    let (out, _) = run_plain(&["template"], &[], 0);
+    let file = std::fs::read_to_string(common::repo().join("template/stack.yaml")).expect("template file");
+    assert_eq!(out.trim_end(), file.trim_end());
+}
+
+#[test]
+fn invalid_stack_name_is_refused_before_any_call() {
+    let (_, err) = offline(&["produce", "--stack", "9-bad_name"], 2);
+    assert_error_lines(&err, "invalid stack name \"9-bad_name\"", "letters, digits and hyphens");
+}
+
+#[test]
+fn out_of_range_parameter_is_refused_before_any_call() {
+    let (_, err) = offline(&["deploy", "--batch-size", "20000"], 2);
+    assert_error_lines(&err, "--batch-size 20000 is out of range", "from 1 to 10000");
+    let (_, err) = offline(&["deploy", "--max-record-age", "10"], 2);
+    assert_error_lines(&err, "--max-record-age 10", "from 60 to 604800");
+}
+
+#[test]
+fn invalid_region_and_endpoint_are_refused() {
+    let (_, err) = offline(&["scan-table", "--region", "mars-1"], 2);
+    assert_error_lines(&err, "invalid region \"mars-1\"", "us-east-1");
+    let (_, err) = run_plain(&["scan-table", "--endpoint-url", "localhost:4566"], &[], 2);
+    assert_error_lines(&err, "invalid endpoint URL", "http://127.0.0.1:4566");
+}
+
+#[test]
+fn bootstrap_that_is_not_a_lambda_executable_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("bootstrap.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
+    let (_, err) = offline(&["deploy", "--bootstrap", script.to_str().expect("utf8")], 2);
+    assert_error_lines(&err, "is not a Linux ELF executable", "--bootstrap");
+    let (_, err) = offline(&["deploy", "--bootstrap", "/no/such/file"], 1);
+    assert_error_lines(&err, "/no/such/file", "path");
+}
+
+#[test]
+fn unreachable_endpoint_says_so() {
+    let (_, err) = offline(&["scan-table", "--stack", "s1"], 1);
+    assert_error_lines(&err, "cannot reach the endpoint", "--endpoint-url");
+}
+
+#[test]
+fn bad_flag_is_a_usage_error() {
+    let (_, err) = run_plain(&["produce", "--count", "many"], &[], 2);
+    assert!(err.contains("invalid value 'many'"), "{err}");
+}
+
+#[test]
+fn started_as_bootstrap_outside_lambda_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("bootstrap");
+    std::os::unix::fs::symlink(common::bin(), &link).expect("symlink");
+    let out = std::process::Command::new(&link).env_remove("AWS_LAMBDA_RUNTIME_API").output().expect("runs");
+    let (_, err) = common::check(&out, 2, &["bootstrap"]);
+    assert_error_lines(&err, "outside Lambda", "stream local");
+}
+
+#[test]
+fn lambda_mode_without_lambda_variables_fails_cleanly() {
+    // lambda_runtime would panic without these; the binary must say what is missing instead.
+    let (_, err) = run_plain(&[], &[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")], 2);
+    assert_error_lines(&err, "AWS_LAMBDA_FUNCTION_NAME is not set", "stream local");
+    let env = [
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    ];
+    let (_, err) = run_plain(&[], &env, 2);
+    assert_error_lines(&err, "TABLE_NAME is not set", "stream deploy");
+}
+
+#[test]
+#[ignore = "needs moto: scripts/test"]
+fn missing_stack_is_named_with_what_to_do() {
+    let w = World::new("nostack", "ap-southeast-2");
+    let (_, err) = w.run(&["scan-table"], 1);
+    assert_error_lines(&err, &format!("stack \"{}\" does not exist", w.stack), "stream deploy --stack");
+    let (_, err) = w.run(&["produce", "-n", "1"], 1);
+    assert_error_lines(&err, "does not exist", "stream deploy");
+    let (out, _) = w.run(&["destroy", "--yes"], 0);
+    assert!(out.contains("nothing to delete"), "{out}");
+}
+
+#[test]
+#[ignore = "needs moto: scripts/test"]
+fn destroy_asks_before_deleting_and_refuses_without_a_terminal() {
+    let w = World::new("confirm", "ca-central-1");
+    w.run(&["deploy"], 0);
+    let (_, err) = w.run(&["destroy"], 2);
+    assert_error_lines(&err, "without confirmation", "--yes");
+    let clients = futures_lite_block(w.clients());
+    let still = futures_lite_block(stream::stack::describe(&clients, &w.stack)).expect("describe");
+    assert!(still.is_some(), "the stack was not deleted");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
