@@ -428,6 +428,26 @@ mod tests {
         assert_eq!(resp.batch_item_failures[0].item_identifier.as_deref(), Some("00004"));
     }
 
+    /// DynamoStore sends one BatchWriteItem per chunk and hands back the keys DynamoDB left unprocessed.
+    #[tokio::test]
+    async fn dynamo_store_returns_unprocessed_keys() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let item = |id: &str| Item { username: "u".into(), id: id.into(), timestamp: "t".into(), message: "m".into() };
+        let (a, b) = (item("1"), item("2"));
+        let left = WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(attributes(&b))).build().expect("put"))
+            .build();
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .match_requests(|r| r.request_items().and_then(|m| m.get("T")).is_some_and(|reqs| reqs.len() == 2))
+            .then_output(move || BatchWriteItemOutput::builder().unprocessed_items("T", vec![left.clone()]).build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        let store = DynamoStore::new(client, "T");
+        let unprocessed = store.write_chunk(&[&a, &b]).await.expect("call succeeds");
+        assert_eq!(unprocessed, vec![("u".to_string(), "2".to_string())]);
+        assert_eq!(rule.num_calls(), 1);
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         for attempt in 1..30 {
