@@ -11,7 +11,8 @@
 //!   status and outputs).
 //! - Infrastructure: `aws` (one SdkConfig, the clients), `package` (zip of the bootstrap),
 //!   `credentials` (the producer's profile file).
-//! - Leaves without AWS: `tweet` (record shape and table item), `error`, `progress`, `mode`,
+//! - Leaves without AWS: `tweet` (record shape and table item), `kpl` (the KPL aggregate format),
+//!   `error`, `progress`, `mode`,
 //!   `template` (the embedded stack template), `shutdown`.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod credentials;
 pub mod deploy;
 pub mod error;
+pub mod kpl;
 pub mod local;
 pub mod mode;
 pub mod package;

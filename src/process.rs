@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
+use crate::kpl;
 use crate::template::TABLE_ENV;
 use crate::tweet::{Item, attr, item_from_payload};
 
@@ -141,28 +142,40 @@ pub async fn handle_batch<S: Store>(
     let mut first_failed: Option<usize> = None;
     let mut items: Vec<(usize, Item)> = Vec::with_capacity(records.len());
     let mut slot: HashMap<(String, String), usize> = HashMap::with_capacity(records.len());
-    for (pos, record) in records.iter().enumerate() {
-        match item_from_payload(&record.kinesis.data.0) {
-            Ok(item) => {
-                let key = (item.username.clone(), item.id.clone());
-                if let Some(&i) = slot.get(&key) {
-                    items[i] = (pos, item);
-                    stats.duplicates += 1;
-                } else {
-                    slot.insert(key, items.len());
-                    items.push((pos, item));
+    'records: for (pos, record) in records.iter().enumerate() {
+        let data: &[u8] = &record.kinesis.data;
+        // KPL aggregates carry many user records under one sequence number: a failure in any of
+        // them can only point at the parent. Lambda does not deaggregate; we do.
+        let decoded: Result<Vec<Item>, String> = if kpl::is_aggregate(data) {
+            kpl::deaggregate(data).map_err(|e| e.to_string()).and_then(|subs| {
+                subs.iter().map(|sub| item_from_payload(sub.data).map_err(|e| e.to_string())).collect()
+            })
+        } else {
+            item_from_payload(data).map(|item| vec![item]).map_err(|e| e.to_string())
+        };
+        match decoded {
+            Ok(decoded) => {
+                for item in decoded {
+                    let key = (item.username.clone(), item.id.clone());
+                    if let Some(&i) = slot.get(&key) {
+                        items[i] = (pos, item);
+                        stats.duplicates += 1;
+                    } else {
+                        slot.insert(key, items.len());
+                        items.push((pos, item));
+                    }
                 }
             }
-            Err(invalid) => {
+            Err(reason) => {
                 stats.invalid += 1;
                 tracing::warn!(
                     sequence_number = %record.kinesis.sequence_number,
                     partition_key = %record.kinesis.partition_key,
-                    reason = %invalid,
+                    %reason,
                     "record cannot be decoded"
                 );
                 first_failed = Some(pos);
-                break;
+                break 'records;
             }
         }
     }
@@ -375,6 +388,20 @@ mod tests {
         let written: Vec<(&str, &str)> = calls[0].iter().map(|i| (i.id.as_str(), i.message.as_str())).collect();
         assert_eq!(written, vec![("7", "second"), ("8", "other")]);
         assert_eq!(stats.duplicates, 1);
+    }
+
+    #[tokio::test]
+    async fn kpl_aggregates_are_deaggregated_and_a_bad_one_reports_its_parent() {
+        let store = MemStore::default();
+        let (t1, t2, t3) = (tweet(1, "u", "a"), tweet(2, "v", "b"), tweet(3, "w", "c"));
+        let good = kpl::aggregate([("u", t1.as_slice()), ("v", t2.as_slice())]);
+        let bad_inside = kpl::aggregate([("w", t3.as_slice()), ("x", b"not json".as_slice())]);
+        let ev = event(vec![record(1, good), record(2, bad_inside), record(3, tweet(4, "z", "d"))]);
+        let (resp, stats) = handle_batch(&ev, &store, far()).await;
+        assert_eq!(resp.batch_item_failures[0].item_identifier.as_deref(), Some("00002"));
+        let calls = store.calls.lock().expect("lock");
+        assert_eq!(calls[0].iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+        assert_eq!(stats.invalid, 1);
     }
 
     #[tokio::test]
