@@ -55,8 +55,10 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Run the function's handler here over the stack's stream
     Local(LocalArgs),
-    /// Print the table's items
+    /// Print the table's items (or the quarantined records)
     ScanTable(ScanArgs),
+    /// Put quarantined records back into the stream (after a fix)
+    Replay(ReplayArgs),
     /// Print the embedded CloudFormation template
     Template,
 }
@@ -151,6 +153,22 @@ pub struct ScanArgs {
     /// Print only the number of items
     #[arg(long)]
     pub count: bool,
+
+    /// Read the quarantine table (poison records) instead of the events table
+    #[arg(long)]
+    pub rejected: bool,
+}
+
+/// `stream replay`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Replay at most N records
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How `scan-table` prints items.

@@ -6,7 +6,8 @@
 //! Top to bottom; arrows only point down.
 //! - `cli`: clap types only. `main` detects the mode, parses, and calls one command.
 //! - Commands: `deploy` (deploy, destroy), `produce` (PutRecords producer, `produce::source`
-//!   for tweets), `scan` (scan-table), `local` (the handler over the stream on this machine).
+//!   for tweets), `scan` (scan-table), `local` (the handler over the stream on this machine),
+//!   `replay` (quarantined records back into the stream).
 //! - Domain: `process` (the Lambda handler and its runtime loop), `stack` (a deployed stack's
 //!   status and outputs).
 //! - Infrastructure: `aws` (one SdkConfig, the clients), `package` (zip of the bootstrap),
@@ -29,6 +30,7 @@ pub mod package;
 pub mod process;
 pub mod produce;
 pub mod progress;
+pub mod replay;
 pub mod scan;
 pub mod shutdown;
 pub mod stack;

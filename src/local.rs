@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::kinesis::{KinesisEncryptionType, KinesisEvent, KinesisEventRecord};
 use aws_sdk_kinesis::types::{EncryptionType, Record, Shard, ShardIteratorType};
 use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::cli::LocalArgs;
 use crate::error::Error;
-use crate::process::{BatchStats, DynamoStore, handle_batch};
+use crate::process::event::KinesisData;
+use crate::process::{BatchStats, DynamoStore, Event, Options, handle_batch};
 use crate::shutdown::Shutdown;
 use crate::stack::{self, Outputs};
 use crate::template::param;
@@ -110,29 +110,27 @@ pub async fn list_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> Resu
 }
 
 /// A Kinesis record as the event source mapping puts it into the event.
-pub fn event_record(record: &Record, shard_id: &str, outputs: &Outputs) -> KinesisEventRecord {
-    let mut r = KinesisEventRecord::default();
-    r.aws_region = Some(outputs.region.clone());
-    r.event_id = Some(format!("{shard_id}:{}", record.sequence_number()));
-    r.event_name = Some("aws:kinesis:record".into());
-    r.event_source = Some("aws:kinesis".into());
-    r.event_source_arn = Some(outputs.stream_arn.clone());
-    r.event_version = Some("1.0".into());
-    r.kinesis.kinesis_schema_version = Some("1.0".into());
-    r.kinesis.partition_key = record.partition_key().unwrap_or_default().to_string();
-    r.kinesis.sequence_number = record.sequence_number().to_string();
-    *r.kinesis.data = record.data().as_ref().to_vec();
-    r.kinesis.encryption_type = if record.encryption_type() == Some(&EncryptionType::Kms) {
-        KinesisEncryptionType::Kms
-    } else {
-        KinesisEncryptionType::None
-    };
-    let arrival = record
-        .approximate_arrival_timestamp()
-        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-        .unwrap_or_default();
-    *r.kinesis.approximate_arrival_timestamp = arrival;
-    r
+pub fn event_record(record: &Record, shard_id: &str, outputs: &Outputs) -> crate::process::Record {
+    use base64::Engine;
+    let arrival = record.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64());
+    crate::process::Record {
+        kinesis: KinesisData {
+            kinesis_schema_version: "1.0".into(),
+            partition_key: record.partition_key().unwrap_or_default().to_string(),
+            sequence_number: record.sequence_number().to_string(),
+            data: base64::engine::general_purpose::STANDARD.encode(record.data().as_ref()),
+            // Lambda reports arrival times with millisecond precision.
+            approximate_arrival_timestamp: (arrival * 1000.0).round() / 1000.0,
+            encryption_type: (record.encryption_type() == Some(&EncryptionType::Kms)).then(|| "KMS".to_string()),
+        },
+        event_source: "aws:kinesis".into(),
+        event_version: "1.0".into(),
+        event_id: format!("{shard_id}:{}", record.sequence_number()),
+        event_name: "aws:kinesis:record".into(),
+        invoke_identity_arn: String::new(),
+        aws_region: outputs.region.clone(),
+        event_source_arn: outputs.stream_arn.clone(),
+    }
 }
 
 /// Reads a number from the stack's parameters.
@@ -193,7 +191,7 @@ pub async fn run(
         .collect();
     let batch_size = args.batch_size.unwrap_or_else(|| stack_number(&params, param::BATCH_SIZE, 100));
     let max_retries = stack_number(&params, param::MAX_RETRIES, 10);
-    let store = DynamoStore::new(clients.dynamodb.clone(), &outputs.table_name);
+    let store = DynamoStore::new(clients.dynamodb.clone(), &outputs.table_name, Some(outputs.rejected_table.clone()));
     let kinesis = &clients.kinesis;
     let stream = outputs.stream_name.as_str();
 
@@ -229,9 +227,8 @@ pub async fn run(
             }
             progressed = true;
             shard.idle = false;
-            let mut event = KinesisEvent::default();
-            event.records = records.iter().map(|r| event_record(r, &shard.id, &outputs)).collect();
-            let (response, stats) = handle_batch(&event, &store, Instant::now() + FUNCTION_TIMEOUT).await;
+            let event = Event { records: records.iter().map(|r| event_record(r, &shard.id, &outputs)).collect() };
+            let (response, stats) = handle_batch(&event, &store, &Options::within(FUNCTION_TIMEOUT)).await;
             add(&mut out, &stats);
             let failed = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).next();
             match failed {
@@ -292,7 +289,7 @@ mod tests {
             .sequence_number("49590338271490256608559692538361571095921575989136588898")
             .partition_key("pk")
             .data(Blob::new("hello 🌏".as_bytes()))
-            .approximate_arrival_timestamp(DateTime::from_secs(1_545_084_650))
+            .approximate_arrival_timestamp(DateTime::from_millis(1_545_084_650_987))
             .encryption_type(EncryptionType::Kms)
             .build()
             .expect("valid record");
@@ -303,9 +300,9 @@ mod tests {
             function_name: "f".into(),
             region: "us-east-1".into(),
             producer_user: "u".into(),
+            rejected_table: "r".into(),
         };
-        let mut event = KinesisEvent::default();
-        event.records = vec![event_record(&record, "shardId-000000000006", &outputs)];
+        let event = Event { records: vec![event_record(&record, "shardId-000000000006", &outputs)] };
         let json = serde_json::to_value(&event).expect("json");
         let r = &json["Records"][0];
         assert_eq!(r["eventID"], "shardId-000000000006:49590338271490256608559692538361571095921575989136588898");
@@ -317,8 +314,10 @@ mod tests {
         assert_eq!(r["kinesis"]["partitionKey"], "pk");
         assert_eq!(r["kinesis"]["kinesisSchemaVersion"], "1.0");
         assert_eq!(r["kinesis"]["encryptionType"], "KMS");
-        // Lambda sends a number; aws_lambda_events writes it as a string and reads both.
-        let ts = &r["kinesis"]["approximateArrivalTimestamp"];
-        assert_eq!(ts.as_f64().or_else(|| ts.as_str().and_then(|s| s.parse().ok())), Some(1_545_084_650.0));
+        assert_eq!(r["kinesis"]["approximateArrivalTimestamp"].as_f64(), Some(1_545_084_650.987));
+        // The same JSON reads as aws_lambda_events' type too.
+        let theirs: aws_lambda_events::kinesis::KinesisEvent =
+            serde_json::from_value(json.clone()).expect("their type");
+        assert_eq!(theirs.records[0].kinesis.data.as_slice(), "hello 🌏".as_bytes());
     }
 }

@@ -4,12 +4,14 @@
 use clap::Parser;
 use stream::cli::{Cli, Command};
 use stream::error::{Error, exit};
-use stream::{aws, deploy, local, mode, process, produce, scan, shutdown::Shutdown, stack, template};
+use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, template};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     let code = match mode::detect_current() {
-        mode::Mode::Lambda => runtime.block_on(process::run_lambda()).map_or_else(|e| e.report(false), |()| exit::OK),
+        mode::Mode::Lambda => {
+            runtime.block_on(process::lambda::run_lambda()).map_or_else(|e| e.report(false), |()| exit::OK)
+        }
         mode::Mode::BootstrapOutsideLambda => Error::usage(
             "started as `bootstrap` outside Lambda (AWS_LAMBDA_RUNTIME_API is not set)",
             "run it as `stream --help`, or let `stream local` or Lambda start it",
@@ -46,6 +48,10 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Local(a) => {
             let out = local::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
+            print_json_or_text(&out, a.json, out.problem())
+        }
+        Command::Replay(a) => {
+            let out = replay::run(a, &g.stack, &clients).await?;
             print_json_or_text(&out, a.json, out.problem())
         }
         Command::ScanTable(a) => {

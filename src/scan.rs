@@ -10,6 +10,7 @@ use unicode_width::UnicodeWidthStr;
 use crate::aws::Clients;
 use crate::cli::{OutputFormat, ScanArgs};
 use crate::error::Error;
+use crate::process::store::rejected_attr;
 use crate::stack;
 use crate::tweet::attr;
 
@@ -24,9 +25,24 @@ pub fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
+/// Columns shown first, in this order; others follow by name.
+const FIRST_COLUMNS: [&str; 11] = [
+    attr::USERNAME,
+    attr::ID,
+    attr::TIMESTAMP,
+    attr::MESSAGE,
+    rejected_attr::SHARD,
+    rejected_attr::SEQUENCE,
+    rejected_attr::ARRIVAL,
+    rejected_attr::REASON,
+    rejected_attr::PARTITION_KEY,
+    rejected_attr::PAYLOAD_BYTES,
+    rejected_attr::PAYLOAD,
+];
+
 /// Known columns first, in the table's order; others after, by name.
 fn column_rank(name: &str) -> usize {
-    [attr::USERNAME, attr::ID, attr::TIMESTAMP, attr::MESSAGE].iter().position(|c| *c == name).unwrap_or(4)
+    FIRST_COLUMNS.iter().position(|c| *c == name).unwrap_or(FIRST_COLUMNS.len())
 }
 
 fn value_json(v: &AttributeValue) -> serde_json::Value {
@@ -171,7 +187,8 @@ impl ScanArgs {
 /// `stream scan-table`: prints the table's items (or their number) to `out`.
 pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
     args.validate()?;
-    let table = stack::load(clients, stack_name).await?.table_name;
+    let outputs = stack::load(clients, stack_name).await?;
+    let table = if args.rejected { outputs.rejected_table } else { outputs.table_name };
     let stdout = |e: std::io::Error| Error::io("stdout", e);
     if args.count {
         let mut total: i64 = 0;

@@ -41,6 +41,8 @@ pub struct Outputs {
     pub region: String,
     /// Producer IAM user.
     pub producer_user: String,
+    /// Quarantine table.
+    pub rejected_table: String,
 }
 
 impl Outputs {
@@ -64,6 +66,7 @@ impl Outputs {
             function_name: get(output::FUNCTION_NAME)?,
             region: get(output::REGION)?,
             producer_user: get(output::PRODUCER_USER)?,
+            rejected_table: get(output::REJECTED_TABLE)?,
         })
     }
 }
@@ -146,6 +149,7 @@ mod tests {
             (output::FUNCTION_NAME, "s-DDBEventProcessor"),
             (output::REGION, "eu-west-1"),
             (output::PRODUCER_USER, "s-ProducerUser-X"),
+            (output::REJECTED_TABLE, "s-Rejected"),
         ] {
             b = b.outputs(Output::builder().output_key(k).output_value(v).build());
         }

@@ -53,9 +53,12 @@ pub mod output {
     pub const REGION: &str = "Region";
     /// IAM user for external producers.
     pub const PRODUCER_USER: &str = "ProducerUserName";
+    /// Quarantine table for poison records.
+    pub const REJECTED_TABLE: &str = "RejectedTableName";
 
     /// Every output the CLI reads.
-    pub const ALL: [&str; 6] = [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER];
+    pub const ALL: [&str; 7] =
+        [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER, REJECTED_TABLE];
 }
 
 /// Tag put on every stack `stream` creates, so other commands can tell its stacks from others.
@@ -63,6 +66,9 @@ pub const MANAGED_TAG: (&str, &str) = ("managed-by", "stream");
 
 /// Environment variable that carries the table name to the function.
 pub const TABLE_ENV: &str = "TABLE_NAME";
+
+/// Environment variable that carries the quarantine table's name to the function.
+pub const REJECTED_TABLE_ENV: &str = "REJECTED_TABLE_NAME";
 
 #[cfg(test)]
 mod tests {

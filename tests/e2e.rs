@@ -215,6 +215,10 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
         "stream gone"
     );
     assert!(clients.dynamodb.describe_table().table_name(&outputs.table_name).send().await.is_err(), "table gone");
+    assert!(
+        clients.dynamodb.describe_table().table_name(&outputs.rejected_table).send().await.is_err(),
+        "quarantine gone"
+    );
     assert!(lambda.get_function().function_name(&outputs.function_name).send().await.is_err(), "function gone");
     assert!(
         lambda

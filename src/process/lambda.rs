@@ -1,0 +1,93 @@
+//! The Lambda bootstrap: checks its environment, builds the client once, then serves invocations
+//! with `handle_batch`, logging one JSON summary line and one EMF metrics line per invocation.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use super::{DEFAULT_WRITE_CONCURRENCY, DynamoStore, Event, Options, handle_batch, metrics};
+use crate::aws::{self, AwsArgs, RetryMode};
+use crate::error::Error;
+use crate::template::{REJECTED_TABLE_ENV, TABLE_ENV};
+
+/// Variables the Lambda runtime requires; lambda_runtime panics without them, so check first.
+const LAMBDA_VARS: [&str; 3] =
+    ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"];
+
+/// Environment variable bounding BatchWriteItem calls in flight.
+pub const CONCURRENCY_ENV: &str = "WRITE_CONCURRENCY";
+
+/// Serves invocations until the process ends. Returns an error only when the function cannot work
+/// at all (not inside Lambda, no table configured).
+pub async fn run_lambda() -> Result<(), Error> {
+    for var in LAMBDA_VARS {
+        if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+            return Err(Error::config(
+                format!("{var} is not set: this process is not running inside Lambda"),
+                "run `stream` as a CLI (without AWS_LAMBDA_RUNTIME_API), or use `stream local`",
+            ));
+        }
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let table = var(TABLE_ENV).ok_or_else(|| {
+        Error::config(
+            format!("{TABLE_ENV} is not set: the function does not know its table"),
+            "deploy with `stream deploy`, which sets it from the stack",
+        )
+    })?;
+    let rejected = var(REJECTED_TABLE_ENV);
+    let concurrency = var(CONCURRENCY_ENV).and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_WRITE_CONCURRENCY);
+    let function = var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    init_json_logs();
+    if rejected.is_none() {
+        tracing::warn!("{REJECTED_TABLE_ENV} is not set: poison records will be retried instead of quarantined");
+    }
+    let config = aws::load_config(&AwsArgs::default(), RetryMode::Standard).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, rejected);
+    let (store, function) = (&store, function.as_str());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let started = Instant::now();
+        let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
+        let (response, stats) = handle_batch(&event.payload, store, &opts).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            records = stats.records,
+            user_records = stats.user_records,
+            written = stats.written,
+            duplicates = stats.duplicates,
+            retried = stats.retries,
+            quarantined = stats.quarantined,
+            not_done = stats.not_done,
+            duration_ms,
+            "batch done"
+        );
+        println!("{}", metrics::emf(function, &stats, duration_ms, now_ms()));
+        Ok::<_, lambda_runtime::Error>(response)
+    }))
+    .await
+    .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Converts Lambda's deadline (milliseconds since the epoch) into an `Instant`.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now = now_ms().max(0) as u64;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now))
+}
+
+fn init_json_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lambda adds its own timestamps; CloudWatch reads one JSON object per line.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
