@@ -36,6 +36,10 @@ pub struct LocalOutput {
     pub written: usize,
     /// Records dropped as duplicates of a later record in their batch.
     pub duplicates: usize,
+    /// Poison records written to quarantine.
+    pub quarantined: usize,
+    /// Chunk writes resent (UnprocessedItems, throttling, 5xx).
+    pub write_retries: usize,
     /// Batches retried from a reported failure.
     pub retried_batches: usize,
     /// Records given up after the mapping's retry limit.
@@ -276,6 +280,8 @@ fn add(out: &mut LocalOutput, stats: &BatchStats) {
     out.records += stats.records;
     out.written += stats.written;
     out.duplicates += stats.duplicates;
+    out.quarantined += stats.quarantined;
+    out.write_retries += stats.retries;
 }
 
 #[cfg(test)]

@@ -1,0 +1,209 @@
+//! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
+//! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
+//! of their items moved into UnprocessedItems. Everything else passes through untouched.
+//! Loopback only; one request per connection (`connection: close`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Share of BatchWriteItem calls to fail or trim, each in [0, 1].
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    pub throttle: f64,
+    pub server_error: f64,
+    pub unprocessed: f64,
+}
+
+/// What the proxy did.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub batch_writes: AtomicUsize,
+    pub throttled: AtomicUsize,
+    pub server_errors: AtomicUsize,
+    pub trimmed: AtomicUsize,
+    pub passed: AtomicUsize,
+}
+
+/// A running proxy.
+pub struct FaultProxy {
+    pub url: String,
+    pub counters: Arc<Counters>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (host:port) on a free loopback port.
+    pub fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let counters = Arc::new(Counters::default());
+        let rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed)));
+        let (c, upstream) = (counters.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (c, rng, upstream) = (c.clone(), rng.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &upstream, faults, &rng, &c);
+                });
+            }
+        });
+        FaultProxy { url, counters }
+    }
+}
+
+struct Message {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.iter().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// Replaces the body and sets Content-Length; drops headers that describe the old body.
+    fn with_body(mut self, body: Vec<u8>) -> Message {
+        self.head.retain(|l| {
+            let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            !matches!(name.as_str(), "content-length" | "x-amz-crc32" | "transfer-encoding" | "connection")
+        });
+        self.head.push(format!("Content-Length: {}", body.len()));
+        self.head.push("Connection: close".into());
+        self.body = body;
+        self
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = self.head.join("\r\n").into_bytes();
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Reads one HTTP/1.1 message (Content-Length bodies; to EOF when there is none and `to_eof`).
+fn read_message(r: &mut impl BufRead, to_eof: bool) -> std::io::Result<Message> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let mut msg = Message { head, body: Vec::new() };
+    match msg.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) => {
+            msg.body = vec![0; n];
+            r.read_exact(&mut msg.body)?;
+        }
+        None if to_eof => {
+            r.read_to_end(&mut msg.body)?;
+        }
+        None => {}
+    }
+    Ok(msg)
+}
+
+fn json_response(status: &str, body: &str) -> Message {
+    Message {
+        head: vec![format!("HTTP/1.1 {status}"), "Content-Type: application/x-amz-json-1.0".into()],
+        body: Vec::new(),
+    }
+    .with_body(body.as_bytes().to_vec())
+}
+
+fn forward(upstream: &str, request: Message) -> std::io::Result<Message> {
+    let mut up = TcpStream::connect(upstream)?;
+    let request = request.closing();
+    up.write_all(&request.bytes())?;
+    read_message(&mut BufReader::new(up), true)
+}
+
+impl Message {
+    /// The same message, asking the upstream to close the connection after answering.
+    fn closing(self) -> Message {
+        let body = self.body.clone();
+        self.with_body(body)
+    }
+}
+
+fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>, c: &Counters) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let request = read_message(&mut reader, false)?;
+    let mut conn = conn;
+    let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
+    if !is_batch_write {
+        let response = forward(upstream, request)?;
+        return conn.write_all(&response.closing().bytes());
+    }
+    c.batch_writes.fetch_add(1, Ordering::SeqCst);
+    let roll: f64 = rng.lock().expect("rng").random();
+    let response = if roll < faults.throttle {
+        c.throttled.fetch_add(1, Ordering::SeqCst);
+        json_response(
+            "400 Bad Request",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: rate exceeded"}"#,
+        )
+    } else if roll < faults.throttle + faults.server_error {
+        c.server_errors.fetch_add(1, Ordering::SeqCst);
+        json_response(
+            "500 Internal Server Error",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected: internal error"}"#,
+        )
+    } else if roll < faults.throttle + faults.server_error + faults.unprocessed {
+        trim(upstream, request, c)?
+    } else {
+        c.passed.fetch_add(1, Ordering::SeqCst);
+        forward(upstream, request)?.closing()
+    };
+    conn.write_all(&response.bytes())
+}
+
+/// Forwards only the first half of each table's requests and reports the rest as UnprocessedItems.
+fn trim(upstream: &str, request: Message, c: &Counters) -> std::io::Result<Message> {
+    let mut body: serde_json::Value = serde_json::from_slice(&request.body).map_err(std::io::Error::other)?;
+    let mut left = serde_json::Map::new();
+    if let Some(tables) = body["RequestItems"].as_object_mut() {
+        for (table, reqs) in tables.iter_mut() {
+            if let Some(list) = reqs.as_array_mut()
+                && list.len() > 1
+            {
+                let rest = list.split_off(list.len() / 2);
+                left.insert(table.clone(), serde_json::Value::Array(rest));
+            }
+        }
+    }
+    if left.is_empty() {
+        c.passed.fetch_add(1, Ordering::SeqCst);
+        return Ok(forward(upstream, request)?.closing());
+    }
+    c.trimmed.fetch_add(1, Ordering::SeqCst);
+    let request = request.with_body(serde_json::to_vec(&body).map_err(std::io::Error::other)?);
+    let response = forward(upstream, request)?;
+    if !response.head.first().is_some_and(|s| s.contains(" 200 ")) {
+        return Ok(response.closing());
+    }
+    let mut answer: serde_json::Value = serde_json::from_slice(&response.body).map_err(std::io::Error::other)?;
+    let unprocessed = answer["UnprocessedItems"].as_object().cloned().unwrap_or_default();
+    let mut merged = unprocessed;
+    for (table, reqs) in left {
+        let entry = merged.entry(table).or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let (Some(list), Some(extra)) = (entry.as_array_mut(), reqs.as_array()) {
+            list.extend(extra.iter().cloned());
+        }
+    }
+    answer["UnprocessedItems"] = serde_json::Value::Object(merged);
+    Ok(response.with_body(serde_json::to_vec(&answer).map_err(std::io::Error::other)?))
+}
