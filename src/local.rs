@@ -232,7 +232,13 @@ pub async fn run(
             progressed = true;
             shard.idle = false;
             let event = Event { records: records.iter().map(|r| event_record(r, &shard.id, &outputs)).collect() };
-            let (response, stats) = handle_batch(&event, &store, &Options::within(FUNCTION_TIMEOUT)).await;
+            let (response, stats, fatal) = handle_batch(&event, &store, &Options::within(FUNCTION_TIMEOUT)).await;
+            if let Some(why) = fatal {
+                return Err(Error::failed(
+                    format!("the function cannot work: {why}"),
+                    "check that the stack's tables exist and the credentials may write them",
+                ));
+            }
             add(&mut out, &stats);
             let failed = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).next();
             match failed {

@@ -48,7 +48,7 @@ pub async fn run_lambda() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         let started = Instant::now();
         let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
-        let (response, stats) = handle_batch(&event.payload, store, &opts).await;
+        let (response, stats, fatal) = handle_batch(&event.payload, store, &opts).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             records = stats.records,
@@ -62,7 +62,11 @@ pub async fn run_lambda() -> Result<(), Error> {
             "batch done"
         );
         println!("{}", metrics::emf(function, &stats, duration_ms, now_ms()));
-        Ok::<_, lambda_runtime::Error>(response)
+        match fatal {
+            // An invocation error: Lambda retries the batch (and bisects it) instead of moving on.
+            Some(why) => Err(lambda_runtime::Error::from(format!("the function cannot work: {why}"))),
+            None => Ok(response),
+        }
     }))
     .await
     .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))

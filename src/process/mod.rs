@@ -18,7 +18,7 @@ use rand::Rng;
 use serde::Serialize;
 
 pub use event::{Event, Record, Response};
-pub use store::{Attrs, DynamoStore, MemoryStore, Store, StoreError, Target};
+pub use store::{Attrs, DynamoStore, Failure, MemoryStore, Store, StoreError, Target};
 
 use crate::kpl;
 use crate::tweet::{Item, MAX_ITEM_BYTES, attr, item_from_payload};
@@ -92,7 +92,13 @@ struct Poison<'a> {
 /// so the response names only the first record whose write (or quarantine) did not make it; puts are
 /// keyed, so what is delivered twice overwrites itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
-pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) -> (Response, BatchStats) {
+/// The third value is set when the function cannot work at all (no table, no credentials, no
+/// permission): Lambda should see an invocation error then, not a partial response.
+pub async fn handle_batch<S: Store>(
+    event: &Event,
+    store: &S,
+    opts: &Options,
+) -> (Response, BatchStats, Option<String>) {
     let records = &event.records;
     let mut stats = BatchStats { records: records.len(), ..Default::default() };
     stats.oldest_arrival = records
@@ -193,6 +199,9 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
         .collect()
         .await;
     let mut first_failed: Option<usize> = None;
+    let mut fatal = None;
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    let mut fail_at = |pos: usize| first_failed = Some(first_failed.map_or(pos, |f: usize| f.min(pos)));
     for (target, r) in results {
         match target {
             Target::Events => stats.written += r.written,
@@ -200,7 +209,40 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
         }
         stats.retries += r.retries;
         if let Some(pos) = r.failed {
-            first_failed = Some(first_failed.map_or(pos, |f| f.min(pos)));
+            fail_at(pos);
+        }
+        fatal = fatal.or(r.fatal);
+        match target {
+            Target::Events => refused.extend(r.refused),
+            // The quarantine itself refused the record: report it, so it is delivered again.
+            Target::Rejected => r.refused.iter().for_each(|(pos, _)| fail_at(*pos)),
+        }
+    }
+
+    // Items DynamoDB refused one by one are poison too: quarantine their records.
+    if !refused.is_empty() && fatal.is_none() {
+        let extra: Vec<(usize, Attrs)> = refused
+            .iter()
+            .map(|(pos, why)| {
+                let record = &records[*pos];
+                let payload = payloads[*pos].as_deref().unwrap_or_default();
+                let p = Poison {
+                    pos: *pos,
+                    sub: None,
+                    partition_key: &record.kinesis.partition_key,
+                    payload,
+                    reason: format!("DynamoDB refused the item: {why}"),
+                };
+                tracing::warn!(shard = record.shard_id(), sequence_number = %record.kinesis.sequence_number, reason = %p.reason, "record quarantined");
+                (*pos, quarantine_item(record, &p, now))
+            })
+            .collect();
+        for unit in extra.chunks(MAX_BATCH_WRITE) {
+            let r = write_with_retries(store, Target::Rejected, unit, opts.deadline).await;
+            stats.quarantined += r.written;
+            stats.retries += r.retries;
+            r.failed.into_iter().chain(r.refused.iter().map(|(p, _)| *p)).for_each(&mut fail_at);
+            fatal = fatal.or(r.fatal);
         }
     }
 
@@ -209,7 +251,7 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
         stats.not_done = records.len() - pos;
         response.add_failure(records[pos].kinesis.sequence_number.clone());
     }
-    (response, stats)
+    (response, stats, fatal)
 }
 
 /// Indices of `items` to write: for each key, the last occurrence (the highest sequence number),
@@ -278,48 +320,87 @@ fn quarantine_item(record: &Record, p: &Poison<'_>, now: chrono::DateTime<chrono
 struct ChunkResult {
     written: usize,
     retries: usize,
-    /// Lowest batch position among the items not written.
+    /// Lowest batch position among the items not written (transient failures).
     failed: Option<usize>,
+    /// Items DynamoDB refused on their own: (batch position, why).
+    refused: Vec<(usize, String)>,
+    /// The function cannot work at all.
+    fatal: Option<String>,
 }
 
 /// Writes one chunk, resending what comes back unprocessed (or throttled, or 5xx) with exponential
-/// backoff and jitter, while the deadline leaves room to answer.
+/// backoff and jitter, while the deadline leaves room to answer. When DynamoDB refuses the chunk
+/// (ValidationException), each item is tried alone to find the ones it refuses.
 async fn write_with_retries<S: Store>(
     store: &S,
     target: Target,
     unit: &[(usize, Attrs)],
     deadline: Instant,
 ) -> ChunkResult {
-    let mut pending: Vec<usize> = (0..unit.len()).collect();
-    let mut retries = 0;
-    for attempt in 0..MAX_WRITE_ATTEMPTS {
-        if attempt > 0 {
-            let delay = backoff(attempt);
+    let mut result = ChunkResult::default();
+    let all: Vec<usize> = (0..unit.len()).collect();
+    let (pending, error) = attempt(store, target, unit, all, deadline, &mut result.retries).await;
+    let mut left = pending;
+    match error {
+        Some(e) if e.failure == Failure::Fatal => result.fatal = Some(e.message),
+        Some(e) if e.failure == Failure::Refused => {
+            let mut still = Vec::new();
+            for i in left {
+                match attempt(store, target, unit, vec![i], deadline, &mut result.retries).await {
+                    (_, Some(e)) if e.failure == Failure::Refused => result.refused.push((unit[i].0, e.message)),
+                    (_, Some(e)) if e.failure == Failure::Fatal => {
+                        result.fatal = Some(e.message);
+                        still.push(i);
+                    }
+                    (p, _) => still.extend(p),
+                }
+            }
+            left = still;
+        }
+        _ => {}
+    }
+    result.written = unit.len() - left.len() - result.refused.len();
+    result.failed = left.iter().map(|&i| unit[i].0).min();
+    result
+}
+
+/// Sends `pending` (indices into `unit`) until all are written, the attempts or the time run out, or
+/// an error that retrying cannot fix. Returns what is left and that error.
+async fn attempt<S: Store>(
+    store: &S,
+    target: Target,
+    unit: &[(usize, Attrs)],
+    mut pending: Vec<usize>,
+    deadline: Instant,
+    retries: &mut usize,
+) -> (Vec<usize>, Option<StoreError>) {
+    for n in 0..MAX_WRITE_ATTEMPTS {
+        if n > 0 {
+            let delay = backoff(n);
             if Instant::now() + delay + DEADLINE_RESERVE >= deadline {
                 tracing::warn!(left = pending.len(), "deadline near: leaving the rest to Lambda's retry");
                 break;
             }
-            retries += 1;
+            *retries += 1;
             tokio::time::sleep(delay).await;
         }
         let refs: Vec<&Attrs> = pending.iter().map(|&i| &unit[i].1).collect();
         match store.write(target, &refs).await {
-            Ok(left) if left.is_empty() => {
-                pending.clear();
-                break;
-            }
+            Ok(left) if left.is_empty() => return (Vec::new(), None),
             Ok(left) => {
                 pending = left.iter().filter_map(|&j| pending.get(j).copied()).collect();
-                tracing::info!(unprocessed = pending.len(), attempt, "BatchWriteItem left items unprocessed");
+                tracing::info!(unprocessed = pending.len(), attempt = n, "BatchWriteItem left items unprocessed");
             }
-            Err(e) if e.retryable => tracing::warn!(error = %e.message, attempt, "BatchWriteItem failed; retrying"),
+            Err(e) if e.retryable() => {
+                tracing::warn!(error = %e.message, attempt = n, "BatchWriteItem failed; retrying")
+            }
             Err(e) => {
                 tracing::error!(error = %e.message, "BatchWriteItem failed");
-                break;
+                return (pending, Some(e));
             }
         }
     }
-    ChunkResult { written: unit.len() - pending.len(), retries, failed: pending.iter().map(|&i| unit[i].0).min() }
+    (pending, None)
 }
 
 /// Full-jitter exponential backoff: a random delay between half and all of min(cap, base · 2^attempt).
@@ -341,7 +422,7 @@ mod tests {
     struct ScriptedStore {
         calls: Mutex<Vec<(Target, Vec<Attrs>)>>,
         unprocessed: Mutex<HashMap<usize, usize>>,
-        errors: Mutex<HashMap<usize, bool>>,
+        errors: Mutex<HashMap<usize, Failure>>,
     }
 
     impl Store for ScriptedStore {
@@ -349,8 +430,8 @@ mod tests {
             let mut calls = self.calls.lock().expect("lock");
             let n = calls.len();
             calls.push((target, items.iter().map(|i| (*i).clone()).collect()));
-            if let Some(&retryable) = self.errors.lock().expect("lock").get(&n) {
-                return Err(StoreError { message: "boom".into(), retryable });
+            if let Some(&failure) = self.errors.lock().expect("lock").get(&n) {
+                return Err(StoreError { message: "boom".into(), failure });
             }
             let left = self.unprocessed.lock().expect("lock").get(&n).copied().unwrap_or(0);
             Ok((items.len() - left.min(items.len())..items.len()).collect())
@@ -406,7 +487,7 @@ mod tests {
     async fn batch_is_written_in_chunks_of_25() {
         let store = ScriptedStore::default();
         let ev = event((0..60).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         let sizes: Vec<usize> = store.calls.lock().expect("lock").iter().map(|c| c.1.len()).collect();
         assert_eq!(sizes, vec![25, 25, 10]);
@@ -423,7 +504,7 @@ mod tests {
             record(3, &tweet(7, "u", "second")),
             record(4, &tweet(7, "v", "same id, other user")),
         ]);
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 1);
         let calls = store.calls.lock().expect("lock");
@@ -443,12 +524,12 @@ mod tests {
         assert_eq!(stats.duplicates, 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unprocessed_items_are_resent_alone() {
         let store = ScriptedStore::default();
         store.unprocessed.lock().expect("lock").insert(0, 3);
         let ev = event((0..10).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 2);
         assert_eq!(store.ids(1), vec!["7", "8", "9"]);
@@ -457,22 +538,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn items_dynamodb_refuses_are_found_one_by_one_and_quarantined() {
+        let store = ScriptedStore::default();
+        // Call 0: the chunk of 3 is refused; calls 1-3: each item alone, the second refused;
+        // call 4: its quarantine.
+        store.errors.lock().expect("lock").extend([(0, Failure::Refused), (2, Failure::Refused)]);
+        let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
+        let (resp, stats, fatal) = handle_batch(&ev, &store, &far()).await;
+        assert!(resp.batch_item_failures.is_empty() && fatal.is_none());
+        assert_eq!((stats.written, stats.quarantined), (2, 1));
+        let calls = store.calls.lock().expect("lock");
+        assert_eq!(calls.len(), 5);
+        assert_eq!(calls[4].0, Target::Rejected);
+        let reason = calls[4].1[0][rejected_attr::REASON].as_s().expect("s").clone();
+        assert_eq!(reason, "DynamoDB refused the item: boom");
+        assert_eq!(calls[4].1[0][rejected_attr::SEQUENCE].as_s().expect("s"), "00001");
+    }
+
+    #[tokio::test]
+    async fn a_function_that_cannot_work_says_so() {
+        let store = ScriptedStore::default();
+        store.errors.lock().expect("lock").insert(0, Failure::Fatal);
+        let ev = event(vec![record(1, &tweet(1, "u", "t"))]);
+        let (_, _, fatal) = handle_batch(&ev, &store, &far()).await;
+        assert_eq!(fatal.as_deref(), Some("boom"));
+        assert_eq!(store.count(), 1, "no retries of a call that cannot succeed");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn throttled_call_is_retried_and_succeeds() {
         let store = ScriptedStore::default();
-        store.errors.lock().expect("lock").insert(0, true);
+        store.errors.lock().expect("lock").insert(0, Failure::Transient);
         let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 2);
         assert_eq!(stats.written, 3);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn failed_chunk_reports_its_first_record() {
         let store = ScriptedStore::default();
-        store.errors.lock().expect("lock").insert(1, false);
+        store.errors.lock().expect("lock").extend((1..=MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
         let ev = event((0..60).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00025"]);
         assert_eq!(stats.written, 35, "the other chunks are written; Lambda's replay overwrites them");
         assert_eq!(stats.not_done, 35);
@@ -494,7 +603,7 @@ mod tests {
         bad_b64.kinesis.data = "%%%".into();
         let mut ev = ev;
         ev.records.push(bad_b64);
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty(), "poison never blocks the shard");
         assert_eq!(stats.written, 2);
         assert_eq!(stats.quarantined, 5);
@@ -516,13 +625,13 @@ mod tests {
         assert_eq!(item[rejected_attr::PARTITION_KEY].as_s().expect("s"), "pk");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn quarantine_that_cannot_be_written_reports_the_poison_record() {
         let store = ScriptedStore::default();
-        // Call 0 writes the items, call 1 the quarantine; the quarantine fails for good.
-        store.errors.lock().expect("lock").insert(1, false);
+        // Call 0 writes the items, then the quarantine fails on every attempt.
+        store.errors.lock().expect("lock").extend((1..=MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
         let ev = event(vec![record(1, &tweet(1, "u", "ok")), record(2, b"junk"), record(3, &tweet(3, "u", "ok"))]);
-        let (resp, _) = handle_batch(&ev, &store, &far()).await;
+        let (resp, _, _) = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00002"]);
     }
 
@@ -536,7 +645,7 @@ mod tests {
         let n = bad_digest.len();
         bad_digest[n - 1] ^= 0xFF;
         let ev = event(vec![record(1, &good), record(2, &mixed), record(3, &bad_digest)]);
-        let (resp, stats) = handle_batch(&ev, &store, &far()).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(stats.user_records, 4, "two aggregates read, the bad one counts as nothing");
         let ids: Vec<String> = store.items(Target::Events).keys().map(|(_, id)| id.clone()).collect();
@@ -553,14 +662,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failing_sub_record_reports_its_parent() {
         let store = ScriptedStore::default();
-        store.errors.lock().expect("lock").insert(0, false);
+        store.errors.lock().expect("lock").extend((0..MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
         let (t1, t2) = (tweet(1, "u", "a"), tweet(2, "v", "b"));
         let agg = kpl::aggregate([("u", t1.as_slice()), ("v", t2.as_slice())]);
         let ev = event(vec![record(9, &agg)]);
-        let (resp, _) = handle_batch(&ev, &store, &far()).await;
+        let (resp, _, _) = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00009"]);
     }
 
@@ -570,7 +679,7 @@ mod tests {
         store.unprocessed.lock().expect("lock").extend((0..10).map(|n| (n, 1)));
         let ev = event((0..5).map(|i| record(i, &tweet(i, "u", "t"))).collect());
         let opts = Options { deadline: Instant::now() + Duration::from_millis(100), concurrency: 4 };
-        let (resp, _) = handle_batch(&ev, &store, &opts).await;
+        let (resp, _, _) = handle_batch(&ev, &store, &opts).await;
         // The last item of the chunk (position 4) stays unprocessed; there is no time to resend it.
         assert_eq!(failures(&resp), vec!["00004"]);
     }
@@ -580,7 +689,7 @@ mod tests {
         let store = MemoryStore::default();
         let ev = event((0..10_000).map(|i| record(i, &tweet(i, &format!("u{}", i % 97), "t"))).collect());
         let opts = Options { deadline: Instant::now() + Duration::from_secs(60), concurrency: 8 };
-        let (resp, stats) = handle_batch(&ev, &store, &opts).await;
+        let (resp, stats, _) = handle_batch(&ev, &store, &opts).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(stats.written, 10_000);
         assert_eq!(store.items(Target::Events).len(), 10_000);
@@ -608,7 +717,7 @@ mod tests {
         assert_eq!(store.write(Target::Events, &[&a, &b]).await.expect("call succeeds"), vec![1]);
         assert_eq!(rule.num_calls(), 1);
         let err = store.write(Target::Rejected, &[&a]).await.expect_err("no quarantine table");
-        assert!(!err.retryable);
+        assert_eq!(err.failure, Failure::Fatal);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::Error;
+use crate::error::{AwsFailure, Error};
 use crate::tweet::attr;
 
 /// DynamoDB attributes of one item.
@@ -65,13 +65,31 @@ impl Target {
     }
 }
 
+/// How a failed write should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Throttling, 5xx, timeouts: try again.
+    Transient,
+    /// DynamoDB refused these items (ValidationException): retrying the same call cannot help.
+    Refused,
+    /// The function cannot work at all (no credentials, no table, no permission).
+    Fatal,
+}
+
 /// A failed write, as the handler needs to know it.
 #[derive(Debug, Clone)]
 pub struct StoreError {
     /// Operation, code and message.
     pub message: String,
-    /// Worth trying again (throttling, 5xx, timeout) or not (validation, missing table).
-    pub retryable: bool,
+    /// What to do about it.
+    pub failure: Failure,
+}
+
+impl StoreError {
+    /// True when trying again may succeed.
+    pub fn retryable(&self) -> bool {
+        self.failure == Failure::Transient
+    }
 }
 
 /// Where items go.
@@ -107,21 +125,27 @@ impl Store for DynamoStore {
     async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, StoreError> {
         let table = self
             .table(target)
-            .ok_or_else(|| StoreError { message: "no quarantine table configured".into(), retryable: false })?;
+            .ok_or_else(|| StoreError { message: "no quarantine table configured".into(), failure: Failure::Fatal })?;
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             let put = PutRequest::builder()
                 .set_item(Some((*item).clone()))
                 .build()
-                .map_err(|e| StoreError { message: format!("building PutRequest: {e}"), retryable: false })?;
+                .map_err(|e| StoreError { message: format!("building PutRequest: {e}"), failure: Failure::Refused })?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         let out = self.client.batch_write_item().request_items(table, requests).send().await.map_err(|e| {
-            let code = e.code().unwrap_or("");
-            // These fail every retry the same way; everything else (throttling, 5xx, timeouts) may pass.
-            let retryable =
-                !matches!(code, "ValidationException" | "ResourceNotFoundException" | "AccessDeniedException");
-            StoreError { message: Error::aws("BatchWriteItem", table, e).to_string(), retryable }
+            let failure = match e.code() {
+                Some("ValidationException") => Failure::Refused,
+                // Every later call would fail the same way: the function cannot work.
+                Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException") => {
+                    Failure::Fatal
+                }
+                _ => Failure::Transient,
+            };
+            let err = Error::aws("BatchWriteItem", table, e);
+            let no_credentials = matches!(err, Error::Aws { kind: AwsFailure::Credentials, .. });
+            StoreError { message: err.to_string(), failure: if no_credentials { Failure::Fatal } else { failure } }
         })?;
         let left = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
         if left.is_empty() {
@@ -169,7 +193,7 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, StoreError> {
         fn poisoned<T>(_: T) -> StoreError {
-            StoreError { message: "memory store lock poisoned".into(), retryable: false }
+            StoreError { message: "memory store lock poisoned".into(), failure: Failure::Fatal }
         }
         *self.calls.lock().map_err(poisoned)? += 1;
         let mut tables = self.tables.lock().map_err(poisoned)?;
@@ -177,7 +201,7 @@ impl Store for MemoryStore {
         for item in items {
             let (a, b) = target
                 .key_of(item)
-                .ok_or_else(|| StoreError { message: "item without its key".into(), retryable: false })?;
+                .ok_or_else(|| StoreError { message: "item without its key".into(), failure: Failure::Refused })?;
             table.insert((a.to_string(), b.to_string()), (*item).clone());
         }
         Ok(Vec::new())
