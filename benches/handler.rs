@@ -6,8 +6,6 @@
 //! Needs AWS_ENDPOINT_URL (moto) and STREAM_STATIC_BIN for the parts beyond the in-memory store.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,9 @@ use base64::Engine;
 use stream::aws::{AwsArgs, RetryMode, load_config};
 use stream::process::{DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
 use stream::produce::source::Synthetic;
+
+#[path = "../tests/common/runtime_api.rs"]
+mod runtime_api;
 
 /// CPU time of the calling thread, from the kernel's scheduler statistics (nanoseconds).
 fn thread_cpu_ns() -> u64 {
@@ -127,36 +128,10 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
         .expect("create bench table on moto");
 }
 
-/// Reads one HTTP request (head and Content-Length body) from a Runtime API client.
-fn read_request(r: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
-    let mut first = String::new();
-    r.read_line(&mut first).ok().filter(|n| *n > 0)?;
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((first.trim_end().to_string(), body))
-}
-
 /// The shipped binary as Lambda runs it: a minimal Runtime API hands it one 10,000-record event.
 fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let api = listener.local_addr().expect("addr").to_string();
-    let body = serde_json::to_vec(&event(10_000, 99)).expect("event json");
-    let started = Instant::now();
-    let mut child = Command::new(bin)
+    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event(10_000, 99)).expect("event json"));
+    let child = Command::new(bin)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &api)
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
@@ -169,60 +144,22 @@ fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
         .env("TABLE_NAME", table)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .spawn()
-        .expect("start the static binary");
-    let pid = child.id().to_string();
-    let mut init = None;
-    let mut invoked_at = None;
-    let mut invocation = None;
-    for conn in listener.incoming().flatten() {
-        let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-        let Some((line, _)) = read_request(&mut reader) else { continue };
-        let mut conn = conn;
-        if line.starts_with("GET") && line.contains("/invocation/next") {
-            if init.is_none() {
-                init = Some(started.elapsed());
-                let deadline =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis()
-                        + 900_000;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: bench-1\r\n\
-                     Lambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n\
-                     Content-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                invoked_at = Some(Instant::now());
-                let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body));
-            } else {
-                // Second `next`: the invocation is done; read the peak RSS before stopping it.
-                let rss = status_kb(&pid, "VmHWM:").unwrap_or(0);
-                let _ = child.kill();
-                let _ = child.wait();
-                println!("static binary in Lambda mode ({bin})");
-                println!(
-                    "  init, process start to first `next`: {:.1} ms",
-                    init.unwrap_or_default().as_secs_f64() * 1000.0
-                );
-                if let Some(d) = invocation {
-                    let d: Duration = d;
-                    println!(
-                        "  one 10,000-record invocation against moto: {:.0} ms ({:.0} records/s)",
-                        d.as_secs_f64() * 1000.0,
-                        10_000.0 / d.as_secs_f64()
-                    );
-                }
-                println!("  peak RSS of the function process: {rss} kB");
-                return;
-            }
-        } else if line.starts_with("POST") {
-            if line.contains("/response") {
-                invocation = invoked_at.map(|t| t.elapsed());
-            } else {
-                println!("  the function reported an error: {line}");
-            }
-            let _ = conn.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
-        }
-    }
+        .spawn();
+    let mut child = child.expect("start the static binary");
+    let exchange = done.recv_timeout(Duration::from_secs(300));
+    // Read the peak RSS while the function waits for its next invocation.
+    let rss = status_kb(&child.id().to_string(), "VmHWM:").unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
+    let exchange = exchange.expect("the function answered");
+    println!("static binary in Lambda mode ({bin})");
+    println!("  init, process start to first `next`: {:.1} ms", exchange.init.as_secs_f64() * 1000.0);
+    println!(
+        "  one 10,000-record invocation against moto: {:.0} ms ({:.0} records/s), answered with {} {}",
+        exchange.invocation.as_secs_f64() * 1000.0,
+        10_000.0 / exchange.invocation.as_secs_f64(),
+        exchange.kind,
+        String::from_utf8_lossy(&exchange.body)
+    );
+    println!("  peak RSS of the function process: {rss} kB");
 }

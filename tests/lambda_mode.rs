@@ -1,0 +1,132 @@
+//! The binary as Lambda runs it: `AWS_LAMBDA_RUNTIME_API` set, one invocation served through the
+//! Runtime API, writes landing in DynamoDB (moto). The partial batch response, the quarantine, the
+//! JSON logs and the EMF metrics line are what Lambda and CloudWatch expect.
+
+mod common;
+#[path = "common/runtime_api.rs"]
+mod runtime_api;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use base64::Engine;
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, hash: &str, range: &str) {
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().expect("attr")
+    };
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().expect("key");
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(hash))
+        .attribute_definitions(attr(range))
+        .key_schema(key(hash, KeyType::Hash))
+        .key_schema(key(range, KeyType::Range))
+        .send()
+        .await
+        .expect("create table");
+}
+
+fn record(seq: usize, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "pk", "sequenceNumber": format!("{seq:05}"),
+                    "data": base64::engine::general_purpose::STANDARD.encode(data), "approximateArrivalTimestamp": 1545084650.987},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": format!("shardId-000000000000:{seq:05}"),
+        "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/r", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+    })
+}
+
+fn tweet(id: usize, text: &str) -> Vec<u8> {
+    serde_json::json!({"id_str": id.to_string(), "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": text,
+        "user": {"name": "Zoë 🦀", "screen_name": "zoe", "id_str": "5"}})
+    .to_string()
+    .into_bytes()
+}
+
+fn bootstrap(api: &str, table: &str, rejected: &str) -> Child {
+    Command::new(common::bin())
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "f")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL"))
+        .env("TABLE_NAME", table)
+        .env("REJECTED_TABLE_NAME", rejected)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bootstrap starts")
+}
+
+fn finish(mut child: Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn bootstrap_serves_an_invocation_through_the_runtime_api() {
+    let w = common::World::new("lambda", "us-east-1");
+    let client = w.clients().await.dynamodb;
+    let (table, rejected) = (format!("{}-EventData", w.stack), format!("{}-Rejected", w.stack));
+    create_table(&client, &table, "Username", "Id").await;
+    create_table(&client, &rejected, "Shard", "Sequence").await;
+
+    let event = serde_json::json!({"Records": [
+        record(1, &tweet(1, "first")), record(2, &tweet(2, "two")), record(3, b"\xff\xfe poison"),
+        record(4, &tweet(1, "first, edited")), record(5, &tweet(3, "three")),
+    ]});
+    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event).expect("json"));
+    let child = bootstrap(&api, &table, &rejected);
+    let exchange = done.recv_timeout(Duration::from_secs(60)).expect("the function answered");
+    let stdout = finish(child);
+
+    assert_eq!(exchange.kind, "response");
+    assert_eq!(String::from_utf8_lossy(&exchange.body), r#"{"batchItemFailures":[]}"#);
+    let items = client.scan().table_name(&table).send().await.expect("scan");
+    assert_eq!(items.count(), 3);
+    let first = items.items().iter().find(|i| i["Id"].as_s().ok().map(String::as_str) == Some("1")).expect("tweet 1");
+    assert_eq!(first["Message"].as_s().expect("s"), "first, edited", "the later record wins");
+    assert_eq!(first["Username"].as_s().expect("s"), "Zoë 🦀");
+    let quarantine = client.scan().table_name(&rejected).send().await.expect("scan");
+    assert_eq!(quarantine.count(), 1);
+    assert_eq!(quarantine.items()[0]["Sequence"].as_s().expect("s"), "00003");
+
+    // One JSON summary line and one EMF line with the counts.
+    let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let summary =
+        lines.iter().find(|l| l["fields"]["message"] == "batch done").unwrap_or_else(|| panic!("summary in {stdout}"));
+    assert_eq!(summary["fields"]["records"], 5);
+    assert_eq!(summary["fields"]["quarantined"], 1);
+    let emf = lines.iter().find(|l| l.get("_aws").is_some()).unwrap_or_else(|| panic!("EMF line in {stdout}"));
+    assert_eq!(emf["RecordsIn"], 5.0);
+    assert_eq!(emf["Written"], 3.0);
+    assert_eq!(emf["DuplicatesDropped"], 1.0);
+    assert_eq!(emf["Quarantined"], 1.0);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "record quarantined" && l["fields"]["sequence_number"] == "00003")
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_missing_table_is_an_invocation_error() {
+    let event = serde_json::json!({"Records": [record(1, &tweet(1, "t"))]});
+    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event).expect("json"));
+    let child = bootstrap(&api, "no-such-table", "no-such-rejected");
+    let exchange = done.recv_timeout(Duration::from_secs(60)).expect("the function answered");
+    finish(child);
+    assert_eq!(exchange.kind, "error", "Lambda must retry the batch, not skip it");
+    assert!(String::from_utf8_lossy(&exchange.body).contains("ResourceNotFoundException"));
+}
