@@ -130,6 +130,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// The region every client talks to.
     pub region: String,
+    /// The endpoint every client talks to, when not AWS's own.
+    pub endpoint_url: Option<String>,
 }
 
 impl Clients {
@@ -146,6 +148,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
+            endpoint_url: config.endpoint_url().map(str::to_string),
         }
     }
 }

@@ -106,11 +106,19 @@ pub struct DestroyArgs {
 /// `stream produce`
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
-    /// Number of tweets to send
-    #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]
-    pub count: u64,
+    /// Where records come from
+    #[arg(long, value_enum, default_value_t = SourceKind::Synthetic)]
+    pub source: SourceKind,
 
-    /// Records per second (default: as fast as the stream takes them)
+    /// JSON-lines file of tweets for --source file (`-` reads stdin)
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Tweets to make (synthetic, default 100), or at most N lines to read (file)
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Records per second in total (default: as fast as the shards take them)
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
 
@@ -118,9 +126,47 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Print the summary as JSON
+    /// Records per PutRecords call (1-500)
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub batch_size: usize,
+
+    /// Milliseconds a partly filled batch may wait for more records
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub linger_ms: u64,
+
+    /// Pack records into KPL aggregates (the function deaggregates them)
     #[arg(long)]
-    pub json: bool,
+    pub aggregate: bool,
+
+    /// Put with the producer IAM user's key (the profile `deploy` wrote), as an external client would
+    #[arg(long)]
+    pub as_producer: bool,
+
+    /// File that receives records still failing after retries (JSON lines, with the reason)
+    #[arg(long, default_value = "stream-dead-letter.jsonl", value_name = "FILE")]
+    pub dead_letter: PathBuf,
+
+    /// Summary format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+/// Where `produce` reads records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// Realistic synthetic tweets (deterministic with --seed)
+    Synthetic,
+    /// JSON lines of tweets from --file (or stdin)
+    File,
+}
+
+/// How a command prints its summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// For people
+    Text,
+    /// One JSON object, for scripts
+    Json,
 }
 
 /// `stream local`
@@ -134,9 +180,9 @@ pub struct LocalArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
 
-    /// Print the summary as JSON
-    #[arg(long)]
-    pub json: bool,
+    /// Summary format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 /// `stream scan-table`
@@ -166,9 +212,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 
-    /// Print the summary as JSON
-    #[arg(long)]
-    pub json: bool,
+    /// Summary format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 /// How `scan-table` prints items.
@@ -200,6 +246,6 @@ mod tests {
             .expect("valid command line");
         assert_eq!(cli.global.stack, "s1");
         assert_eq!(cli.global.region.as_deref(), Some("eu-west-1"));
-        assert!(matches!(cli.command, Command::Produce(ProduceArgs { count: 5, .. })));
+        assert!(matches!(cli.command, Command::Produce(ProduceArgs { count: Some(5), .. })));
     }
 }

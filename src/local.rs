@@ -70,13 +70,16 @@ impl fmt::Display for LocalOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "processed {} records from {} shard(s) in {} batch(es) in {:.2} s: {} items written, {} duplicates dropped, {} batch retries, {} skipped",
+            "processed {} records from {} shard(s) in {} batch(es) in {:.2} s: {} items written, {} duplicates dropped, \
+             {} quarantined, {} write retries, {} batch retries, {} skipped",
             self.records,
             self.shards,
             self.batches,
             self.seconds,
             self.written,
             self.duplicates,
+            self.quarantined,
+            self.write_retries,
             self.retried_batches,
             self.skipped
         )

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use stream::cli::{Cli, Command};
+use stream::cli::{Cli, Command, SummaryFormat};
 use stream::error::{Error, exit};
 use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, template};
 
@@ -44,15 +44,15 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Destroy(a) => print(deploy::destroy(a, &g.stack, &clients).await?, None),
         Command::Produce(a) => {
             let out = produce::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
-            print_json_or_text(&out, a.json, out.problem())
+            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
         }
         Command::Local(a) => {
             let out = local::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
-            print_json_or_text(&out, a.json, out.problem())
+            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
         }
         Command::Replay(a) => {
             let out = replay::run(a, &g.stack, &clients).await?;
-            print_json_or_text(&out, a.json, out.problem())
+            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
         }
         Command::ScanTable(a) => {
             scan::run(a, &g.stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK)

@@ -177,17 +177,19 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     // The producer profile works as credentials for an external producer.
     let (out, _) = w.run(&["produce", "--count", "5", "--profile", &w.stack], 0);
     assert!(out.contains("produced 5 records"), "{out}");
-    assert_eq!(read_stream(&clients.kinesis, &outputs.stream_name).await.len(), 1005);
+    let (out, _) = w.run(&["produce", "--count", "5", "--seed", "43", "--as-producer"], 0);
+    assert!(out.contains("produced 5 records"), "{out}");
+    assert_eq!(read_stream(&clients.kinesis, &outputs.stream_name).await.len(), 1010);
     let (out, _) = w.run(&["local", "--until-idle"], 0);
-    assert!(out.contains("processed 1005 records"), "a fresh run starts at TRIM_HORIZON: {out}");
-    assert_eq!(read_table(&clients.dynamodb, &outputs.table_name).await.len(), expected.len() + 5);
+    assert!(out.contains("processed 1010 records"), "a fresh run starts at TRIM_HORIZON: {out}");
+    assert_eq!(read_table(&clients.dynamodb, &outputs.table_name).await.len(), expected.len() + 10);
 
     // scan-table in every format.
     let (out, _) = w.run(&["scan-table", "--count"], 0);
-    assert_eq!(out.trim(), (expected.len() + 5).to_string());
+    assert_eq!(out.trim(), (expected.len() + 10).to_string());
     let (out, _) = w.run(&["scan-table", "--output", "json"], 0);
     let arr: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json array");
-    assert_eq!(arr.len(), expected.len() + 5);
+    assert_eq!(arr.len(), expected.len() + 10);
     let (out, _) = w.run(&["scan-table", "--output", "jsonl", "--limit", "7"], 0);
     assert_eq!(out.lines().count(), 7);
     let (out, _) = w.run(&["scan-table", "--output", "csv", "--limit", "3"], 0);

@@ -88,7 +88,11 @@ async fn faults_lose_nothing_and_write_nothing_twice() {
 
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(&upstream, Faults { throttle: 0.3, server_error: 0.1, unprocessed: 0.2 }, 7);
+    let proxy = FaultProxy::start(
+        &upstream,
+        Faults { throttle: 0.3, server_error: 0.1, unprocessed: 0.2, ..Faults::default() },
+        7,
+    );
     let mut cmd = w.cmd(&["local", "--until-idle", "--endpoint-url", &proxy.url]);
     let out = cmd.output().expect("stream local runs");
     let (stdout, _) = common::check(&out, 0, &["local"]);

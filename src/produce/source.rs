@@ -1,5 +1,6 @@
 //! Where tweets come from. `Synthetic` makes realistic v1.1 tweets: any script, emoji, long tweets
 //! with `extended_tweet`, hashtags with code point indices; deterministic for a given seed.
+//! `file_record` reads one JSON line of a tweet archive. Every source yields the same v1.1 record.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::SmallRng;
@@ -231,11 +232,60 @@ fn make_user(rng: &mut SmallRng, i: usize) -> User {
     User { name, screen_name, id_str: rng.random_range(10_000_000u64..2_000_000_000_000_000_000).to_string() }
 }
 
+/// What the producer needs of a tweet's JSON: the partition key.
+#[derive(serde::Deserialize)]
+struct KeyView<'a> {
+    #[serde(default, borrow)]
+    id_str: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user: Option<KeyUser<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyUser<'a> {
+    #[serde(default, borrow)]
+    screen_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id_str: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// One line of a JSON-lines file as (partition key, record bytes), or why it is not a tweet the
+/// function could write. The line is sent as it is, so records from any v1.1 producer stay whole.
+pub fn file_record(line: &str) -> Result<(String, Vec<u8>), String> {
+    let line = line.trim();
+    crate::tweet::item_from_payload(line.as_bytes()).map_err(|e| e.to_string())?;
+    let view: KeyView<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    // The 2017 producer keyed by screen_name; fall back to the user id, then the tweet id.
+    let key = view
+        .user
+        .as_ref()
+        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()).map(|s| s.to_string()))
+        .or_else(|| view.id_str.map(|s| s.to_string()))
+        .filter(|k| !k.is_empty())
+        .ok_or("no user.screen_name, user.id_str or id_str for a partition key")?;
+    // Kinesis partition keys hold at most 256 Unicode characters.
+    let key: String = key.chars().take(256).collect();
+    Ok((key, line.as_bytes().to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tweet::item_from_payload;
     use std::collections::HashSet;
+
+    #[test]
+    fn file_lines_keep_their_bytes_and_are_keyed_by_screen_name() {
+        let t = Synthetic::new(Some(3)).next_tweet();
+        let line = String::from_utf8(t.to_bytes()).expect("utf8");
+        let (key, data) = file_record(&format!("  {line}  ")).expect("valid line");
+        assert_eq!(key, t.user.screen_name);
+        assert_eq!(data, line.as_bytes());
+        assert!(file_record("{not json").expect_err("bad").starts_with("not a JSON tweet"));
+        assert!(file_record(r#"{"text":"no id"}"#).expect_err("bad").starts_with("no tweet id"));
+        let no_handle = r#"{"id_str":"9","created_at":"Wed Oct 10 20:19:24 +0000 2018","text":"t","user":{"name":"N","id_str":"77"}}"#;
+        assert_eq!(file_record(no_handle).expect("valid").0, "77");
+    }
 
     #[test]
     fn same_seed_same_tweets() {

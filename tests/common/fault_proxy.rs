@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// Share of BatchWriteItem calls to fail or trim, each in [0, 1].
-#[derive(Debug, Clone, Copy)]
+/// Share of BatchWriteItem calls to fail or trim, each in [0, 1], and share of PutRecords
+/// entries to answer with ProvisionedThroughputExceededException.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     pub throttle: f64,
     pub server_error: f64,
     pub unprocessed: f64,
+    pub put_entry_failure: f64,
 }
 
 /// What the proxy did.
@@ -27,6 +29,7 @@ pub struct Counters {
     pub server_errors: AtomicUsize,
     pub trimmed: AtomicUsize,
     pub passed: AtomicUsize,
+    pub put_entries_failed: AtomicUsize,
 }
 
 /// A running proxy.
@@ -144,6 +147,11 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
     let request = read_message(&mut reader, false)?;
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
+    let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");
+    if is_put_records && faults.put_entry_failure > 0.0 {
+        let response = fail_put_entries(upstream, request, faults.put_entry_failure, rng, c)?;
+        return conn.write_all(&response.bytes());
+    }
     if !is_batch_write {
         let response = forward(upstream, request)?;
         return conn.write_all(&response.closing().bytes());
@@ -206,4 +214,49 @@ fn trim(upstream: &str, request: Message, c: &Counters) -> std::io::Result<Messa
     }
     answer["UnprocessedItems"] = serde_json::Value::Object(merged);
     Ok(response.with_body(serde_json::to_vec(&answer).map_err(std::io::Error::other)?))
+}
+
+/// Forwards only some PutRecords entries; the others come back with an ErrorCode, in request
+/// order, as Kinesis answers a partly throttled call (HTTP 200, FailedRecordCount > 0).
+fn fail_put_entries(
+    upstream: &str,
+    request: Message,
+    share: f64,
+    rng: &Mutex<SmallRng>,
+    c: &Counters,
+) -> std::io::Result<Message> {
+    let mut body: serde_json::Value = serde_json::from_slice(&request.body).map_err(std::io::Error::other)?;
+    let records = body["Records"].as_array().cloned().unwrap_or_default();
+    let fail: Vec<bool> = {
+        let mut rng = rng.lock().expect("rng");
+        records.iter().map(|_| rng.random::<f64>() < share).collect()
+    };
+    let kept: Vec<serde_json::Value> =
+        records.iter().zip(&fail).filter(|(_, f)| !**f).map(|(r, _)| r.clone()).collect();
+    let mut forwarded = Vec::new();
+    if !kept.is_empty() {
+        body["Records"] = serde_json::Value::Array(kept);
+        let response = forward(upstream, request.with_body(serde_json::to_vec(&body).map_err(std::io::Error::other)?))?;
+        if !response.head.first().is_some_and(|s| s.contains(" 200 ")) {
+            return Ok(response.closing());
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&response.body).map_err(std::io::Error::other)?;
+        forwarded = answer["Records"].as_array().cloned().unwrap_or_default();
+    }
+    let mut forwarded = forwarded.into_iter();
+    let mut failed = 0;
+    let results: Vec<serde_json::Value> = fail
+        .iter()
+        .map(|f| {
+            if *f {
+                failed += 1;
+                serde_json::json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "injected: rate exceeded for shard"})
+            } else {
+                forwarded.next().unwrap_or_else(|| serde_json::json!({"ErrorCode": "InternalFailure", "ErrorMessage": "missing"}))
+            }
+        })
+        .collect();
+    c.put_entries_failed.fetch_add(failed, Ordering::SeqCst);
+    let answer = serde_json::json!({"FailedRecordCount": failed, "Records": results});
+    Ok(json_response("200 OK", &answer.to_string()))
 }

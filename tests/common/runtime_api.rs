@@ -2,6 +2,7 @@
 //! A minimal Lambda Runtime API on loopback, enough to run `stream` as a bootstrap for one
 //! invocation: the first `next` gets the event, the function's `response` or `error` is recorded,
 //! and the second `next` ends the exchange. Used by the Lambda-mode tests and by scripts/bench.
+//! One request per connection: every answer says `Connection: close`, so the client never reuses one.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -61,7 +62,7 @@ pub fn serve_one(event: Vec<u8>) -> (String, mpsc::Receiver<Exchange>) {
                     init = Some(started.elapsed());
                     let deadline = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + 300_000;
                     let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-1\r\n\
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-1\r\n\
                          Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
                          Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:f\r\n\
                          Content-Length: {}\r\n\r\n",
@@ -78,7 +79,9 @@ pub fn serve_one(event: Vec<u8>) -> (String, mpsc::Receiver<Exchange>) {
                 let kind = if line.contains("/response") { "response" } else { "error" };
                 let took = handed_out.map(|t| t.elapsed()).unwrap_or_default();
                 answer = Some((kind.to_string(), body, took));
-                let _ = conn.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n");
+                let _ = conn.write_all(
+                    b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n",
+                );
             }
         }
     });

@@ -1,0 +1,145 @@
+//! Which shard a record goes to, as Kinesis decides it: the MD5 of the partition key read as a
+//! 128-bit big-endian number, inside the hash key range of one open shard (from ListShards).
+//! <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html>
+
+use aws_sdk_kinesis::types::Shard;
+use md5::{Digest, Md5};
+
+use crate::error::Error;
+
+/// The open shards of a stream, ordered by hash key range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardMap {
+    /// (first hash key, last hash key, shard id), sorted by first hash key.
+    ranges: Vec<(u128, u128, String)>,
+}
+
+/// The hash key Kinesis computes for a partition key.
+pub fn hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+impl ShardMap {
+    /// The map of the open shards (a closed shard has an ending sequence number).
+    pub fn new(shards: &[Shard]) -> Result<Self, Error> {
+        let mut ranges = Vec::new();
+        for s in shards {
+            if s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some() {
+                continue;
+            }
+            let range = s.hash_key_range();
+            let parse = |v: Option<&str>| v.and_then(|v| v.parse::<u128>().ok());
+            let (Some(start), Some(end)) =
+                (parse(range.map(|r| r.starting_hash_key())), parse(range.map(|r| r.ending_hash_key())))
+            else {
+                return Err(Error::failed(
+                    format!("shard {} has no readable hash key range", s.shard_id()),
+                    "run again; if it persists the stream is being resharded",
+                ));
+            };
+            ranges.push((start, end, s.shard_id().to_string()));
+        }
+        if ranges.is_empty() {
+            return Err(Error::failed(
+                "the stream has no open shard",
+                "wait until the stream is ACTIVE, then run again",
+            ));
+        }
+        ranges.sort();
+        Ok(ShardMap { ranges })
+    }
+
+    /// A map of `n` shards splitting the key space evenly, as CreateStream does.
+    pub fn even(n: usize) -> Self {
+        let n = n.max(1) as u128;
+        let width = u128::MAX / n;
+        let ranges = (0..n)
+            .map(|i| {
+                let start = i * width;
+                let end = if i == n - 1 { u128::MAX } else { (i + 1) * width - 1 };
+                (start, end, format!("shardId-{i:012}"))
+            })
+            .collect();
+        ShardMap { ranges }
+    }
+
+    /// Number of open shards.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when there is no shard (never, for a map built by `new`).
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Id of the shard at `index`.
+    pub fn id(&self, index: usize) -> &str {
+        &self.ranges[index].2
+    }
+
+    /// Index of the shard that holds `partition_key`.
+    pub fn shard_for(&self, partition_key: &str) -> usize {
+        let h = hash_key(partition_key);
+        // The last range starting at or before h.
+        self.ranges.partition_point(|(start, _, _)| *start <= h).saturating_sub(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::types::{HashKeyRange, SequenceNumberRange};
+
+    fn shard(id: &str, start: u128, end: u128, closed: bool) -> Shard {
+        let mut seq = SequenceNumberRange::builder().starting_sequence_number("1");
+        if closed {
+            seq = seq.ending_sequence_number("2");
+        }
+        Shard::builder()
+            .shard_id(id)
+            .hash_key_range(
+                HashKeyRange::builder()
+                    .starting_hash_key(start.to_string())
+                    .ending_hash_key(end.to_string())
+                    .build()
+                    .expect("range"),
+            )
+            .sequence_number_range(seq.build().expect("seq"))
+            .build()
+            .expect("shard")
+    }
+
+    #[test]
+    fn hash_key_is_md5_as_big_endian() {
+        // md5("") = d41d8cd98f00b204e9800998ecf8427e
+        assert_eq!(hash_key(""), 0xd41d8cd98f00b204e9800998ecf8427e);
+    }
+
+    #[test]
+    fn keys_go_to_the_shard_whose_range_holds_their_hash() {
+        let half = u128::MAX / 2;
+        let map = ShardMap::new(&[
+            shard("shardId-000000000001", half + 1, u128::MAX, false),
+            shard("shardId-000000000000", 0, half, false),
+            shard("shardId-000000000009", 0, u128::MAX, true),
+        ])
+        .expect("map");
+        assert_eq!(map.len(), 2, "closed shards are left out");
+        for key in ["a", "b", "zoe", "山田", "🦀", ""] {
+            let expected = if hash_key(key) <= half { "shardId-000000000000" } else { "shardId-000000000001" };
+            assert_eq!(map.id(map.shard_for(key)), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn even_split_covers_the_key_space() {
+        let map = ShardMap::even(4);
+        assert_eq!(map.len(), 4);
+        assert_eq!(map.ranges[0].0, 0);
+        assert_eq!(map.ranges[3].1, u128::MAX);
+        for w in map.ranges.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0);
+        }
+    }
+}

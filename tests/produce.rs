@@ -1,0 +1,233 @@
+//! `stream produce` through the real binary on moto: records land on the shard their key hashes
+//! to, in order per key; aggregates deaggregate to exactly what was produced; a file source sends
+//! every good line and names the bad ones; throttled entries are resent and nothing is lost; what
+//! never succeeds is in the dead-letter file, with exit code 3.
+
+mod common;
+#[path = "common/fault_proxy.rs"]
+mod fault_proxy;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use common::World;
+use fault_proxy::{FaultProxy, Faults};
+use stream::produce::shards::ShardMap;
+use stream::produce::source::Synthetic;
+
+/// Every record of every shard, oldest first: (shard id, partition key, data).
+async fn read_all(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
+        let mut it = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator;
+        while let Some(i) = it {
+            let page = kinesis.get_records().shard_iterator(i).limit(10_000).send().await.expect("records");
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                out.push((
+                    shard.shard_id().to_string(),
+                    r.partition_key().unwrap_or_default().to_string(),
+                    r.data().as_ref().to_vec(),
+                ));
+            }
+            it = page.next_shard_iterator;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn records_go_to_their_shard_in_order_and_aggregates_read_back_whole() {
+    let w = World::new("shards", "ap-northeast-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--shards", "4"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+
+    let (out, _) = w.run(&["produce", "--count", "1500", "--seed", "5"], 0);
+    assert!(out.contains("produced 1500 records") && out.contains("(4 shard(s))"), "{out}");
+    let records = read_all(&clients.kinesis, &outputs.stream_name).await;
+    assert_eq!(records.len(), 1500);
+    let map = ShardMap::new(&stream::local::list_shards(&clients.kinesis, &outputs.stream_name).await.expect("shards"))
+        .expect("map");
+    let mut per_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (shard, key, data) in &records {
+        assert_eq!(map.id(map.shard_for(key)), shard, "{key} is on the shard its hash picks");
+        per_key.entry(key.clone()).or_default().push(data.clone());
+    }
+    assert!(per_key.len() > 4 && records.iter().map(|r| &r.0).collect::<BTreeSet<_>>().len() == 4, "all shards used");
+    // Order per key is the order the tweets were made.
+    let mut made: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut tweets = Synthetic::new(Some(5));
+    for _ in 0..1500 {
+        let t = tweets.next_tweet();
+        made.entry(t.user.screen_name.clone()).or_default().push(t.to_bytes());
+    }
+    assert_eq!(per_key, made);
+
+    // Aggregated: fewer Kinesis records, the same user records once deaggregated.
+    let (out, _) = w.run(&["produce", "--count", "700", "--seed", "6", "--aggregate", "--output", "json"], 0);
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("json summary");
+    assert_eq!(summary["sent"], 700);
+    let kinesis_records = summary["kinesis_records"].as_u64().expect("count");
+    assert!(kinesis_records < 100, "{summary}");
+    let all = read_all(&clients.kinesis, &outputs.stream_name).await;
+    assert_eq!(all.len() as u64, 1500 + kinesis_records);
+    let mut users: Vec<Vec<u8>> = Vec::new();
+    for (shard, key, data) in &all[..] {
+        if stream::kpl::is_aggregate(data) {
+            assert_eq!(map.id(map.shard_for(key)), shard);
+            for sub in stream::kpl::deaggregate(data).expect("our aggregate") {
+                assert_eq!(
+                    map.id(map.shard_for(sub.partition_key)),
+                    shard,
+                    "sub-records share their aggregate's shard"
+                );
+                users.push(sub.data.to_vec());
+            }
+        }
+    }
+    let mut expected: Vec<Vec<u8>> = Synthetic::new(Some(6)).take(700).map(|t| t.to_bytes()).collect();
+    users.sort();
+    expected.sort();
+    assert_eq!(users, expected);
+
+    // The function writes what the producer aggregated.
+    let (out, _) = w.run(&["local", "--until-idle"], 0);
+    assert!(out.contains("2200 items written"), "{out}");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn file_source_sends_good_lines_and_names_bad_ones() {
+    let w = World::new("file", "eu-west-2");
+    let clients = w.clients().await;
+    w.run(&["deploy"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let path = w.dir.path().join("tweets.jsonl");
+    let mut file = std::fs::File::create(&path).expect("create");
+    let mut lines = Vec::new();
+    for (i, t) in Synthetic::new(Some(8)).take(100).enumerate() {
+        let line = String::from_utf8(t.to_bytes()).expect("utf8");
+        writeln!(file, "{line}").expect("write");
+        lines.push(line.into_bytes());
+        match i {
+            9 => writeln!(file, "{{not json").expect("write"),
+            19 => writeln!(file).expect("write"),
+            29 => writeln!(file, r#"{{"text":"no id"}}"#).expect("write"),
+            _ => {}
+        }
+    }
+    drop(file);
+    let p = path.to_str().expect("utf8 path");
+    let (out, err) = w.run(&["produce", "--source", "file", "--file", p], 0);
+    assert!(out.contains("produced 100 records") && out.contains("2 bad input lines skipped"), "{out}");
+    assert!(err.contains(&format!("{p}:11: skipped: not a JSON tweet")), "{err}");
+    assert!(err.contains(&format!("{p}:33: skipped: no tweet id")), "{err}");
+    let got: BTreeSet<Vec<u8>> =
+        read_all(&clients.kinesis, &outputs.stream_name).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(got, lines.iter().cloned().collect::<BTreeSet<_>>());
+
+    // The same through stdin, at most 10 lines.
+    let mut child = w
+        .cmd(&["produce", "--source", "file", "--file", "-", "--count", "10"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(&std::fs::read(&path).expect("read")).expect("pipe");
+    let out = child.wait_with_output().expect("wait");
+    let (stdout, _) = common::check(&out, 0, &["produce", "--file", "-"]);
+    assert!(stdout.contains("produced 10 records"), "{stdout}");
+    assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len(), 110);
+
+    let (_, err) = w.run(&["produce", "--source", "file"], 2);
+    assert!(err.contains("--source file needs --file"), "{err}");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered() {
+    let w = World::new("throttle", "us-west-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--shards", "2"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+
+    // 30 % of entries throttled on every call: all are resent until they land, once each.
+    let proxy = FaultProxy::start(&upstream, Faults { put_entry_failure: 0.3, ..Faults::default() }, 3);
+    let (out, _) =
+        w.run(&["produce", "--count", "1000", "--seed", "12", "--batch-size", "100", "--endpoint-url", &proxy.url], 0);
+    assert!(out.contains("produced 1000 records") && out.contains(" 0 failed"), "{out}");
+    assert!(proxy.counters.put_entries_failed.load(std::sync::atomic::Ordering::SeqCst) > 200);
+    let got: Vec<Vec<u8>> = read_all(&clients.kinesis, &outputs.stream_name).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(got.len(), 1000, "nothing lost, nothing twice");
+    let mut expected: Vec<Vec<u8>> = Synthetic::new(Some(12)).take(1000).map(|t| t.to_bytes()).collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    expected.sort();
+    assert_eq!(got_sorted, expected);
+
+    // Every entry throttled on every call: the records end in the dead-letter file, exit code 3.
+    let always = FaultProxy::start(&upstream, Faults { put_entry_failure: 1.0, ..Faults::default() }, 4);
+    let dead = w.dir.path().join("dead.jsonl");
+    let args = [
+        "produce",
+        "--count",
+        "20",
+        "--seed",
+        "13",
+        "--endpoint-url",
+        &always.url,
+        "--dead-letter",
+        dead.to_str().expect("utf8"),
+    ];
+    let (out, err) = w.run(&args, 3);
+    assert!(out.contains("20 failed"), "{out}");
+    assert!(err.contains("20 of 20 records were not accepted") && err.contains("dead.jsonl"), "{err}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().all(|l| l["error_code"] == "ProvisionedThroughputExceededException"));
+    w.run(&["destroy", "--yes"], 0);
+}
+
+/// Bad flags and files are refused with a hint, before any AWS call (the endpoint is dead).
+#[test]
+fn bad_producer_input_is_refused_before_any_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = dir.path().join("c");
+    let (_, err) = common::run_plain(
+        &["produce", "--as-producer", "--stack", "s1", "--endpoint-url", "http://127.0.0.1:9"],
+        &[("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().expect("utf8"))],
+        2,
+    );
+    assert!(err.contains("no producer profile \"s1\"") && err.contains("stream deploy --stack s1"), "{err}");
+    let (_, err) = common::run_plain(
+        &["produce", "--source", "file", "--file", "/no/such/file.jsonl", "--endpoint-url", "http://127.0.0.1:9"],
+        &[("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("c").to_str().expect("utf8"))],
+        2,
+    );
+    assert!(err.contains("/no/such/file.jsonl is not a readable file"), "{err}");
+    let (_, err) =
+        common::run_plain(&["produce", "--batch-size", "501", "--endpoint-url", "http://127.0.0.1:9"], &[], 2);
+    assert!(err.contains("--batch-size 501 is out of range"), "{err}");
+}
