@@ -114,9 +114,25 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Tweets to make (synthetic, default 100), or at most N lines to read (file)
+    /// Tweets to make (synthetic, default 100), or stop after N records (file, bluesky, x)
     #[arg(long, short = 'n', value_name = "N")]
     pub count: Option<u64>,
+
+    /// Jetstream endpoint for --source bluesky
+    #[arg(long, value_name = "URL", default_value = BLUESKY_URL)]
+    pub bluesky_url: String,
+
+    /// X API base URL for --source x (bearer token from X_BEARER_TOKEN)
+    #[arg(long, value_name = "URL", default_value = "https://api.x.com")]
+    pub x_url: String,
+
+    /// Filtered-stream rule for --source x (repeat for several)
+    #[arg(long, value_name = "RULE")]
+    pub track: Vec<String>,
+
+    /// Scales the live sources' reconnect waits (tests)
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    pub reconnect_scale: f64,
 
     /// Records per second in total (default: as fast as the shards take them)
     #[arg(long, value_name = "N")]
@@ -158,7 +174,14 @@ pub enum SourceKind {
     Synthetic,
     /// JSON lines of tweets from --file (or stdin)
     File,
+    /// Live posts from the Bluesky Jetstream (free, no account)
+    Bluesky,
+    /// The X API v2 filtered stream (X_BEARER_TOKEN, --track)
+    X,
 }
+
+/// The public Jetstream instance, posts only.
+pub const BLUESKY_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe?wantedCollections=app.bsky.feed.post";
 
 /// How a command prints its summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

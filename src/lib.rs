@@ -11,7 +11,7 @@
 //! - Domain: `process` (the Lambda handler and its runtime loop), `stack` (a deployed stack's
 //!   status and outputs).
 //! - Infrastructure: `aws` (one SdkConfig, the clients), `package` (zip of the bootstrap),
-//!   `credentials` (the producer's profile file).
+//!   `credentials` (the producer's profile file), `net` (TCP/TLS for the live sources).
 //! - Leaves without AWS: `tweet` (record shape and table item), `kpl` (the KPL aggregate format),
 //!   `error`, `progress`, `mode`,
 //!   `template` (the embedded stack template), `shutdown`.
@@ -26,6 +26,7 @@ pub mod error;
 pub mod kpl;
 pub mod local;
 pub mod mode;
+pub mod net;
 pub mod package;
 pub mod process;
 pub mod produce;

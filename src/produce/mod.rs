@@ -5,6 +5,7 @@
 //! dead-letter file (`deadletter`). Records come from `source`; the stream's name from `stack`.
 
 pub mod deadletter;
+pub mod live;
 pub mod shards;
 pub mod source;
 
@@ -277,9 +278,23 @@ impl ProduceArgs {
                 format!("{} is not a readable file", path.display()),
                 "give --file the path of a JSON-lines file of tweets, or - for stdin",
             )),
-            (SourceKind::Synthetic, Some(_)) => {
+            (SourceKind::Synthetic | SourceKind::Bluesky | SourceKind::X, Some(_)) => {
                 Err(Error::usage("--file is only read with --source file", "add --source file, or leave --file out"))
             }
+            (SourceKind::X, None) if std::env::var("X_BEARER_TOKEN").map_or(true, |t| t.trim().is_empty()) => {
+                Err(Error::usage(
+                    "--source x needs an X API bearer token in X_BEARER_TOKEN",
+                    "export X_BEARER_TOKEN (from the X developer portal; it is never printed)",
+                ))
+            }
+            (SourceKind::X, None) if self.track.is_empty() => Err(Error::usage(
+                "--source x needs at least one --track rule",
+                "add --track 'rust lang:en' (repeat for more rules)",
+            )),
+            (SourceKind::Bluesky, None) if crate::net::endpoint(&self.bluesky_url).is_err() => Err(Error::usage(
+                format!("--bluesky-url {} is not a ws:// or wss:// URL", self.bluesky_url),
+                format!("leave it out for {}", crate::cli::BLUESKY_URL),
+            )),
             _ => Ok(()),
         }
     }
@@ -586,6 +601,39 @@ pub async fn run(
                     break;
                 }
             }
+        }
+        SourceKind::Bluesky | SourceKind::X => {
+            let (tx, mut rx) = mpsc::channel::<live::Record>(1024);
+            let backoff = live::Backoff { scale: args.reconnect_scale };
+            let task = match args.source {
+                SourceKind::Bluesky => tokio::spawn(live::bluesky(args.bluesky_url.clone(), tx, backoff)),
+                _ => {
+                    let token = std::env::var("X_BEARER_TOKEN").unwrap_or_default().trim().to_string();
+                    tokio::spawn(live::x(args.x_url.clone(), token, args.track.clone(), tx, backoff))
+                }
+            };
+            let limit = args.count.unwrap_or(u64::MAX);
+            let mut taken = 0u64;
+            let mut wait = shutdown.clone();
+            while taken < limit {
+                if stopped(&shutdown) {
+                    finished_source = false;
+                    break;
+                }
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = wait.wait() => None,
+                };
+                let Some((key, data)) = next else {
+                    finished_source = !shutdown.is_triggered();
+                    break;
+                };
+                taken += 1;
+                if !route(key, data).await {
+                    break;
+                }
+            }
+            task.abort();
         }
         SourceKind::File => {
             let path = args.file.clone().unwrap_or_default();
