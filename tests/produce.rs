@@ -231,3 +231,31 @@ fn bad_producer_input_is_refused_before_any_call() {
         common::run_plain(&["produce", "--batch-size", "501", "--endpoint-url", "http://127.0.0.1:9"], &[], 2);
     assert!(err.contains("--batch-size 501 is out of range"), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
+    let w = World::new("ctrlc", "ap-south-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--shards", "2"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let child = w
+        .cmd(&["produce", "--count", "1000000", "--rate", "400", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.expect("join");
+    let (stdout, stderr) = common::check(&out, 130, &["produce", "(Ctrl-C)"]);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary printed");
+    assert_eq!(summary["interrupted"], true);
+    let sent = summary["sent"].as_u64().expect("sent");
+    assert!(sent > 100 && sent < 5_000, "{summary}");
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len() as u64, sent, "every record made was sent");
+    w.run(&["destroy", "--yes"], 0);
+}
