@@ -259,3 +259,23 @@ async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
     assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len() as u64, sent, "every record made was sent");
     w.run(&["destroy", "--yes"], 0);
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_terminal_gets_a_live_line() {
+    let w = World::new("live", "ca-west-1");
+    w.run(&["deploy"], 0);
+    // `script` (util-linux) runs the command on a pseudo-terminal, as a person would.
+    let command = format!("{} produce --stack {} --region {} --count 600 --rate 300", common::bin(), w.stack, w.region);
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", w.credentials_file())
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let live: Vec<&str> = text.split('\r').filter(|l| l.contains("records/s") && l.contains("resent")).collect();
+    assert!(live.len() >= 3, "a live line refreshed while sending: {text}");
+    assert!(text.contains("produced 600 records"), "{text}");
+    w.run(&["destroy", "--yes"], 0);
+}
