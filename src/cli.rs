@@ -89,6 +89,10 @@ pub struct DeployArgs {
     /// Seconds to wait for the stack operation
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     pub wait: u64,
+
+    /// Delete and recreate a stack whose creation failed (ROLLBACK_COMPLETE and the like)
+    #[arg(long)]
+    pub recreate: bool,
 }
 
 /// `stream destroy`
@@ -226,6 +230,14 @@ pub struct ScanArgs {
     /// Read the quarantine table (poison records) instead of the events table
     #[arg(long)]
     pub rejected: bool,
+
+    /// Only this user's tweets (a Query on the partition key, not a Scan)
+    #[arg(long, value_name = "NAME", conflicts_with = "rejected")]
+    pub user: Option<String>,
+
+    /// Scan in N parallel segments (1-1000)
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "user")]
+    pub segments: u32,
 }
 
 /// `stream replay`

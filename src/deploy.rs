@@ -141,10 +141,10 @@ pub async fn deploy(
         &artifact.sha256[..12]
     ));
 
-    let existing = stack::describe(clients, stack_name).await?;
-    if let Some(s) = &existing {
+    let mut existing = stack::describe(clients, stack_name).await?;
+    if let Some(s) = existing.clone() {
         let status = s.stack_status().map(|s| s.as_str()).unwrap_or_default();
-        if !stack::is_managed(s) {
+        if !stack::is_managed(&s) {
             return Err(Error::failed(
                 format!("stack \"{stack_name}\" exists and was not created by stream"),
                 "choose another --stack name; stream only updates stacks it created",
@@ -153,11 +153,29 @@ pub async fn deploy(
         if status.ends_with("_IN_PROGRESS") {
             return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated now" });
         }
-        if matches!(
-            status,
-            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED"
-        ) {
-            return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated" });
+        if status == "UPDATE_ROLLBACK_FAILED" {
+            return Err(Error::failed(
+                format!("stack \"{stack_name}\" is in UPDATE_ROLLBACK_FAILED and cannot be updated"),
+                "fix the resource named in its events, run `aws cloudformation continue-update-rollback`, then deploy again",
+            ));
+        }
+        // A stack whose creation failed holds no data yet: it can only be deleted and created again.
+        if matches!(status, "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED") {
+            if !args.recreate {
+                return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated" });
+            }
+            let id = s.stack_id().unwrap_or(stack_name).to_string();
+            let seen = recent_event_ids(clients, &id).await?;
+            progress::status(format!("deleting stack {stack_name} ({status}) to create it again"));
+            clients
+                .cfn
+                .delete_stack()
+                .stack_name(&id)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DeleteStack", stack_name, e))?;
+            follow(clients, stack_name, &id, seen, Op::Delete, Duration::from_secs(args.wait)).await?;
+            existing = None;
         }
     }
 
@@ -731,6 +749,7 @@ mod tests {
             max_retries: retries,
             max_record_age: age,
             wait: 60,
+            recreate: false,
         };
         assert!(args(Some(1), Some(10_000), Some(0), Some(60)).validate().is_ok());
         assert_eq!(args(None, None, None, None).validate().expect("defaults"), DeployParams::default());

@@ -130,8 +130,11 @@ impl Error {
             Error::StackNotFound { stack } => {
                 format!("run `stream deploy --stack {stack}` first, or pass the right --stack / --region")
             }
+            Error::StackState { stack, status, .. } if status.contains("ROLLBACK") || status.ends_with("FAILED") => {
+                format!("run `stream deploy --stack {stack} --recreate` to delete and create it again")
+            }
             Error::StackState { stack, .. } => {
-                format!("run `stream destroy --stack {stack}`, then deploy again")
+                format!("wait until stack \"{stack}\" finishes its current operation, then run the command again")
             }
             Error::Aws { kind, .. } => match kind {
                 AwsFailure::Credentials => "configure credentials: `aws configure`, `aws sso login`, \
@@ -241,7 +244,9 @@ mod tests {
     fn stack_state_hint_names_the_stack() {
         let e = Error::StackState { stack: "s1".into(), status: "ROLLBACK_COMPLETE".into(), action: "updated" };
         assert_eq!(e.to_string(), "stack \"s1\" is in ROLLBACK_COMPLETE and cannot be updated");
-        assert!(e.hint().contains("stream destroy --stack s1"));
+        assert!(e.hint().contains("stream deploy --stack s1 --recreate"));
+        let busy = Error::StackState { stack: "s1".into(), status: "UPDATE_IN_PROGRESS".into(), action: "used" };
+        assert!(busy.hint().contains("wait until"));
     }
 
     #[test]

@@ -180,34 +180,94 @@ impl ScanArgs {
                 "give --limit a number above 0, or leave it out",
             ));
         }
+        if !(1..=1000).contains(&self.segments) {
+            return Err(Error::usage(
+                format!("--segments {} is out of range", self.segments),
+                "give --segments a value from 1 to 1000 (DynamoDB's parallel scan limit)",
+            ));
+        }
+        if self.user.as_ref().is_some_and(|u| u.is_empty() || u.len() > crate::tweet::MAX_PARTITION_KEY_BYTES) {
+            return Err(Error::usage("--user must be 1 to 2048 bytes", "give --user the exact Username of the items"));
+        }
         Ok(())
     }
 }
 
-/// `stream scan-table`: prints the table's items (or their number) to `out`.
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// One segment of a (parallel) Scan, or a Query on the user, up to `limit` items; or their count.
+async fn read_part(
+    clients: &Clients,
+    table: &str,
+    args: &ScanArgs,
+    segment: u32,
+    limit: Option<u64>,
+) -> Result<(Vec<Item>, i64), Error> {
+    let (mut items, mut count) = (Vec::new(), 0i64);
+    let select = if args.count { Select::Count } else { Select::AllAttributes };
+    if let Some(user) = &args.user {
+        let mut pages = clients
+            .dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", attr::USERNAME)
+            .expression_attribute_values(":u", AttributeValue::S(user.clone()))
+            .select(select)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("Query", table, e))?;
+            count += i64::from(page.count);
+            items.extend(page.items.unwrap_or_default());
+            if limit.is_some_and(|l| items.len() as u64 >= l) {
+                break;
+            }
+        }
+        return Ok((items, count));
+    }
+    let mut scan = clients.dynamodb.scan().table_name(table).select(select);
+    if args.segments > 1 {
+        scan = scan.segment(segment as i32).total_segments(args.segments as i32);
+    }
+    let mut pages = scan.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("Scan", table, e))?;
+        count += i64::from(page.count);
+        items.extend(page.items.unwrap_or_default());
+        if limit.is_some_and(|l| items.len() as u64 >= l) {
+            break;
+        }
+    }
+    Ok((items, count))
+}
+
+/// `stream scan-table`: prints the table's items (or their number) to `out`. A closed pipe
+/// (`stream scan-table | head`) ends the output quietly.
 pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
     args.validate()?;
     let outputs = stack::load(clients, stack_name).await?;
     let table = if args.rejected { outputs.rejected_table } else { outputs.table_name };
-    let stdout = |e: std::io::Error| Error::io("stdout", e);
-    if args.count {
-        let mut total: i64 = 0;
-        let mut pages = clients.dynamodb.scan().table_name(&table).select(Select::Count).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            total += i64::from(page.map_err(|e| Error::aws("Scan", &table, e))?.count);
-        }
-        writeln!(out, "{total}").map_err(stdout)?;
-        return Ok(());
+    let parts =
+        futures::future::join_all((0..args.segments).map(|s| read_part(clients, &table, args, s, args.limit))).await;
+    let (mut items, mut total) = (Vec::new(), 0i64);
+    for part in parts {
+        let (part_items, count) = part?;
+        total += count;
+        items.extend(part_items.iter().map(item_json));
     }
-    let mut items = Vec::new();
-    let mut stream = clients.dynamodb.scan().table_name(&table).into_paginator().items().send();
-    while let Some(item) = stream.next().await {
-        items.push(item_json(&item.map_err(|e| Error::aws("Scan", &table, e))?));
-        if args.limit.is_some_and(|l| items.len() as u64 >= l) {
-            break;
+    let written = if args.count {
+        writeln!(out, "{total}")
+    } else {
+        if let Some(l) = args.limit {
+            items.truncate(l as usize);
         }
+        write_items(out, &items, args.output)
+    };
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
+        _ => Ok(()),
     }
-    write_items(out, &items, args.output).map_err(stdout)
 }
 
 #[cfg(test)]

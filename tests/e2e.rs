@@ -197,6 +197,30 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     let (out, _) = w.run(&["scan-table", "--limit", "10"], 0);
     assert_eq!(out.lines().count(), 11);
     assert!(out.lines().next().expect("header").starts_with("Username"));
+    // A parallel scan sees the same items; --user is a Query on the partition key.
+    let (out, _) = w.run(&["scan-table", "--segments", "4", "--count"], 0);
+    assert_eq!(out.trim(), (expected.len() + 10).to_string());
+    let (user, _) = expected.keys().next().expect("an item").clone();
+    let theirs = expected.keys().filter(|(u, _)| *u == user).count();
+    let (out, _) = w.run(&["scan-table", "--user", &user, "--output", "jsonl"], 0);
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert!(rows.len() >= theirs && rows.iter().all(|r| r["Username"] == user.as_str()), "{out}");
+    // A closed pipe is not an error.
+    let piped = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} scan-table --stack {} --region {} --output jsonl | head -n 1",
+                common::bin(),
+                w.stack,
+                w.region
+            ),
+        ])
+        .env("AWS_SHARED_CREDENTIALS_FILE", w.credentials_file())
+        .output()
+        .expect("bash runs");
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert_eq!(String::from_utf8_lossy(&piped.stdout).lines().count(), 1);
 
     // A second deploy uploads nothing, changes nothing and succeeds.
     let (out, err) = w.run(&["deploy"], 0);
