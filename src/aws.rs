@@ -128,6 +128,10 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// STS: the account id (artifact bucket name).
     pub sts: aws_sdk_sts::Client,
+    /// Lambda: the function and its event source mapping.
+    pub lambda: aws_sdk_lambda::Client,
+    /// CloudWatch: the function's metrics.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The region every client talks to.
     pub region: String,
     /// The endpoint every client talks to, when not AWS's own.
@@ -147,6 +151,8 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
             endpoint_url: config.endpoint_url().map(str::to_string),
         }

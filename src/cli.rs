@@ -51,6 +51,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Delete the stack, its artifacts and the producer's access key
     Destroy(DestroyArgs),
+    /// Show the stack, the mapping, item counts and the last hour's metrics
+    Status(StatusArgs),
     /// Put synthetic tweets into the stack's stream
     Produce(ProduceArgs),
     /// Run the function's handler here over the stack's stream
@@ -105,6 +107,14 @@ pub struct DestroyArgs {
     /// Seconds to wait for the stack deletion
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     pub wait: u64,
+}
+
+/// `stream status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 /// `stream produce`

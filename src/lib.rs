@@ -7,7 +7,7 @@
 //! - `cli`: clap types only. `main` detects the mode, parses, and calls one command.
 //! - Commands: `deploy` (deploy, destroy), `produce` (PutRecords producer, `produce::source`
 //!   for tweets), `scan` (scan-table), `local` (the handler over the stream on this machine),
-//!   `replay` (quarantined records back into the stream).
+//!   `replay` (quarantined records back into the stream), `status` (stack, mapping, counts, metrics).
 //! - Domain: `process` (the Lambda handler and its runtime loop), `stack` (a deployed stack's
 //!   status and outputs).
 //! - Infrastructure: `aws` (one SdkConfig, the clients), `package` (zip of the bootstrap),
@@ -35,5 +35,6 @@ pub mod replay;
 pub mod scan;
 pub mod shutdown;
 pub mod stack;
+pub mod status;
 pub mod template;
 pub mod tweet;

@@ -4,7 +4,7 @@
 use clap::Parser;
 use stream::cli::{Cli, Command, SummaryFormat};
 use stream::error::{Error, exit};
-use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, template};
+use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, status, template};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
@@ -42,6 +42,10 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     match &cli.command {
         Command::Deploy(a) => print(deploy::deploy(a, &a.validate()?, &g.stack, &clients).await?, None),
         Command::Destroy(a) => print(deploy::destroy(a, &g.stack, &clients).await?, None),
+        Command::Status(a) => {
+            let out = status::run(&g.stack, &clients).await?;
+            print_json_or_text(&out, a.output == SummaryFormat::Json, None)
+        }
         Command::Produce(a) => {
             let out = produce::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
             print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())

@@ -222,6 +222,18 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
     assert_eq!(String::from_utf8_lossy(&piped.stdout).lines().count(), 1);
 
+    // status: the stack, the mapping and the counts an operator checks first.
+    let (out, _) = w.run(&["status", "--output", "json"], 0);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    assert_eq!(status["stack_status"], "CREATE_COMPLETE");
+    assert_eq!(status["mapping"]["state"], "Enabled");
+    assert_eq!(status["mapping"]["batch_size"], 100);
+    assert_eq!(status["items"], expected.len() as u64 + 10);
+    assert_eq!(status["quarantined"], 0);
+    assert_eq!(status["outputs"]["table_name"], outputs.table_name.as_str());
+    let (out, _) = w.run(&["status"], 0);
+    assert!(out.contains("mapping ") && out.contains("Enabled") && out.contains("in the table"), "{out}");
+
     // A second deploy uploads nothing, changes nothing and succeeds.
     let (out, err) = w.run(&["deploy"], 0);
     assert!(out.contains("up to date"), "{out}");

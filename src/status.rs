@@ -1,0 +1,203 @@
+//! `stream status`: what an operator checks first — the stack's status and outputs, the event source
+//! mapping's state and last processing result, the items in the table and in quarantine, and, where
+//! CloudWatch answers, the last hour's iterator age, errors and invocations of the function.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::error::Error;
+use crate::stack::{self, Outputs};
+
+/// The event source mapping, as Lambda reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mapping {
+    /// Mapping id.
+    pub uuid: String,
+    /// Enabled, Disabled, Creating, Updating…
+    pub state: String,
+    /// "OK", "PROBLEM: …", or "No records processed".
+    pub last_processing_result: Option<String>,
+    /// Records per invocation.
+    pub batch_size: Option<i32>,
+}
+
+/// The function's last hour in CloudWatch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LastHour {
+    /// Highest IteratorAge (ms): how far behind the stream the function is.
+    pub iterator_age_max_ms: Option<f64>,
+    /// Function errors.
+    pub errors: Option<f64>,
+    /// Invocations.
+    pub invocations: Option<f64>,
+}
+
+/// The result of `stream status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusOutput {
+    /// Stack name.
+    pub stack: String,
+    /// CloudFormation status.
+    pub stack_status: String,
+    /// The stack's resources.
+    pub outputs: Outputs,
+    /// The stack's parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// The event source mapping.
+    pub mapping: Option<Mapping>,
+    /// Items in the table (DynamoDB's ItemCount: refreshed about every six hours in AWS).
+    pub items: Option<i64>,
+    /// Items in the quarantine table (same caveat).
+    pub quarantined: Option<i64>,
+    /// CloudWatch figures, or `None` when CloudWatch did not answer.
+    pub last_hour: Option<LastHour>,
+}
+
+fn show(v: Option<f64>) -> String {
+    v.map_or_else(|| "no data".to_string(), |v| format!("{v:.0}"))
+}
+
+impl fmt::Display for StatusOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "stack {}: {}", self.stack, self.stack_status)?;
+        let o = &self.outputs;
+        for (k, v) in [
+            ("StreamName", &o.stream_name),
+            ("TableName", &o.table_name),
+            ("RejectedTableName", &o.rejected_table),
+            ("FunctionName", &o.function_name),
+            ("Region", &o.region),
+            ("ProducerUserName", &o.producer_user),
+        ] {
+            writeln!(f, "  {k:<18} {v}")?;
+        }
+        if !self.parameters.is_empty() {
+            let shown: Vec<String> = self
+                .parameters
+                .iter()
+                .filter(|(k, _)| !k.starts_with("Code"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            writeln!(f, "  parameters         {}", shown.join(" "))?;
+        }
+        match &self.mapping {
+            Some(m) => writeln!(
+                f,
+                "mapping {}: {} (last result: {}), batch size {}",
+                m.uuid,
+                m.state,
+                m.last_processing_result.as_deref().unwrap_or("none yet"),
+                m.batch_size.map_or("?".into(), |b| b.to_string())
+            )?,
+            None => writeln!(f, "mapping: none found for {}", o.function_name)?,
+        }
+        let count = |c: Option<i64>| c.map_or("unknown".to_string(), |c| c.to_string());
+        writeln!(f, "items: {} in the table, {} in quarantine", count(self.items), count(self.quarantined))?;
+        match &self.last_hour {
+            Some(h) => write!(
+                f,
+                "last hour: iterator age max {} ms, {} errors, {} invocations",
+                show(h.iterator_age_max_ms),
+                show(h.errors),
+                show(h.invocations)
+            ),
+            None => write!(f, "last hour: CloudWatch did not answer"),
+        }
+    }
+}
+
+async fn item_count(clients: &Clients, table: &str) -> Result<Option<i64>, Error> {
+    let out = clients
+        .dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DescribeTable", table, e))?;
+    Ok(out.table.and_then(|t| t.item_count))
+}
+
+async fn metric(clients: &Clients, function: &str, name: &str, stat: Statistic) -> Result<Option<f64>, Error> {
+    let now = SystemTime::now();
+    let out = clients
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace("AWS/Lambda")
+        .metric_name(name)
+        .dimensions(Dimension::builder().name("FunctionName").value(function).build())
+        .start_time(DateTime::from(now - Duration::from_secs(3600)))
+        .end_time(DateTime::from(now))
+        .period(3600)
+        .statistics(stat.clone())
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetMetricStatistics", function, e))?;
+    let value = out
+        .datapoints()
+        .iter()
+        .filter_map(|d| if stat == Statistic::Maximum { d.maximum } else { d.sum })
+        .reduce(f64::max);
+    Ok(value)
+}
+
+/// `stream status`.
+pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Error> {
+    let found =
+        stack::describe(clients, stack_name).await?.ok_or_else(|| Error::StackNotFound { stack: stack_name.into() })?;
+    let outputs = stack::load(clients, stack_name).await?;
+    let parameters = found
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
+        .collect();
+    let mappings = clients
+        .lambda
+        .list_event_source_mappings()
+        .function_name(&outputs.function_name)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ListEventSourceMappings", &outputs.function_name, e))?;
+    let mapping = mappings
+        .event_source_mappings()
+        .iter()
+        .find(|m| m.event_source_arn() == Some(outputs.stream_arn.as_str()))
+        .map(|m| Mapping {
+            uuid: m.uuid().unwrap_or_default().to_string(),
+            state: m.state().unwrap_or("unknown").to_string(),
+            last_processing_result: m.last_processing_result().map(str::to_string),
+            batch_size: m.batch_size(),
+        });
+    let items = item_count(clients, &outputs.table_name).await?;
+    let quarantined = item_count(clients, &outputs.rejected_table).await?;
+    // CloudWatch is optional: an endpoint without it (or no permission) leaves the figures out.
+    let f = &outputs.function_name;
+    let last_hour = match (
+        metric(clients, f, "IteratorAge", Statistic::Maximum).await,
+        metric(clients, f, "Errors", Statistic::Sum).await,
+        metric(clients, f, "Invocations", Statistic::Sum).await,
+    ) {
+        (Ok(iterator_age_max_ms), Ok(errors), Ok(invocations)) => {
+            Some(LastHour { iterator_age_max_ms, errors, invocations })
+        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            tracing::info!(error = %e, "CloudWatch not reachable; leaving out the last hour");
+            None
+        }
+    };
+    Ok(StatusOutput {
+        stack: stack_name.to_string(),
+        stack_status: found.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        outputs,
+        parameters,
+        mapping,
+        items,
+        quarantined,
+        last_hour,
+    })
+}
