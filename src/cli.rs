@@ -73,8 +73,36 @@ pub struct DeployArgs {
     pub bootstrap: Option<PathBuf>,
 
     /// Shards in the Kinesis stream (1-500; default: keep, or 1 on create)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "on_demand")]
     pub shards: Option<u32>,
+
+    /// On-demand capacity mode: Kinesis scales the shards (default: keep, or provisioned)
+    #[arg(long)]
+    pub on_demand: bool,
+
+    /// Hours the stream keeps records (24-8760; default: keep, or 24)
+    #[arg(long, value_name = "HOURS")]
+    pub retention_hours: Option<u32>,
+
+    /// Seconds the mapping gathers records before invoking (0-300; default: keep, or 0)
+    #[arg(long, value_name = "SECONDS")]
+    pub batching_window: Option<u32>,
+
+    /// Batches of one shard processed at once (1-10; default: keep, or 1)
+    #[arg(long, value_name = "N")]
+    pub parallelization: Option<u32>,
+
+    /// Function memory in MB (128-10240; default: keep, or 256)
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+
+    /// Function timeout in seconds (1-900; default: keep, or 60)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
+
+    /// Email the iterator-age alarm goes to, through SNS (default: keep, or none)
+    #[arg(long, value_name = "ADDRESS")]
+    pub alarm_email: Option<String>,
 
     /// Records per function invocation (1-10000; default: keep, or 100)
     #[arg(long, value_name = "N")]

@@ -27,17 +27,12 @@ use crate::template::{self, MANAGED_TAG, param};
 /// How often stack events are fetched while an operation runs.
 const EVENT_POLL: Duration = Duration::from_secs(2);
 
-/// Deploy parameters after validation; `None` keeps the stack's current value (or the default).
+/// Deploy parameters after validation, as (template parameter, value); a parameter left out keeps
+/// the stack's current value on update, or the template's default on create.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeployParams {
-    /// Shards.
-    pub shards: Option<u32>,
-    /// Records per invocation.
-    pub batch_size: Option<u32>,
-    /// Retries of a failing batch.
-    pub max_retries: Option<u32>,
-    /// Maximum record age, seconds.
-    pub max_record_age: Option<u32>,
+    /// The values given on the command line.
+    pub values: Vec<(&'static str, String)>,
 }
 
 fn check_range(flag: &str, value: Option<u32>, min: u32, max: u32) -> Result<Option<u32>, Error> {
@@ -53,12 +48,39 @@ fn check_range(flag: &str, value: Option<u32>, min: u32, max: u32) -> Result<Opt
 impl DeployArgs {
     /// Checks every parameter against the ranges AWS accepts, before any call.
     pub fn validate(&self) -> Result<DeployParams, Error> {
-        Ok(DeployParams {
-            shards: check_range("shards", self.shards, 1, 500)?,
-            batch_size: check_range("batch-size", self.batch_size, 1, 10_000)?,
-            max_retries: check_range("max-retries", self.max_retries, 0, 10_000)?,
-            max_record_age: check_range("max-record-age", self.max_record_age, 60, 604_800)?,
-        })
+        let mut values = Vec::new();
+        for (flag, param, value, min, max) in [
+            ("shards", param::SHARD_COUNT, self.shards, 1, 500),
+            ("batch-size", param::BATCH_SIZE, self.batch_size, 1, 10_000),
+            ("max-retries", param::MAX_RETRIES, self.max_retries, 0, 10_000),
+            ("max-record-age", param::MAX_RECORD_AGE, self.max_record_age, 60, 604_800),
+            ("retention-hours", param::RETENTION_HOURS, self.retention_hours, 24, 8_760),
+            ("batching-window", param::BATCHING_WINDOW, self.batching_window, 0, 300),
+            ("parallelization", param::PARALLELIZATION, self.parallelization, 1, 10),
+            ("memory", param::MEMORY, self.memory, 128, 10_240),
+            ("timeout", param::TIMEOUT, self.timeout, 1, 900),
+        ] {
+            if let Some(v) = check_range(flag, value, min, max)? {
+                values.push((param, v.to_string()));
+            }
+        }
+        if self.on_demand {
+            values.push((param::STREAM_MODE, "ON_DEMAND".into()));
+        } else if self.shards.is_some() {
+            values.push((param::STREAM_MODE, "PROVISIONED".into()));
+        }
+        if let Some(email) = &self.alarm_email {
+            let plausible =
+                email.is_empty() || email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+            if !plausible {
+                return Err(Error::usage(
+                    format!("--alarm-email {email:?} is not an email address"),
+                    "give an address like ops@example.com, or --alarm-email '' to remove it",
+                ));
+            }
+            values.push((param::ALARM_EMAIL, email.clone()));
+        }
+        Ok(DeployParams { values })
     }
 }
 
@@ -188,17 +210,24 @@ pub async fn deploy(
         parameter(param::CODE_KEY, Some(key.clone())),
         parameter(param::ARCHITECTURE, Some(artifact.arch.as_str().to_string())),
     ];
-    for (name, value) in [
-        (param::SHARD_COUNT, params.shards),
-        (param::BATCH_SIZE, params.batch_size),
-        (param::MAX_RETRIES, params.max_retries),
-        (param::MAX_RECORD_AGE, params.max_record_age),
-    ] {
-        // On update an absent flag keeps the stack's value; on create the template's default applies.
-        match (value, existing.is_some()) {
-            (Some(v), _) => parameters.push(parameter(name, Some(v.to_string()))),
-            (None, true) => parameters.push(parameter(name, None)),
-            (None, false) => {}
+    // On update an absent flag keeps the stack's value (UsePreviousValue; a parameter added by a
+    // newer template takes its default). On create every parameter is given, defaults included, so
+    // that later updates can always refer to a previous value.
+    let previous: Vec<String> = existing
+        .as_ref()
+        .map(|s| s.parameters().iter().filter_map(|p| p.parameter_key().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let defaults = template::parameter_defaults();
+    for name in param::ALL.iter().filter(|n| ![param::CODE_BUCKET, param::CODE_KEY, param::ARCHITECTURE].contains(n)) {
+        let given = params.values.iter().find(|(p, _)| p == name).map(|(_, v)| v.clone());
+        match (given, existing.is_some()) {
+            (Some(v), _) => parameters.push(parameter(name, Some(v))),
+            (None, true) if previous.iter().any(|p| p == name) => parameters.push(parameter(name, None)),
+            (None, _) => {
+                if let Some((_, d)) = defaults.iter().find(|(n, _)| n == name) {
+                    parameters.push(parameter(name, Some(d.clone())));
+                }
+            }
         }
     }
 
@@ -740,31 +769,52 @@ async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Resu
 mod tests {
     use super::*;
 
-    #[test]
-    fn parameters_are_checked_against_aws_ranges() {
-        let args = |shards, batch, retries, age| DeployArgs {
+    fn args() -> DeployArgs {
+        DeployArgs {
             bootstrap: None,
-            shards,
-            batch_size: batch,
-            max_retries: retries,
-            max_record_age: age,
+            shards: None,
+            on_demand: false,
+            retention_hours: None,
+            batching_window: None,
+            parallelization: None,
+            memory: None,
+            timeout: None,
+            alarm_email: None,
+            batch_size: None,
+            max_retries: None,
+            max_record_age: None,
             wait: 60,
             recreate: false,
-        };
-        assert!(args(Some(1), Some(10_000), Some(0), Some(60)).validate().is_ok());
-        assert_eq!(args(None, None, None, None).validate().expect("defaults"), DeployParams::default());
-        for bad in [
-            args(Some(0), None, None, None),
-            args(Some(501), None, None, None),
-            args(None, Some(0), None, None),
-            args(None, Some(10_001), None, None),
-            args(None, None, Some(10_001), None),
-            args(None, None, None, Some(59)),
-        ] {
-            let err = bad.validate().expect_err("out of range");
-            assert_eq!(err.exit_code(), 2);
-            assert!(err.hint().contains("from"));
         }
+    }
+
+    #[test]
+    fn parameters_are_checked_against_aws_ranges() {
+        assert_eq!(args().validate().expect("defaults"), DeployParams::default());
+        let ok =
+            DeployArgs { shards: Some(500), batch_size: Some(10_000), memory: Some(128), timeout: Some(900), ..args() };
+        let values = ok.validate().expect("in range").values;
+        assert!(values.contains(&(param::SHARD_COUNT, "500".into())));
+        assert!(values.contains(&(param::STREAM_MODE, "PROVISIONED".into())));
+        for (bad, flag) in [
+            (DeployArgs { shards: Some(0), ..args() }, "--shards 0"),
+            (DeployArgs { shards: Some(501), ..args() }, "--shards 501"),
+            (DeployArgs { batch_size: Some(10_001), ..args() }, "--batch-size"),
+            (DeployArgs { max_retries: Some(10_001), ..args() }, "--max-retries"),
+            (DeployArgs { max_record_age: Some(59), ..args() }, "--max-record-age"),
+            (DeployArgs { retention_hours: Some(23), ..args() }, "--retention-hours"),
+            (DeployArgs { batching_window: Some(301), ..args() }, "--batching-window"),
+            (DeployArgs { parallelization: Some(11), ..args() }, "--parallelization"),
+            (DeployArgs { memory: Some(127), ..args() }, "--memory"),
+            (DeployArgs { timeout: Some(901), ..args() }, "--timeout"),
+            (DeployArgs { alarm_email: Some("nobody".into()), ..args() }, "--alarm-email"),
+        ] {
+            let err = bad.validate().expect_err(flag);
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(flag), "{err}");
+        }
+        let on_demand = DeployArgs { on_demand: true, ..args() }.validate().expect("valid").values;
+        assert_eq!(on_demand, vec![(param::STREAM_MODE, "ON_DEMAND".to_string())]);
     }
 
     #[test]

@@ -17,6 +17,31 @@ pub fn stack_yaml() -> &'static str {
         .expect("template/stack.yaml is embedded at build time")
 }
 
+/// The `Default:` of each template parameter that has one, read from the embedded YAML's
+/// `Parameters` section (two-space indented names, four-space indented properties).
+pub fn parameter_defaults() -> Vec<(String, String)> {
+    let yaml = stack_yaml();
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    let mut in_parameters = false;
+    for line in yaml.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_parameters = line.trim_end() == "Parameters:";
+            current = None;
+            continue;
+        }
+        if !in_parameters {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|n| !n.starts_with(' ')) {
+            current = Some(name.to_string());
+        } else if let (Some(name), Some(value)) = (&current, line.strip_prefix("    Default:")) {
+            out.push((name.clone(), value.trim().trim_matches('"').to_string()));
+        }
+    }
+    out
+}
+
 /// Template parameter names.
 pub mod param {
     /// Artifact bucket holding the function zip.
@@ -34,9 +59,38 @@ pub mod param {
     /// Maximum record age in seconds.
     pub const MAX_RECORD_AGE: &str = "MaximumRecordAgeInSeconds";
 
+    /// PROVISIONED or ON_DEMAND.
+    pub const STREAM_MODE: &str = "StreamMode";
+    /// Stream retention in hours.
+    pub const RETENTION_HOURS: &str = "RetentionHours";
+    /// MaximumBatchingWindowInSeconds.
+    pub const BATCHING_WINDOW: &str = "BatchingWindow";
+    /// ParallelizationFactor.
+    pub const PARALLELIZATION: &str = "Parallelization";
+    /// Function memory in MB.
+    pub const MEMORY: &str = "MemorySize";
+    /// Function timeout in seconds.
+    pub const TIMEOUT: &str = "Timeout";
+    /// Email for the iterator-age alarm.
+    pub const ALARM_EMAIL: &str = "AlarmEmail";
+
     /// Every parameter the template declares.
-    pub const ALL: [&str; 7] =
-        [CODE_BUCKET, CODE_KEY, ARCHITECTURE, SHARD_COUNT, BATCH_SIZE, MAX_RETRIES, MAX_RECORD_AGE];
+    pub const ALL: [&str; 14] = [
+        CODE_BUCKET,
+        CODE_KEY,
+        ARCHITECTURE,
+        SHARD_COUNT,
+        BATCH_SIZE,
+        MAX_RETRIES,
+        MAX_RECORD_AGE,
+        STREAM_MODE,
+        RETENTION_HOURS,
+        BATCHING_WINDOW,
+        PARALLELIZATION,
+        MEMORY,
+        TIMEOUT,
+        ALARM_EMAIL,
+    ];
 }
 
 /// Template output names.
@@ -92,6 +146,17 @@ mod tests {
         for o in output::ALL {
             assert!(outputs.contains(&format!("  {o}:\n")), "output {o}");
         }
+    }
+
+    #[test]
+    fn every_parameter_but_the_code_location_has_a_default() {
+        let defaults = parameter_defaults();
+        for p in param::ALL {
+            let has = defaults.iter().any(|(n, _)| n == p);
+            assert_eq!(has, p != param::CODE_BUCKET && p != param::CODE_KEY, "{p}");
+        }
+        assert!(defaults.contains(&("BatchSize".to_string(), "100".to_string())));
+        assert!(defaults.contains(&("AlarmEmail".to_string(), String::new())));
     }
 
     #[test]
