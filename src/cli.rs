@@ -123,6 +123,10 @@ pub struct DeployArgs {
     /// Delete and recreate a stack whose creation failed (ROLLBACK_COMPLETE and the like)
     #[arg(long)]
     pub recreate: bool,
+
+    /// Only replace the function's code (no stack update) and wait until Lambda has it
+    #[arg(long, conflicts_with_all = ["recreate", "shards", "on_demand", "batch_size", "memory", "timeout"])]
+    pub code_only: bool,
 }
 
 /// `stream destroy`

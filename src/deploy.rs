@@ -94,6 +94,8 @@ pub enum StackAction {
     Updated,
     /// Nothing to change.
     UpToDate,
+    /// Only the function's code was replaced (--code-only).
+    CodeUpdated,
 }
 
 /// The result of `stream deploy`.
@@ -123,6 +125,7 @@ impl fmt::Display for DeployOutput {
             StackAction::Created => "created",
             StackAction::Updated => "updated",
             StackAction::UpToDate => "up to date: nothing to change",
+            StackAction::CodeUpdated => "function code updated",
         };
         writeln!(f, "stack {}: {what}", self.stack)?;
         let o = &self.outputs;
@@ -201,9 +204,30 @@ pub async fn deploy(
         }
     }
 
+    if args.code_only && existing.is_none() {
+        // --code-only never creates a stack (nor an artifact for one).
+        return Err(Error::StackNotFound { stack: stack_name.into() });
+    }
     let bucket = ensure_artifact_bucket(clients).await?;
     let key = artifact_key(stack_name, &artifact.sha256);
     let uploaded = upload_if_missing(clients, &bucket, &key, &artifact).await?;
+
+    if args.code_only {
+        let outputs = stack::load(clients, stack_name).await?;
+        update_code(clients, &outputs.function_name, &bucket, &key, &artifact, Duration::from_secs(args.wait)).await?;
+        let (producer_profile, new_producer_key) =
+            ensure_producer_key(clients, stack_name, &outputs.producer_user).await?;
+        return Ok(DeployOutput {
+            stack: stack_name.to_string(),
+            action: StackAction::CodeUpdated,
+            artifact: format!("s3://{bucket}/{key}"),
+            uploaded,
+            zip_bytes: artifact.zip.len(),
+            outputs,
+            producer_profile,
+            new_producer_key,
+        });
+    }
 
     let mut parameters = vec![
         parameter(param::CODE_BUCKET, Some(bucket.clone())),
@@ -289,6 +313,84 @@ pub async fn deploy(
         producer_profile,
         new_producer_key,
     })
+}
+
+/// Replaces the function's code with the uploaded artifact and waits until Lambda reports
+/// LastUpdateStatus Successful. Waits first for any update in progress: two updates at once fail
+/// with ResourceConflictException ("an update is in progress").
+async fn update_code(
+    clients: &Clients,
+    function: &str,
+    bucket: &str,
+    key: &str,
+    artifact: &Artifact,
+    max_wait: Duration,
+) -> Result<(), Error> {
+    use aws_sdk_lambda::client::Waiters as _;
+    use aws_sdk_lambda::types::{Architecture, LastUpdateStatus};
+    let current = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetFunctionConfiguration", function, e))?;
+    let arch = Architecture::from(artifact.arch.as_str());
+    if !current.architectures().is_empty() && !current.architectures().contains(&arch) {
+        return Err(Error::usage(
+            format!(
+                "{} is built for {}, the function runs {:?}",
+                artifact.source.display(),
+                artifact.arch.as_str(),
+                current.architectures()
+            ),
+            "deploy without --code-only to change the function's architecture",
+        ));
+    }
+    let wait = |phase: &'static str| async move {
+        let done = clients.lambda.wait_until_function_updated_v2().function_name(function).wait(max_wait).await;
+        done.map(|_| ()).map_err(|e| match e {
+            aws_smithy_runtime_api::client::waiters::error::WaiterError::ExceededMaxWait(_) => Error::failed(
+                format!("function {function} was still updating after {} s ({phase})", max_wait.as_secs()),
+                "check the function in the Lambda console, or deploy with a longer --wait",
+            ),
+            other => Error::failed(
+                format!("waiting for function {function} ({phase}): {other:?}"),
+                "run the command again with -v",
+            ),
+        })
+    };
+    wait("before the update").await?;
+    progress::status(format!("updating the code of function {function}"));
+    clients
+        .lambda
+        .update_function_code()
+        .function_name(function)
+        .s3_bucket(bucket)
+        .s3_key(key)
+        .architectures(arch)
+        .send()
+        .await
+        .map_err(|e| Error::aws("UpdateFunctionCode", function, e))?;
+    wait("after the update").await?;
+    let after = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetFunctionConfiguration", function, e))?;
+    match after.last_update_status() {
+        None | Some(LastUpdateStatus::Successful) => Ok(()),
+        Some(status) => Err(Error::failed(
+            format!(
+                "function {function} update ended {}: {}",
+                status.as_str(),
+                after.last_update_status_reason().unwrap_or("no reason given")
+            ),
+            "fix the cause and deploy again",
+        )),
+    }
 }
 
 fn parameter(name: &str, value: Option<String>) -> Parameter {
@@ -785,6 +887,7 @@ mod tests {
             max_record_age: None,
             wait: 60,
             recreate: false,
+            code_only: false,
         }
     }
 

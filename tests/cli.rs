@@ -138,3 +138,25 @@ fn destroy_asks_before_deleting_and_refuses_without_a_terminal() {
 fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_stack_not_made_by_stream_is_left_alone() {
+    let w = World::new("foreign", "us-west-2");
+    let clients = w.clients().await;
+    let template = r#"{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}"#;
+    clients
+        .cfn
+        .create_stack()
+        .stack_name(&w.stack)
+        .template_body(template)
+        .send()
+        .await
+        .expect("create a foreign stack");
+    for args in [&["scan-table"][..], &["produce", "-n", "1"], &["deploy"], &["destroy", "--yes"]] {
+        let (_, err) = w.run(args, 1);
+        assert_error_lines(&err, "was not created by stream", "stream");
+    }
+    let still = stream::stack::describe(&clients, &w.stack).await.expect("describe");
+    assert!(still.is_some(), "the foreign stack is untouched");
+}

@@ -85,3 +85,33 @@ async fn flags_are_applied_and_remembered() {
     check(70).await;
     w.run(&["destroy", "--yes"], 0);
 }
+
+#[tokio::test]
+#[ignore = "needs moto and scripts/build: scripts/test"]
+async fn code_only_replaces_the_function_code_and_waits_for_it() {
+    let w = World::new("codeonly", "eu-west-3");
+    let clients = w.clients().await;
+    let lambda = w.lambda().await;
+    w.run(&["deploy"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let before =
+        lambda.get_function_configuration().function_name(&outputs.function_name).send().await.expect("function");
+    let events_before =
+        clients.cfn.describe_stack_events().stack_name(&w.stack).send().await.expect("events").stack_events().len();
+
+    let static_bin = std::env::var("STREAM_STATIC_BIN").expect("STREAM_STATIC_BIN set by scripts/test");
+    let (out, err) = w.run(&["deploy", "--code-only", "--bootstrap", &static_bin], 0);
+    assert!(out.contains("function code updated"), "{out}");
+    assert!(err.contains("updating the code of function"), "{err}");
+    let after =
+        lambda.get_function_configuration().function_name(&outputs.function_name).send().await.expect("function");
+    assert_ne!(after.code_sha256(), before.code_sha256(), "the new binary is the function's code");
+    assert_eq!(after.last_update_status().map(|s| s.as_str()), Some("Successful"));
+    let events_after =
+        clients.cfn.describe_stack_events().stack_name(&w.stack).send().await.expect("events").stack_events().len();
+    assert_eq!(events_after, events_before, "no stack update");
+
+    w.run(&["destroy", "--yes"], 0);
+    let (_, err) = w.run(&["deploy", "--code-only"], 1);
+    assert!(err.contains("does not exist"), "--code-only never creates a stack: {err}");
+}
