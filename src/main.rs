@@ -7,6 +7,7 @@ use stream::error::{Error, exit};
 use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, status, template};
 
 fn main() {
+    // Building a runtime fails only when the OS refuses threads or an epoll instance: nothing to recover.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     let code = match mode::detect_current() {
         mode::Mode::Lambda => {
