@@ -321,13 +321,11 @@ struct Outgoing {
 /// have had their time at 1,000 records/s and 1 MiB/s (one second of burst allowed).
 struct Pace {
     free_at: Instant,
-    rate_share: f64,
 }
 
 impl Pace {
     async fn wait(&mut self, records: usize, bytes: usize) {
-        let needed = (records as f64 / (SHARD_RECORDS_PER_S * self.rate_share))
-            .max(bytes as f64 / (SHARD_BYTES_PER_S * self.rate_share));
+        let needed = (records as f64 / SHARD_RECORDS_PER_S).max(bytes as f64 / SHARD_BYTES_PER_S);
         let now = Instant::now();
         let burst = Duration::from_secs(1);
         let start = self.free_at.max(now.checked_sub(burst).unwrap_or(now));
@@ -357,7 +355,7 @@ async fn shard_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Entry>) {
     let mut weights: Vec<u64> = Vec::new();
     let mut aggregate: Vec<Entry> = Vec::new();
     let mut aggregate_bytes = 0usize;
-    let mut pace = Pace { free_at: Instant::now(), rate_share: 1.0 };
+    let mut pace = Pace { free_at: Instant::now() };
     let mut linger_until: Option<Instant> = None;
     loop {
         let next = match linger_until {
