@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::client::Waiters;
-use aws_sdk_cloudformation::types::{Capability, Parameter, StackEvent, Tag};
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, StackEvent, Tag};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
@@ -189,17 +189,8 @@ pub async fn deploy(
             if !args.recreate {
                 return Err(Error::StackState { stack: stack_name.into(), status: status.into(), action: "updated" });
             }
-            let id = s.stack_id().unwrap_or(stack_name).to_string();
-            let seen = recent_event_ids(clients, &id).await?;
-            progress::status(format!("deleting stack {stack_name} ({status}) to create it again"));
-            clients
-                .cfn
-                .delete_stack()
-                .stack_name(&id)
-                .send()
-                .await
-                .map_err(|e| Error::aws("DeleteStack", stack_name, e))?;
-            follow(clients, stack_name, &id, seen, Op::Delete, Duration::from_secs(args.wait)).await?;
+            let why = format!("deleting stack {stack_name} ({status}) to create it again");
+            delete_stack(clients, stack_name, &s, &why, Duration::from_secs(args.wait)).await?;
             existing = None;
         }
     }
@@ -799,17 +790,8 @@ pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) ->
                 out.deleted_keys += 1;
             }
         }
-        let id = s.stack_id().unwrap_or(stack_name).to_string();
-        let seen = recent_event_ids(clients, &id).await?;
-        progress::status(format!("deleting stack {stack_name}"));
-        clients
-            .cfn
-            .delete_stack()
-            .stack_name(&id)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DeleteStack", stack_name, e))?;
-        follow(clients, stack_name, &id, seen, Op::Delete, Duration::from_secs(args.wait)).await?;
+        delete_stack(clients, stack_name, s, &format!("deleting stack {stack_name}"), Duration::from_secs(args.wait))
+            .await?;
         out.deleted_stack = true;
     }
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
@@ -819,6 +801,22 @@ pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) ->
     out.deleted_artifacts = deleted;
     out.deleted_bucket = bucket_gone;
     Ok(out)
+}
+
+/// Deletes `stack` (by its id, which stays valid once the name is gone), showing its events, and
+/// waits until it is gone.
+async fn delete_stack(
+    clients: &Clients,
+    stack_name: &str,
+    stack: &Stack,
+    why: &str,
+    max_wait: Duration,
+) -> Result<(), Error> {
+    let id = stack.stack_id().unwrap_or(stack_name).to_string();
+    let seen = recent_event_ids(clients, &id).await?;
+    progress::status(why);
+    clients.cfn.delete_stack().stack_name(&id).send().await.map_err(|e| Error::aws("DeleteStack", stack_name, e))?;
+    follow(clients, stack_name, &id, seen, Op::Delete, max_wait).await
 }
 
 /// Deletes every object under `prefix`; deletes the bucket when nothing else is left in it.

@@ -7,37 +7,12 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use common::World;
 use stream::tweet::{Item, Tweet, item_from_payload};
 
 /// Every record on the stream's shards, from TRIM_HORIZON: (partition key, data).
 async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, Vec<u8>)> {
-    let mut records = Vec::new();
-    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
-        let mut it = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("iterator")
-            .shard_iterator;
-        while let Some(i) = it {
-            let page = kinesis.get_records().shard_iterator(i).limit(10_000).send().await.expect("records");
-            if page.records().is_empty() {
-                break;
-            }
-            records.extend(
-                page.records()
-                    .iter()
-                    .map(|r| (r.partition_key().unwrap_or_default().to_string(), r.data().as_ref().to_vec())),
-            );
-            it = page.next_shard_iterator;
-        }
-    }
-    records
+    common::read_stream(kinesis, stream).await.into_iter().map(|(_, key, data)| (key, data)).collect()
 }
 
 /// Every item of the table, keyed by (Username, Id).

@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use common::World;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,28 +29,13 @@ fn jet_noise(i: i64) -> String {
     serde_json::json!({"did": "did:plc:x", "time_us": BASE_US + i * 1_000_000 + 500, "kind": "identity", "identity": {}}).to_string()
 }
 
+/// The records of the stream as JSON.
 async fn stream_payloads(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
-        let mut it = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("iterator")
-            .shard_iterator;
-        while let Some(i) = it {
-            let page = kinesis.get_records().shard_iterator(i).send().await.expect("records");
-            if page.records().is_empty() {
-                break;
-            }
-            out.extend(page.records().iter().map(|r| serde_json::from_slice(r.data().as_ref()).expect("json")));
-            it = page.next_shard_iterator;
-        }
-    }
-    out
+    common::read_stream(kinesis, stream)
+        .await
+        .iter()
+        .map(|(_, _, data)| serde_json::from_slice(data).expect("json"))
+        .collect()
 }
 
 /// A Jetstream fixture: posts 1-15 then the connection dies; on reconnect, everything from the

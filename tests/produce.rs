@@ -10,42 +10,12 @@ mod fault_proxy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use common::World;
 use fault_proxy::{FaultProxy, Faults};
 use stream::produce::shards::ShardMap;
 use stream::produce::source::Synthetic;
 
-/// Every record of every shard, oldest first: (shard id, partition key, data).
-async fn read_all(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
-        let mut it = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("iterator")
-            .shard_iterator;
-        while let Some(i) = it {
-            let page = kinesis.get_records().shard_iterator(i).limit(10_000).send().await.expect("records");
-            if page.records().is_empty() {
-                break;
-            }
-            for r in page.records() {
-                out.push((
-                    shard.shard_id().to_string(),
-                    r.partition_key().unwrap_or_default().to_string(),
-                    r.data().as_ref().to_vec(),
-                ));
-            }
-            it = page.next_shard_iterator;
-        }
-    }
-    out
-}
+use common::read_stream as read_all;
 
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]

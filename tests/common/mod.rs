@@ -83,6 +83,35 @@ pub fn run_plain(args: &[&str], env: &[(&str, &str)], code: i32) -> (String, Str
     check(&out, code, args)
 }
 
+/// Every record of every shard of `stream`, oldest first per shard: (shard id, partition key, data).
+pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let mut out = Vec::new();
+    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
+        let mut it = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator;
+        while let Some(i) = it {
+            let page = kinesis.get_records().shard_iterator(i).limit(10_000).send().await.expect("records");
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                let key = r.partition_key().unwrap_or_default().to_string();
+                out.push((shard.shard_id().to_string(), key, r.data().as_ref().to_vec()));
+            }
+            it = page.next_shard_iterator;
+        }
+    }
+    out
+}
+
 /// The repository root.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
