@@ -203,27 +203,49 @@ pub async fn deploy(
     let key = artifact_key(stack_name, &artifact.sha256);
     let uploaded = upload_if_missing(clients, &bucket, &key, &artifact).await?;
 
-    if args.code_only {
+    let code = Code { bucket: &bucket, key: &key, artifact: &artifact };
+    let (action, outputs) = if args.code_only {
         let outputs = stack::load(clients, stack_name).await?;
-        update_code(clients, &outputs.function_name, &bucket, &key, &artifact, Duration::from_secs(args.wait)).await?;
-        let (producer_profile, new_producer_key) =
-            ensure_producer_key(clients, stack_name, &outputs.producer_user).await?;
-        return Ok(DeployOutput {
-            stack: stack_name.to_string(),
-            action: StackAction::CodeUpdated,
-            artifact: format!("s3://{bucket}/{key}"),
-            uploaded,
-            zip_bytes: artifact.zip.len(),
-            outputs,
-            producer_profile,
-            new_producer_key,
-        });
-    }
+        update_code(clients, &outputs.function_name, &code, Duration::from_secs(args.wait)).await?;
+        (StackAction::CodeUpdated, outputs)
+    } else {
+        let action = create_or_update(clients, stack_name, existing.as_ref(), params, &code, args.wait).await?;
+        (action, stack::load(clients, stack_name).await?)
+    };
 
+    let (producer_profile, new_producer_key) = ensure_producer_key(clients, stack_name, &outputs.producer_user).await?;
+    Ok(DeployOutput {
+        stack: stack_name.to_string(),
+        action,
+        artifact: format!("s3://{bucket}/{key}"),
+        uploaded,
+        zip_bytes: artifact.zip.len(),
+        outputs,
+        producer_profile,
+        new_producer_key,
+    })
+}
+
+/// The artifact the function runs: where it was uploaded, and what it is.
+struct Code<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    artifact: &'a Artifact,
+}
+
+/// Creates the stack, or updates it, following its events; returns what happened.
+async fn create_or_update(
+    clients: &Clients,
+    stack_name: &str,
+    existing: Option<&Stack>,
+    params: &DeployParams,
+    code: &Code<'_>,
+    wait: u64,
+) -> Result<StackAction, Error> {
     let mut parameters = vec![
-        parameter(param::CODE_BUCKET, Some(bucket.clone())),
-        parameter(param::CODE_KEY, Some(key.clone())),
-        parameter(param::ARCHITECTURE, Some(artifact.arch.as_str().to_string())),
+        parameter(param::CODE_BUCKET, Some(code.bucket.to_string())),
+        parameter(param::CODE_KEY, Some(code.key.to_string())),
+        parameter(param::ARCHITECTURE, Some(code.artifact.arch.as_str().to_string())),
     ];
     // On update an absent flag keeps the stack's value (UsePreviousValue; a parameter added by a
     // newer template takes its default). On create every parameter is given, defaults included, so
@@ -246,8 +268,8 @@ pub async fn deploy(
         }
     }
 
-    let max_wait = Duration::from_secs(args.wait);
-    let action = match &existing {
+    let max_wait = Duration::from_secs(wait);
+    let action = match existing {
         None => {
             progress::status(format!("creating stack {stack_name}"));
             let out = clients
@@ -291,32 +313,14 @@ pub async fn deploy(
             }
         }
     };
-
-    let outputs = stack::load(clients, stack_name).await?;
-    let (producer_profile, new_producer_key) = ensure_producer_key(clients, stack_name, &outputs.producer_user).await?;
-    Ok(DeployOutput {
-        stack: stack_name.to_string(),
-        action,
-        artifact: format!("s3://{bucket}/{key}"),
-        uploaded,
-        zip_bytes: artifact.zip.len(),
-        outputs,
-        producer_profile,
-        new_producer_key,
-    })
+    Ok(action)
 }
 
 /// Replaces the function's code with the uploaded artifact and waits until Lambda reports
 /// LastUpdateStatus Successful. Waits first for any update in progress: two updates at once fail
 /// with ResourceConflictException ("an update is in progress").
-async fn update_code(
-    clients: &Clients,
-    function: &str,
-    bucket: &str,
-    key: &str,
-    artifact: &Artifact,
-    max_wait: Duration,
-) -> Result<(), Error> {
+async fn update_code(clients: &Clients, function: &str, code: &Code<'_>, max_wait: Duration) -> Result<(), Error> {
+    let (bucket, key, artifact) = (code.bucket, code.key, code.artifact);
     use aws_sdk_lambda::client::Waiters as _;
     use aws_sdk_lambda::types::{Architecture, LastUpdateStatus};
     let current = clients
