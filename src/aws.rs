@@ -56,6 +56,95 @@ impl AwsArgs {
     }
 }
 
+/// The regions this build knows, all partitions. A region outside this list is refused before any
+/// call when talking to AWS itself (a typo would otherwise surface as a DNS failure far from its cause);
+/// with `--endpoint-url` (an emulator) any well-formed name is accepted.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eusc-de-east-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+    "eu-isoe-west-1",
+];
+
+/// Checks what can be checked before the first call, once the configuration is loaded: the region
+/// exists (unless an endpoint is given) and credentials can be found.
+pub async fn check_ready(config: &SdkConfig, args: &AwsArgs) -> Result<(), Error> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into());
+    if config.endpoint_url().is_none() && !KNOWN_REGIONS.contains(&region.as_str()) {
+        return Err(Error::usage(
+            format!("unknown region \"{region}\""),
+            "use an AWS region code such as us-east-1 or eu-west-1 (`aws ec2 describe-regions` lists yours)",
+        ));
+    }
+    let Some(provider) = config.credentials_provider() else {
+        return Err(Error::config("no AWS credentials provider is configured", CREDENTIALS_HINT));
+    };
+    if let Err(e) = provider.provide_credentials().await {
+        if let Some(profile) = &args.profile {
+            return Err(Error::config(
+                format!("no usable credentials in profile \"{profile}\""),
+                "check the profile's name and keys in ~/.aws/credentials and ~/.aws/config (`aws configure list-profiles`)",
+            ));
+        }
+        let what = match e {
+            aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
+                "no AWS credentials found".to_string()
+            }
+            other => format!(
+                "could not load AWS credentials: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&other)
+            ),
+        };
+        return Err(Error::config(what, CREDENTIALS_HINT));
+    }
+    Ok(())
+}
+
+/// What to do when no credentials are found.
+pub const CREDENTIALS_HINT: &str = "configure credentials: `aws configure`, `aws sso login`, --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+
 /// Region codes look like `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `eu-isoe-west-1`.
 fn is_region_name(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -171,6 +260,11 @@ mod tests {
         for bad in ["", "us", "us-east", "US-EAST-1", "us_east_1", "us-east-x", "us--1"] {
             assert!(!is_region_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn known_regions_have_the_form_of_a_region() {
+        assert!(KNOWN_REGIONS.iter().all(|r| is_region_name(r)));
     }
 
     #[test]

@@ -116,6 +116,14 @@ pub struct DeployArgs {
     #[arg(long, value_name = "SECONDS")]
     pub max_record_age: Option<u32>,
 
+    /// What happens to the tables when the stack is deleted (default: keep, or delete)
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub data_retention: Option<DataRetention>,
+
+    /// Apply the plan without asking, even when it replaces or removes resources (for CI)
+    #[arg(short, long)]
+    pub yes: bool,
+
     /// Seconds to wait for the stack operation
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     pub wait: u64,
@@ -125,8 +133,17 @@ pub struct DeployArgs {
     pub recreate: bool,
 
     /// Only replace the function's code (no stack update) and wait until Lambda has it
-    #[arg(long, conflicts_with_all = ["recreate", "shards", "on_demand", "batch_size", "memory", "timeout"])]
+    #[arg(long, conflicts_with_all = ["recreate", "shards", "on_demand", "batch_size", "memory", "timeout", "data_retention"])]
     pub code_only: bool,
+}
+
+/// `--data-retention`: the tables' DeletionPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataRetention {
+    /// The tables are deleted with the stack.
+    Delete,
+    /// The tables and their items stay when the stack is deleted.
+    Retain,
 }
 
 /// `stream destroy`
@@ -135,6 +152,10 @@ pub struct DestroyArgs {
     /// Do not ask for confirmation
     #[arg(short, long)]
     pub yes: bool,
+
+    /// Keep the event and quarantine tables with their items (the stack, stream and function go)
+    #[arg(long)]
+    pub keep_data: bool,
 
     /// Seconds to wait for the stack deletion
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]

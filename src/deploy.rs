@@ -20,9 +20,10 @@ use crate::cli::{DeployArgs, DestroyArgs};
 use crate::credentials::{self, AccessKey};
 use crate::error::Error;
 use crate::package::{self, Artifact};
+use crate::plan;
 use crate::progress;
 use crate::stack::{self, Outputs};
-use crate::template::{self, MANAGED_TAG, param};
+use crate::template::{self, MANAGED_TAG, Retention, param};
 
 /// How often stack events are fetched while an operation runs.
 const EVENT_POLL: Duration = Duration::from_secs(2);
@@ -79,6 +80,13 @@ impl DeployArgs {
                 ));
             }
             values.push((param::ALARM_EMAIL, email.clone()));
+        }
+        if let Some(r) = self.data_retention {
+            let r = match r {
+                crate::cli::DataRetention::Delete => Retention::Delete,
+                crate::cli::DataRetention::Retain => Retention::Retain,
+            };
+            values.push((param::DATA_RETENTION, r.as_str().into()));
         }
         Ok(DeployParams { values })
     }
@@ -199,6 +207,20 @@ pub async fn deploy(
         // --code-only never creates a stack (nor an artifact for one).
         return Err(Error::StackNotFound { stack: stack_name.into() });
     }
+    if existing.is_none() {
+        // Tables kept by `destroy --keep-data` still hold the names a new stack would take.
+        for table in [format!("{stack_name}-EventData"), format!("{stack_name}-Rejected")] {
+            if table_exists(clients, &table).await? {
+                return Err(Error::failed(
+                    format!("table {table} already exists (kept by an earlier `destroy --keep-data`?)"),
+                    format!(
+                        "deploy under another --stack name, or export and delete the table first \
+                         (aws dynamodb delete-table --table-name {table})"
+                    ),
+                ));
+            }
+        }
+    }
     let bucket = ensure_artifact_bucket(clients).await?;
     let key = artifact_key(stack_name, &artifact.sha256);
     let uploaded = upload_if_missing(clients, &bucket, &key, &artifact).await?;
@@ -209,7 +231,8 @@ pub async fn deploy(
         update_code(clients, &outputs.function_name, &code, Duration::from_secs(args.wait)).await?;
         (StackAction::CodeUpdated, outputs)
     } else {
-        let action = create_or_update(clients, stack_name, existing.as_ref(), params, &code, args.wait).await?;
+        let action =
+            create_or_update(clients, stack_name, existing.as_ref(), params, &code, args.wait, args.yes).await?;
         (action, stack::load(clients, stack_name).await?)
     };
 
@@ -241,6 +264,7 @@ async fn create_or_update(
     params: &DeployParams,
     code: &Code<'_>,
     wait: u64,
+    yes: bool,
 ) -> Result<StackAction, Error> {
     let mut parameters = vec![
         parameter(param::CODE_BUCKET, Some(code.bucket.to_string())),
@@ -268,15 +292,33 @@ async fn create_or_update(
         }
     }
 
+    let retention = Retention::from_param(
+        parameters.iter().find(|p| p.parameter_key() == Some(param::DATA_RETENTION)).and_then(|p| {
+            p.parameter_value().or_else(|| {
+                // UsePreviousValue: the stack's value.
+                existing.and_then(|s| {
+                    s.parameters().iter().find(|q| q.parameter_key() == Some(param::DATA_RETENTION))?.parameter_value()
+                })
+            })
+        }),
+    );
+    let template = template::stack_yaml_for(retention);
     let max_wait = Duration::from_secs(wait);
     let action = match existing {
         None => {
+            let alarm = parameters.iter().any(|p| {
+                p.parameter_key() == Some(param::ALARM_EMAIL) && p.parameter_value().is_some_and(|v| !v.is_empty())
+            });
+            let plan = plan::creation_plan(&template, alarm);
+            progress::status(format!("plan for new stack {stack_name}:"));
+            eprint!("{}", plan.render(progress::stderr_is_tty()));
+            approve(&plan, stack_name, yes, "Create")?;
             progress::status(format!("creating stack {stack_name}"));
             let out = clients
                 .cfn
                 .create_stack()
                 .stack_name(stack_name)
-                .template_body(template::stack_yaml())
+                .template_body(template)
                 .set_parameters(Some(parameters))
                 .capabilities(Capability::CapabilityIam)
                 .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
@@ -289,31 +331,66 @@ async fn create_or_update(
         }
         Some(s) => {
             let id = s.stack_id().unwrap_or(stack_name).to_string();
-            let seen = recent_event_ids(clients, &id).await?;
-            let result = clients
-                .cfn
-                .update_stack()
-                .stack_name(stack_name)
-                .template_body(template::stack_yaml())
-                .set_parameters(Some(parameters))
-                .capabilities(Capability::CapabilityIam)
-                .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
-                    progress::status(format!("updating stack {stack_name}"));
-                    follow(clients, stack_name, &id, seen, Op::Update, max_wait).await?;
-                    StackAction::Updated
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| is_no_update(s.code(), s.message())) => {
-                    StackAction::UpToDate
-                }
-                Err(e) => return Err(Error::aws("UpdateStack", stack_name, e)),
+            let parameter_changes = parameter_changes(s, &parameters);
+            let request = plan::UpdateRequest { stack_name, stack_id: &id, template: &template, parameters, max_wait };
+            progress::status(format!("planning the update of stack {stack_name} (change set)"));
+            let Some(mut change_set) = plan::create_update(clients, request).await? else {
+                return Ok(StackAction::UpToDate);
+            };
+            change_set.plan.parameters = parameter_changes;
+            progress::status(format!("plan for stack {stack_name}:"));
+            eprint!("{}", change_set.plan.render(progress::stderr_is_tty()));
+            if let Err(e) = approve(&change_set.plan, stack_name, yes, "Apply this plan to") {
+                plan::delete(clients, &change_set.id).await;
+                return Err(e);
             }
+            let seen = recent_event_ids(clients, &id).await?;
+            plan::execute(clients, &change_set.id, stack_name).await?;
+            progress::status(format!("updating stack {stack_name}"));
+            follow(clients, stack_name, &id, seen, Op::Update, max_wait).await?;
+            StackAction::Updated
         }
     };
     Ok(action)
+}
+
+/// Asks, goes ahead or refuses, as `plan::approval` decides.
+fn approve(plan: &plan::Plan, stack_name: &str, yes: bool, verb: &str) -> Result<(), Error> {
+    match plan::approval(plan.is_destructive(), yes, progress::stdin_is_tty()) {
+        plan::Approval::Proceed => Ok(()),
+        plan::Approval::Refuse => Err(Error::usage(
+            format!(
+                "the plan for stack \"{stack_name}\" replaces or removes {} and there is no terminal to confirm it",
+                plan.destructive_summary()
+            ),
+            "review the plan above, then deploy again with --yes to apply it",
+        )),
+        plan::Approval::Ask => {
+            if progress::confirm(&format!("{verb} stack {stack_name}?")) {
+                Ok(())
+            } else {
+                Err(Error::failed("deploy cancelled", "nothing was changed"))
+            }
+        }
+    }
+}
+
+/// The parameters given a new value, compared with the stack's current ones.
+fn parameter_changes(stack: &Stack, parameters: &[Parameter]) -> Vec<plan::ParameterChange> {
+    parameters
+        .iter()
+        .filter_map(|p| {
+            let name = p.parameter_key()?;
+            let to = p.parameter_value()?;
+            let from = stack
+                .parameters()
+                .iter()
+                .find(|q| q.parameter_key() == Some(name))
+                .and_then(|q| q.parameter_value())
+                .unwrap_or_default();
+            (from != to).then(|| plan::ParameterChange { name: name.into(), from: from.into(), to: to.into() })
+        })
+        .collect()
 }
 
 /// Replaces the function's code with the uploaded artifact and waits until Lambda reports
@@ -739,6 +816,8 @@ pub struct DestroyOutput {
     pub deleted_artifacts: usize,
     /// True when the artifact bucket was empty afterwards and was deleted.
     pub deleted_bucket: bool,
+    /// Tables left in place with their items (`--keep-data`, or a stack whose DataRetention is Retain).
+    pub kept_tables: Vec<String>,
 }
 
 impl fmt::Display for DestroyOutput {
@@ -752,7 +831,11 @@ impl fmt::Display for DestroyOutput {
         if self.deleted_bucket {
             write!(f, ", empty artifact bucket removed")?;
         }
-        write!(f, ")")
+        write!(f, ")")?;
+        if !self.kept_tables.is_empty() {
+            write!(f, "\nkept with their items: {}", self.kept_tables.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -775,7 +858,12 @@ pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) ->
                 "pass --yes to delete without asking",
             ));
         }
-        if !progress::confirm(&format!("Delete stack {stack_name}, its stream, table and function?")) {
+        let what = if args.keep_data {
+            "its stream and function (keeping the tables)"
+        } else {
+            "its stream, tables and function"
+        };
+        if !progress::confirm(&format!("Delete stack {stack_name}, {what}?")) {
             return Err(Error::failed("destroy cancelled", "nothing was deleted"));
         }
     }
@@ -786,17 +874,40 @@ pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) ->
         deleted_keys: 0,
         deleted_artifacts: 0,
         deleted_bucket: false,
+        kept_tables: Vec::new(),
     };
     if let Some(s) = &existing {
-        if let Ok(outputs) = Outputs::from_stack(s) {
+        let outputs = Outputs::from_stack(s).ok();
+        if let Some(outputs) = &outputs {
             for key in list_keys(clients, &outputs.producer_user).await? {
                 delete_key(clients, &outputs.producer_user, &key).await?;
                 out.deleted_keys += 1;
             }
         }
-        delete_stack(clients, stack_name, s, &format!("deleting stack {stack_name}"), Duration::from_secs(args.wait))
-            .await?;
+        let max_wait = Duration::from_secs(args.wait);
+        let current = Retention::from_param(
+            s.parameters()
+                .iter()
+                .find(|p| p.parameter_key() == Some(param::DATA_RETENTION))
+                .and_then(|p| p.parameter_value()),
+        );
+        if args.keep_data && current != Retention::Retain {
+            retain_tables(clients, stack_name, s, max_wait).await?;
+        }
+        delete_stack(clients, stack_name, s, &format!("deleting stack {stack_name}"), max_wait).await?;
         out.deleted_stack = true;
+        if args.keep_data || current == Retention::Retain {
+            let tables = outputs.map(|o| vec![o.table_name, o.rejected_table]).unwrap_or_default();
+            for table in tables {
+                if !table_exists(clients, &table).await? {
+                    return Err(Error::failed(
+                        format!("table {table} was deleted with the stack although its DeletionPolicy was Retain"),
+                        "restore it from a point-in-time backup (PITR was on); report this if the service is AWS itself",
+                    ));
+                }
+                out.kept_tables.push(table);
+            }
+        }
     }
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
 
@@ -805,6 +916,45 @@ pub async fn destroy(args: &DestroyArgs, stack_name: &str, clients: &Clients) ->
     out.deleted_artifacts = deleted;
     out.deleted_bucket = bucket_gone;
     Ok(out)
+}
+
+/// Sets DataRetention to Retain (the tables' DeletionPolicy) with an update that changes nothing
+/// else, so that deleting the stack leaves the tables and their items.
+async fn retain_tables(clients: &Clients, stack_name: &str, stack: &Stack, max_wait: Duration) -> Result<(), Error> {
+    let id = stack.stack_id().unwrap_or(stack_name).to_string();
+    let mut parameters: Vec<Parameter> = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| p.parameter_key())
+        .filter(|k| *k != param::DATA_RETENTION)
+        .map(|k| parameter(k, None))
+        .collect();
+    parameters.push(parameter(param::DATA_RETENTION, Some(Retention::Retain.as_str().into())));
+    let seen = recent_event_ids(clients, &id).await?;
+    progress::status(format!("setting DataRetention=Retain on stack {stack_name} so that its tables stay"));
+    let result = clients
+        .cfn
+        .update_stack()
+        .stack_name(&id)
+        .template_body(template::stack_yaml_for(Retention::Retain))
+        .set_parameters(Some(parameters))
+        .capabilities(Capability::CapabilityIam)
+        .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+        .send()
+        .await;
+    match result {
+        Ok(_) => follow(clients, stack_name, &id, seen, Op::Update, max_wait).await,
+        Err(e) if e.as_service_error().is_some_and(|s| is_no_update(s.code(), s.message())) => Ok(()),
+        Err(e) => Err(Error::aws("UpdateStack", stack_name, e)),
+    }
+}
+
+async fn table_exists(clients: &Clients, table: &str) -> Result<bool, Error> {
+    match clients.dynamodb.describe_table().table_name(table).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+        Err(e) => Err(Error::aws("DescribeTable", table, e)),
+    }
 }
 
 /// Deletes `stack` (by its id, which stays valid once the name is gone), showing its events, and
@@ -823,29 +973,28 @@ async fn delete_stack(
     follow(clients, stack_name, &id, seen, Op::Delete, max_wait).await
 }
 
-/// Deletes every object under `prefix`; deletes the bucket when nothing else is left in it.
+/// Deletes every version and delete marker of every object under `prefix` (a versioned bucket keeps
+/// old versions otherwise); deletes the bucket when nothing else is left in it. Returns the number
+/// of artifacts (keys) removed and whether the bucket went too.
 async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Result<(usize, bool), Error> {
-    let mut keys = Vec::new();
-    let mut pages = clients.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => keys.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.code() == Some("NoSuchBucket")) => {
-                return Ok((0, false));
-            }
-            Err(e) => return Err(Error::aws("ListObjectsV2", bucket, e)),
-        }
-    }
+    let versions = match list_versions(clients, bucket, Some(prefix)).await? {
+        Some(v) => v,
+        None => return Ok((0, false)),
+    };
+    let keys: HashSet<&str> = versions.iter().map(|(k, _)| k.as_str()).collect();
+    let removed = keys.len();
     // DeleteObjects takes at most 1,000 keys per call.
-    for chunk in keys.chunks(1000) {
-        let objects: Vec<ObjectIdentifier> =
-            chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
+    for chunk in versions.chunks(1000) {
+        let objects: Vec<ObjectIdentifier> = chunk
+            .iter()
+            .filter_map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build().ok())
+            .collect();
         let delete = Delete::builder()
             .set_objects(Some(objects))
             .quiet(true)
             .build()
             .map_err(|e| Error::failed(format!("building DeleteObjects: {e}"), "report this as a bug"))?;
-        clients
+        let out = clients
             .s3
             .delete_objects()
             .bucket(bucket)
@@ -853,20 +1002,65 @@ async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Resu
             .send()
             .await
             .map_err(|e| Error::aws("DeleteObjects", bucket, e))?;
+        if let Some(err) = out.errors().first() {
+            return Err(Error::failed(
+                format!(
+                    "could not delete s3://{bucket}/{}: {}",
+                    err.key().unwrap_or("?"),
+                    err.message().unwrap_or_else(|| err.code().unwrap_or("no reason given"))
+                ),
+                "check s3:DeleteObjectVersion on the artifact bucket, then run destroy again",
+            ));
+        }
     }
-    let rest = clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .max_keys(1)
-        .send()
-        .await
-        .map_err(|e| Error::aws("ListObjectsV2", bucket, e))?;
-    let empty = rest.key_count.unwrap_or(0) == 0;
+    let empty = list_versions(clients, bucket, None).await?.is_none_or(|v| v.is_empty());
     if empty {
         clients.s3.delete_bucket().bucket(bucket).send().await.map_err(|e| Error::aws("DeleteBucket", bucket, e))?;
     }
-    Ok((keys.len(), empty))
+    Ok((removed, empty))
+}
+
+/// (key, version id) of every object version and delete marker under `prefix` (the whole bucket
+/// when `None`); `None` when the bucket does not exist.
+async fn list_versions(
+    clients: &Clients,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Option<Vec<(String, Option<String>)>>, Error> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = clients
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix(prefix.map(str::to_string))
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if e.as_service_error().is_some_and(|s| s.code() == Some("NoSuchBucket")) => return Ok(None),
+            Err(e) => return Err(Error::aws("ListObjectVersions", bucket, e)),
+        };
+        out.extend(
+            page.versions().iter().filter_map(|v| Some((v.key()?.to_string(), v.version_id().map(str::to_string)))),
+        );
+        out.extend(
+            page.delete_markers()
+                .iter()
+                .filter_map(|m| Some((m.key()?.to_string(), m.version_id().map(str::to_string)))),
+        );
+        if page.is_truncated() != Some(true) {
+            return Ok(Some(out));
+        }
+        key_marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+        if key_marker.is_none() {
+            return Ok(Some(out));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -887,6 +1081,8 @@ mod tests {
             batch_size: None,
             max_retries: None,
             max_record_age: None,
+            data_retention: None,
+            yes: false,
             wait: 60,
             recreate: false,
             code_only: false,

@@ -137,9 +137,7 @@ impl Error {
                 format!("wait until stack \"{stack}\" finishes its current operation, then run the command again")
             }
             Error::Aws { kind, .. } => match kind {
-                AwsFailure::Credentials => "configure credentials: `aws configure`, `aws sso login`, \
-                     --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-                    .into(),
+                AwsFailure::Credentials => crate::aws::CREDENTIALS_HINT.into(),
                 AwsFailure::Unreachable => "check the network, --region and --endpoint-url \
                      (for the local emulator: `scripts/local-aws start`)"
                     .into(),

@@ -28,6 +28,7 @@ pub mod local;
 pub mod mode;
 pub mod net;
 pub mod package;
+pub mod plan;
 pub mod process;
 pub mod produce;
 pub mod progress;

@@ -39,7 +39,9 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     aws_args.validate()?;
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };
-    let clients = aws::Clients::new(&aws::load_config(&aws_args, retry).await);
+    let config = aws::load_config(&aws_args, retry).await;
+    aws::check_ready(&config, &aws_args).await?;
+    let clients = aws::Clients::new(&config);
     match &cli.command {
         Command::Deploy(a) => print(deploy::deploy(a, &a.validate()?, &g.stack, &clients).await?, None),
         Command::Destroy(a) => print(deploy::destroy(a, &g.stack, &clients).await?, None),

@@ -17,6 +17,53 @@ pub fn stack_yaml() -> &'static str {
         .expect("template/stack.yaml is embedded at build time")
 }
 
+/// The policy lines of the two tables, as the embedded template has them (DataRetention = Delete).
+const POLICY_LINES: [(&str, &str); 2] = [
+    (
+        "    DeletionPolicy: Delete # set from DataRetention by stream\n",
+        "    DeletionPolicy: Retain # set from DataRetention by stream\n",
+    ),
+    (
+        "    UpdateReplacePolicy: Delete # set from DataRetention by stream\n",
+        "    UpdateReplacePolicy: Retain # set from DataRetention by stream\n",
+    ),
+];
+
+/// What happens to the tables when the stack is deleted (the DataRetention parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// The tables go with the stack.
+    Delete,
+    /// The tables and their items stay.
+    Retain,
+}
+
+impl Retention {
+    /// The parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retention::Delete => "Delete",
+            Retention::Retain => "Retain",
+        }
+    }
+
+    /// Reads the parameter's value; anything but Retain is Delete.
+    pub fn from_param(value: Option<&str>) -> Self {
+        if value == Some("Retain") { Retention::Retain } else { Retention::Delete }
+    }
+}
+
+/// The template as sent to CloudFormation: the tables' DeletionPolicy and UpdateReplacePolicy carry
+/// the DataRetention value. CloudFormation takes only literals there (intrinsic functions need the
+/// AWS::LanguageExtensions transform, which emulators do not run), so `stream` writes them.
+pub fn stack_yaml_for(retention: Retention) -> String {
+    let yaml = stack_yaml().to_string();
+    match retention {
+        Retention::Delete => yaml,
+        Retention::Retain => POLICY_LINES.iter().fold(yaml, |y, (from, to)| y.replace(from, to)),
+    }
+}
+
 /// The `Default:` of each template parameter that has one, read from the embedded YAML's
 /// `Parameters` section (two-space indented names, four-space indented properties).
 pub fn parameter_defaults() -> Vec<(String, String)> {
@@ -74,8 +121,11 @@ pub mod param {
     /// Email for the iterator-age alarm.
     pub const ALARM_EMAIL: &str = "AlarmEmail";
 
+    /// Delete or Retain: the tables' deletion policy.
+    pub const DATA_RETENTION: &str = "DataRetention";
+
     /// Every parameter the template declares.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         CODE_BUCKET,
         CODE_KEY,
         ARCHITECTURE,
@@ -90,6 +140,7 @@ pub mod param {
         MEMORY,
         TIMEOUT,
         ALARM_EMAIL,
+        DATA_RETENTION,
     ];
 }
 
@@ -157,6 +208,24 @@ mod tests {
         }
         assert!(defaults.contains(&("BatchSize".to_string(), "100".to_string())));
         assert!(defaults.contains(&("AlarmEmail".to_string(), String::new())));
+    }
+
+    #[test]
+    fn retention_sets_the_policy_of_both_tables_and_nothing_else() {
+        let delete = stack_yaml_for(Retention::Delete);
+        assert_eq!(delete, stack_yaml());
+        for (from, _) in POLICY_LINES {
+            assert_eq!(delete.matches(from).count(), 2, "{from}");
+        }
+        let retain = stack_yaml_for(Retention::Retain);
+        assert_eq!(retain.matches("DeletionPolicy: Retain").count(), 2);
+        assert_eq!(retain.matches("UpdateReplacePolicy: Retain").count(), 2);
+        assert!(!retain.contains("Policy: Delete"));
+        // Only those four lines differ.
+        let changed = delete.lines().zip(retain.lines()).filter(|(a, b)| a != b).count();
+        assert_eq!((changed, delete.lines().count()), (4, retain.lines().count()));
+        assert_eq!(Retention::from_param(Some("Retain")), Retention::Retain);
+        assert_eq!(Retention::from_param(None), Retention::Delete);
     }
 
     #[test]

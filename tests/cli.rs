@@ -62,6 +62,39 @@ fn invalid_region_and_endpoint_are_refused() {
     assert_error_lines(&err, "invalid endpoint URL", "http://127.0.0.1:4566");
 }
 
+/// Runs `stream` in an environment without any AWS configuration: no credentials, no config file,
+/// no endpoint, no instance metadata to ask.
+fn bare(args: &[&str], env: &[(&str, &str)], code: i32) -> (String, String) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = std::process::Command::new(common::bin());
+    c.args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied());
+    let out = c.output().expect("stream runs");
+    common::check(&out, code, args)
+}
+
+#[test]
+fn unknown_region_is_refused_before_any_call() {
+    let creds = [("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")];
+    let (_, err) = bare(&["scan-table", "--region", "eu-east-7"], &creds, 2);
+    assert_error_lines(&err, "unknown region \"eu-east-7\"", "us-east-1");
+    // From the environment as well as from the flag.
+    let (_, err) = bare(&["status"], &[creds[0], creds[1], ("AWS_REGION", "us-middle-1")], 2);
+    assert_error_lines(&err, "unknown region \"us-middle-1\"", "describe-regions");
+}
+
+#[test]
+fn missing_credentials_are_named_before_any_call() {
+    let (_, err) = bare(&["deploy", "--region", "eu-west-1"], &[], 2);
+    assert_error_lines(&err, "no AWS credentials found", "aws configure");
+    // A profile that does not exist is the same problem, named.
+    let (_, err) = bare(&["scan-table", "--region", "eu-west-1", "--profile", "nobody"], &[], 2);
+    assert_error_lines(&err, "no usable credentials in profile \"nobody\"", "list-profiles");
+}
+
 #[test]
 fn bootstrap_that_is_not_a_lambda_executable_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
