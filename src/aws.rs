@@ -221,10 +221,14 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     /// CloudWatch: the function's metrics.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// SQS: the mapping's on-failure destination (`stream local`).
+    pub sqs: aws_sdk_sqs::Client,
     /// The region every client talks to.
     pub region: String,
     /// The endpoint every client talks to, when not AWS's own.
     pub endpoint_url: Option<String>,
+    /// The configuration the clients were built from (credentials for `stream local`'s function).
+    pub config: SdkConfig,
 }
 
 impl Clients {
@@ -242,8 +246,10 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
             endpoint_url: config.endpoint_url().map(str::to_string),
+            config: config.clone(),
         }
     }
 }

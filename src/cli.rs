@@ -270,6 +270,15 @@ pub struct LocalArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
 
+    /// Where checkpoints, the unpacked code and the function's log live
+    /// (default: $XDG_STATE_HOME/stream or ~/.local/state/stream)
+    #[arg(long, value_name = "DIR", env = "STREAM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Forget the saved checkpoints: start from the mapping's starting position
+    #[arg(long)]
+    pub reset: bool,
+
     /// Summary format
     #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
     pub output: SummaryFormat,

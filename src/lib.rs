@@ -5,8 +5,10 @@
 //! # Layout
 //! Top to bottom; arrows only point down.
 //! - `cli`: clap types only. `main` detects the mode, parses, and calls one command.
-//! - Commands: `deploy` (deploy, destroy), `produce` (PutRecords producer, `produce::source`
-//!   for tweets), `scan` (scan-table), `local` (the handler over the stream on this machine),
+//! - Commands: `deploy` (deploy, destroy; `plan` shows and confirms a change set), `produce`
+//!   (PutRecords producer, `produce::source` for tweets), `scan` (scan-table), `local` (the deployed
+//!   bootstrap run as Lambda would: `local::runtime` the execution environment and Runtime API,
+//!   `local::mapping` the event source mapping, `local::checkpoint` persisted positions),
 //!   `replay` (quarantined records back into the stream), `status` (stack, mapping, counts, metrics).
 //! - Domain: `process` (the Lambda handler and its runtime loop), `stack` (a deployed stack's
 //!   status and outputs).

@@ -161,9 +161,11 @@ pub mod output {
     /// Quarantine table for poison records.
     pub const REJECTED_TABLE: &str = "RejectedTableName";
 
-    /// Every output the CLI reads.
-    pub const ALL: [&str; 7] =
-        [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER, REJECTED_TABLE];
+    /// SQS queue of the mapping's on-failure records.
+    pub const FAILED_QUEUE_URL: &str = "FailedBatchQueueUrl";
+    /// Every output the template declares.
+    pub const ALL: [&str; 8] =
+        [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER, REJECTED_TABLE, FAILED_QUEUE_URL];
 }
 
 /// Tag put on every stack `stream` creates, so other commands can tell its stacks from others.

@@ -29,12 +29,11 @@ pub async fn run_lambda() -> Result<(), Error> {
         }
     }
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let table = var(TABLE_ENV).ok_or_else(|| {
-        Error::config(
-            format!("{TABLE_ENV} is not set: the function does not know its table"),
-            "deploy with `stream deploy`, which sets it from the stack",
-        )
-    })?;
+    let Some(table) = var(TABLE_ENV) else {
+        let what = format!("{TABLE_ENV} is not set: the function does not know its table");
+        report_init_error("Runtime.ConfigError", &what).await;
+        return Err(Error::config(what, "deploy with `stream deploy`, which sets it from the stack"));
+    };
     let rejected = var(REJECTED_TABLE_ENV);
     let concurrency = var(CONCURRENCY_ENV).and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_WRITE_CONCURRENCY);
     let function = var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
@@ -70,6 +69,26 @@ pub async fn run_lambda() -> Result<(), Error> {
     }))
     .await
     .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))
+}
+
+/// Tells the Runtime API that initialization failed (POST /runtime/init/error), so Lambda (or
+/// `stream local`) reports the reason instead of a bare exit. Best effort: the process exits anyway.
+async fn report_init_error(error_type: &str, message: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else { return };
+    let body = serde_json::json!({"errorType": error_type, "errorMessage": message, "stackTrace": []}).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\n\
+         Lambda-Runtime-Function-Error-Type: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let send = async {
+        let mut conn = tokio::net::TcpStream::connect(&api).await?;
+        conn.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.map(|_| ())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
 }
 
 fn now_ms() -> i64 {

@@ -19,6 +19,8 @@ pub struct Faults {
     pub server_error: f64,
     pub unprocessed: f64,
     pub put_entry_failure: f64,
+    /// BatchWriteItem calls whose body holds this text are denied (AccessDeniedException), every time.
+    pub deny_marker: Option<&'static str>,
 }
 
 /// What the proxy did.
@@ -30,6 +32,7 @@ pub struct Counters {
     pub trimmed: AtomicUsize,
     pub passed: AtomicUsize,
     pub put_entries_failed: AtomicUsize,
+    pub denied: AtomicUsize,
 }
 
 /// A running proxy.
@@ -158,7 +161,14 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
     }
     c.batch_writes.fetch_add(1, Ordering::SeqCst);
     let roll: f64 = rng.lock().expect("rng").random();
-    let response = if roll < faults.throttle {
+    let marked = faults.deny_marker.is_some_and(|m| request.body.windows(m.len()).any(|w| w == m.as_bytes()));
+    let response = if marked {
+        c.denied.fetch_add(1, Ordering::SeqCst);
+        json_response(
+            "400 Bad Request",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"injected: denied"}"#,
+        )
+    } else if roll < faults.throttle {
         c.throttled.fetch_add(1, Ordering::SeqCst);
         json_response(
             "400 Bad Request",

@@ -31,12 +31,18 @@ impl World {
         self.dir.path().join("credentials")
     }
 
+    /// Where `stream local` keeps checkpoints, code and the function's log for this test.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// `stream ARGS --stack <stack> --region <region>` with the test's credentials file.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.args(args)
             .args(["--stack", &self.stack, "--region", &self.region])
             .env("AWS_SHARED_CREDENTIALS_FILE", self.credentials_file())
+            .env("STREAM_STATE_DIR", self.state_dir())
             .env_remove("STREAM_STACK")
             .env_remove("AWS_PROFILE");
         c

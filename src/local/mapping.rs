@@ -1,0 +1,637 @@
+//! The Kinesis event source mapping as Lambda runs it, with the mapping's own settings: batches of
+//! up to BatchSize records gathered for up to the batching window; ParallelizationFactor lanes per
+//! shard, a record's lane chosen by its partition key so each key keeps its order; a partial
+//! failure (ReportBatchItemFailures) retries from the lowest reported sequence number; a function
+//! error bisects the batch (BisectBatchOnFunctionError, free of the retry quota) or retries it;
+//! after MaximumRetryAttempts, or past MaximumRecordAgeInSeconds, the batch's shard and sequence
+//! range go to the on-failure destination and the shard moves on.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::json;
+
+use super::checkpoint::Progress;
+use super::runtime::Outcome;
+use super::{Ctx, event_record};
+use crate::error::Error;
+use crate::process::Event;
+
+/// Lambda polls an idle shard about once a second.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Kinesis allows five GetRecords calls per second per shard.
+const MIN_READ_GAP: Duration = Duration::from_millis(200);
+/// Lambda's limit on an invocation's payload.
+const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// Where a shard without a checkpoint starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// The oldest record.
+    TrimHorizon,
+    /// Only records put from now on.
+    Latest,
+    /// Records from this time (seconds since the epoch).
+    AtTimestamp(f64),
+}
+
+/// The mapping's settings, as ListEventSourceMappings reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The mapping's UUID.
+    pub uuid: String,
+    /// BatchSize.
+    pub batch_size: usize,
+    /// MaximumBatchingWindowInSeconds.
+    pub window: Duration,
+    /// StartingPosition.
+    pub start: Start,
+    /// FunctionResponseTypes holds ReportBatchItemFailures.
+    pub report_item_failures: bool,
+    /// BisectBatchOnFunctionError.
+    pub bisect: bool,
+    /// MaximumRetryAttempts (`None`: -1, until the records expire).
+    pub max_retries: Option<u32>,
+    /// MaximumRecordAgeInSeconds (`None`: -1, no limit).
+    pub max_record_age: Option<Duration>,
+    /// ParallelizationFactor.
+    pub parallelization: usize,
+    /// DestinationConfig.OnFailure.Destination.
+    pub on_failure: Option<String>,
+}
+
+impl Settings {
+    /// Reads a mapping's configuration, with Lambda's defaults where a value is absent.
+    pub fn from_mapping(m: &aws_sdk_lambda::types::EventSourceMappingConfiguration) -> Settings {
+        use aws_sdk_lambda::types::{EventSourcePosition, FunctionResponseType};
+        let start = match m.starting_position() {
+            Some(EventSourcePosition::Latest) => Start::Latest,
+            Some(EventSourcePosition::AtTimestamp) => {
+                Start::AtTimestamp(m.starting_position_timestamp().map_or(0.0, |t| t.as_secs_f64()))
+            }
+            _ => Start::TrimHorizon,
+        };
+        Settings {
+            uuid: m.uuid().unwrap_or_default().to_string(),
+            batch_size: m.batch_size().unwrap_or(100).clamp(1, 10_000) as usize,
+            window: Duration::from_secs(m.maximum_batching_window_in_seconds().unwrap_or(0).max(0) as u64),
+            start,
+            report_item_failures: m.function_response_types().contains(&FunctionResponseType::ReportBatchItemFailures),
+            bisect: m.bisect_batch_on_function_error().unwrap_or(false),
+            max_retries: m.maximum_retry_attempts().filter(|n| *n >= 0).map(|n| n as u32),
+            max_record_age: m
+                .maximum_record_age_in_seconds()
+                .filter(|n| *n >= 0)
+                .map(|n| Duration::from_secs(n as u64)),
+            parallelization: m.parallelization_factor().unwrap_or(1).clamp(1, 10) as usize,
+            on_failure: m
+                .destination_config()
+                .and_then(|d| d.on_failure())
+                .and_then(|f| f.destination())
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+        }
+    }
+}
+
+/// What to do with a batch after its invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every record is done.
+    Done,
+    /// Records before this index are done; retry from it (one retry used).
+    RetryFrom(usize),
+    /// Retry the whole batch (one retry used).
+    RetryAll,
+    /// Split the batch in two and run each half (no retry used).
+    Bisect,
+}
+
+/// Lambda's reading of an invocation's result: `sequences` are the batch's sequence numbers in order.
+pub fn verdict(outcome: &Outcome, sequences: &[&str], settings: &Settings) -> Verdict {
+    let body = match outcome {
+        Outcome::Response(body) => body,
+        _ if settings.bisect && sequences.len() > 1 => return Verdict::Bisect,
+        _ => return Verdict::RetryAll,
+    };
+    if !settings.report_item_failures {
+        return Verdict::Done;
+    }
+    // Success: an empty or null response, or an empty or null batchItemFailures.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Verdict::Done;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Verdict::RetryAll;
+    };
+    let failures = match &value["batchItemFailures"] {
+        serde_json::Value::Null => return Verdict::Done,
+        serde_json::Value::Array(a) if a.is_empty() => return Verdict::Done,
+        serde_json::Value::Array(a) => a,
+        _ => return Verdict::RetryAll,
+    };
+    // Any identifier that is missing, empty or not in the batch fails the whole batch.
+    let mut lowest: Option<usize> = None;
+    for f in failures {
+        let Some(id) = f["itemIdentifier"].as_str().filter(|s| !s.is_empty()) else {
+            return Verdict::RetryAll;
+        };
+        let Some(i) = sequences.iter().position(|s| *s == id) else {
+            return Verdict::RetryAll;
+        };
+        lowest = Some(lowest.map_or(i, |l: usize| l.min(i)));
+    }
+    match lowest {
+        Some(0) | None => Verdict::RetryAll,
+        Some(i) => Verdict::RetryFrom(i),
+    }
+}
+
+/// The lane of a partition key: records of one key always share a lane, so they stay in order.
+pub fn lane_of(partition_key: &str, lanes: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    partition_key.hash(&mut h);
+    (h.finish() % lanes.max(1) as u64) as usize
+}
+
+/// One record in flight through the mapping.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    ord: u64,
+    seq: String,
+    arrival: f64,
+    bytes: usize,
+    record: crate::process::Record,
+}
+
+/// Why a batch went to the on-failure destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// MaximumRetryAttempts reached.
+    RetryAttemptsExhausted,
+    /// MaximumRecordAgeInSeconds passed.
+    RecordAgeExceeded,
+}
+
+impl Condition {
+    fn as_str(self) -> &'static str {
+        match self {
+            Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Condition::RecordAgeExceeded => "RecordAgeExceeded",
+        }
+    }
+}
+
+fn iso_millis(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The on-failure record Lambda sends for a Kinesis batch: the shard and sequence range, not the data.
+pub fn on_failure_record(
+    ctx_function_arn: &str,
+    stream_arn: &str,
+    shard: &str,
+    batch: &[Rec],
+    condition: Condition,
+    invokes: u32,
+    last: Option<&Outcome>,
+) -> serde_json::Value {
+    let (first, lastr) = (batch.first(), batch.last());
+    let mut doc = json!({
+        "requestContext": {
+            "requestId": uuid_like(),
+            "functionArn": ctx_function_arn,
+            "condition": condition.as_str(),
+            "approximateInvokeCount": invokes,
+        },
+        "version": "1.0",
+        "timestamp": iso_millis(chrono::Utc::now().timestamp_millis() as f64 / 1000.0),
+        "KinesisBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": first.map(|r| r.seq.as_str()).unwrap_or_default(),
+            "endSequenceNumber": lastr.map(|r| r.seq.as_str()).unwrap_or_default(),
+            "approximateArrivalOfFirstRecord": first.map(|r| iso_millis(r.arrival)).unwrap_or_default(),
+            "approximateArrivalOfLastRecord": lastr.map(|r| iso_millis(r.arrival)).unwrap_or_default(),
+            "batchSize": batch.len(),
+            "streamArn": stream_arn,
+        }
+    });
+    if let Some(outcome) = last {
+        let mut response = json!({"statusCode": 200, "executedVersion": "$LATEST"});
+        if outcome.is_function_error() {
+            response["functionError"] = json!(outcome.kind());
+        }
+        doc["responseContext"] = response;
+    }
+    doc
+}
+
+fn uuid_like() -> String {
+    let h = format!("{:032x}", rand::random::<u128>());
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// One lane of a shard: records waiting in order, and batches to run again first.
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<Rec>,
+    redo: VecDeque<Vec<Rec>>,
+    attempts: u32,
+    busy: bool,
+    first_queued: Option<Instant>,
+}
+
+impl Lane {
+    /// The next batch when one is due: a batch to redo at once; otherwise a full batch, or what is
+    /// queued once the window has passed (at once with no window).
+    fn take_batch(&mut self, s: &Settings, now: Instant) -> Option<Vec<Rec>> {
+        if self.busy {
+            return None;
+        }
+        if let Some(b) = self.redo.pop_front() {
+            return Some(b);
+        }
+        let due = self.queue.len() >= s.batch_size
+            || self.first_queued.is_some_and(|t| now.duration_since(t) >= s.window)
+            || self.queue.iter().map(|r| r.bytes).sum::<usize>() >= MAX_PAYLOAD_BYTES;
+        if self.queue.is_empty() || !due {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = self.queue.front() {
+            if batch.len() >= s.batch_size || (!batch.is_empty() && bytes + r.bytes > MAX_PAYLOAD_BYTES) {
+                break;
+            }
+            bytes += r.bytes;
+            batch.extend(self.queue.pop_front());
+        }
+        self.first_queued = if self.queue.is_empty() { None } else { Some(now) };
+        Some(batch)
+    }
+
+    fn due_at(&self, s: &Settings) -> Option<Instant> {
+        if self.busy || !self.redo.is_empty() {
+            return None;
+        }
+        self.first_queued.map(|t| t + s.window)
+    }
+}
+
+type Done = (usize, Vec<Rec>, Outcome);
+
+/// Runs one shard until it is caught up (`until_idle`), closed, or the run stops.
+pub async fn run_shard(ctx: Arc<Ctx>, shard: String, until_idle: bool) -> Result<(), Error> {
+    let s = &ctx.settings;
+    let kinesis = &ctx.clients.kinesis;
+    let mut iterator = first_iterator(&ctx, &shard).await?;
+    let mut lanes: Vec<Lane> = (0..s.parallelization).map(|_| Lane::default()).collect();
+    let mut progress = Progress::default();
+    let mut inflight: FuturesUnordered<futures::future::BoxFuture<'static, Done>> = FuturesUnordered::new();
+    let mut next_read = Instant::now();
+    let mut last_read_seq: Option<String> = ctx.checkpoints.get(&shard);
+    let mut caught_up = false;
+    let cap = (s.batch_size * s.parallelization * 2).max(1_000);
+
+    loop {
+        let stopping = ctx.shutdown.is_triggered();
+        if stopping && inflight.is_empty() {
+            break;
+        }
+        let now = Instant::now();
+        if !stopping && progress.outstanding() < cap && now >= next_read {
+            match iterator.clone() {
+                None => caught_up = true,
+                Some(it) => {
+                    let limit = (cap - progress.outstanding()).min(10_000) as i32;
+                    match kinesis.get_records().shard_iterator(it).limit(limit).send().await {
+                        Ok(page) => {
+                            let behind = page.millis_behind_latest().unwrap_or(0);
+                            ctx.stats.set_lag(&shard, behind);
+                            let records = page.records();
+                            caught_up = records.is_empty() && behind == 0;
+                            for r in records {
+                                let record = event_record(r, &shard, &ctx.outputs, &ctx.role_arn);
+                                let bytes = record.kinesis.data.len() + 512;
+                                let rec = Rec {
+                                    ord: progress.read(r.sequence_number()),
+                                    seq: r.sequence_number().to_string(),
+                                    arrival: r.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64()),
+                                    bytes,
+                                    record,
+                                };
+                                let lane =
+                                    &mut lanes[lane_of(r.partition_key().unwrap_or_default(), s.parallelization)];
+                                if lane.queue.is_empty() {
+                                    lane.first_queued = Some(now);
+                                }
+                                lane.queue.push_back(rec);
+                            }
+                            if let Some(r) = records.last() {
+                                last_read_seq = Some(r.sequence_number().to_string());
+                            }
+                            iterator = page.next_shard_iterator().map(str::to_string);
+                            next_read = now + if records.is_empty() { IDLE_POLL } else { MIN_READ_GAP };
+                        }
+                        Err(e) => {
+                            let code = e.as_service_error().and_then(|x| x.code()).unwrap_or_default().to_string();
+                            if code == "ExpiredIteratorException" {
+                                iterator = iterator_after(&ctx, &shard, last_read_seq.as_deref()).await?;
+                            } else if code != "ProvisionedThroughputExceededException" {
+                                ctx.stats
+                                    .error(format!("GetRecords on {shard}: {}", Error::aws("GetRecords", &shard, e)));
+                            }
+                            next_read = now + IDLE_POLL;
+                        }
+                    }
+                }
+            }
+        }
+
+        if !stopping {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let Some(mut batch) = lane.take_batch(s, Instant::now()) else { continue };
+                if let Some(age) = s.max_record_age {
+                    let oldest_allowed = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - age.as_secs_f64();
+                    let expired = batch.iter().take_while(|r| r.arrival < oldest_allowed).count();
+                    if expired > 0 {
+                        let old: Vec<Rec> = batch.drain(..expired).collect();
+                        give_up(&ctx, &shard, &old, Condition::RecordAgeExceeded, 0, None).await;
+                        finish(&ctx, &shard, &mut progress, &old)?;
+                    }
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                lane.busy = true;
+                inflight.push(Box::pin(invoke(ctx.clone(), i, batch)));
+            }
+        }
+
+        let idle = lanes.iter().all(|l| l.queue.is_empty() && l.redo.is_empty()) && inflight.is_empty();
+        if until_idle && caught_up && idle {
+            break;
+        }
+
+        let wake = lanes.iter().filter_map(|l| l.due_at(s)).chain([next_read]).min().unwrap_or(next_read);
+        let wake = wake.max(Instant::now() + Duration::from_millis(5)).min(Instant::now() + IDLE_POLL);
+        let mut stop = ctx.shutdown.clone();
+        tokio::select! {
+            Some((lane_index, batch, outcome)) = inflight.next(), if !inflight.is_empty() => {
+                let lane = &mut lanes[lane_index];
+                lane.busy = false;
+                settle(&ctx, &shard, lane, &mut progress, batch, outcome).await?;
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = stop.wait(), if !stopping => {}
+        }
+    }
+    Ok(())
+}
+
+/// Applies the verdict of a finished invocation to its lane.
+async fn settle(
+    ctx: &Ctx,
+    shard: &str,
+    lane: &mut Lane,
+    progress: &mut Progress,
+    batch: Vec<Rec>,
+    outcome: Outcome,
+) -> Result<(), Error> {
+    let s = &ctx.settings;
+    let sequences: Vec<&str> = batch.iter().map(|r| r.seq.as_str()).collect();
+    let v = verdict(&outcome, &sequences, s);
+    ctx.stats.outcome(&outcome, &v);
+    let retry = match v {
+        Verdict::Done => {
+            lane.attempts = 0;
+            return finish(ctx, shard, progress, &batch);
+        }
+        Verdict::Bisect => {
+            let mut first = batch;
+            let second = first.split_off(first.len() / 2);
+            lane.redo.push_front(second);
+            lane.redo.push_front(first);
+            return Ok(());
+        }
+        Verdict::RetryFrom(i) => {
+            let mut done = batch;
+            let rest = done.split_off(i);
+            finish(ctx, shard, progress, &done)?;
+            rest
+        }
+        Verdict::RetryAll => batch,
+    };
+    lane.attempts += 1;
+    if s.max_retries.is_some_and(|max| lane.attempts > max) {
+        let invokes = lane.attempts;
+        lane.attempts = 0;
+        give_up(ctx, shard, &retry, Condition::RetryAttemptsExhausted, invokes, Some(&outcome)).await;
+        return finish(ctx, shard, progress, &retry);
+    }
+    ctx.stats.retry();
+    lane.redo.push_front(retry);
+    Ok(())
+}
+
+/// Marks records done and saves the shard's checkpoint when it moved.
+fn finish(ctx: &Ctx, shard: &str, progress: &mut Progress, batch: &[Rec]) -> Result<(), Error> {
+    ctx.stats.records_done(batch.len());
+    if let Some(seq) = progress.done(batch.iter().map(|r| r.ord)) {
+        ctx.checkpoints.set(shard, &seq)?;
+    }
+    Ok(())
+}
+
+/// Sends the on-failure record (when the mapping has a destination) and counts the records skipped.
+async fn give_up(ctx: &Ctx, shard: &str, batch: &[Rec], condition: Condition, invokes: u32, last: Option<&Outcome>) {
+    ctx.stats.skipped(batch.len());
+    let doc = on_failure_record(&ctx.function_arn, &ctx.outputs.stream_arn, shard, batch, condition, invokes, last);
+    tracing::warn!(shard, condition = condition.as_str(), records = batch.len(), "batch given up");
+    let Some(url) = &ctx.on_failure_url else { return };
+    let sent = ctx.clients.sqs.send_message().queue_url(url).message_body(doc.to_string()).send().await;
+    if let Err(e) = sent {
+        ctx.stats.error(format!("on-failure record for {shard}: {}", Error::aws("SendMessage", url, e)));
+    }
+}
+
+async fn invoke(ctx: Arc<Ctx>, lane: usize, batch: Vec<Rec>) -> Done {
+    let event = Event { records: batch.iter().map(|r| r.record.clone()).collect() };
+    let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    ctx.stats.delivered(batch.len());
+    let outcome = match ctx.pool.take().await {
+        Ok(mut env) => {
+            let o = env.invoke(body).await;
+            ctx.pool.give(env);
+            o
+        }
+        Err(e) => Outcome::InitError(format!("could not open a Runtime API endpoint: {e}")),
+    };
+    ctx.stats.returned();
+    (lane, batch, outcome)
+}
+
+/// Where a shard starts: after its checkpoint, or at the mapping's starting position.
+async fn first_iterator(ctx: &Ctx, shard: &str) -> Result<Option<String>, Error> {
+    iterator_after(ctx, shard, ctx.checkpoints.get(shard).as_deref()).await
+}
+
+async fn iterator_after(ctx: &Ctx, shard: &str, seq: Option<&str>) -> Result<Option<String>, Error> {
+    let stream = &ctx.outputs.stream_name;
+    let req = ctx.clients.kinesis.get_shard_iterator().stream_name(stream).shard_id(shard);
+    let req = match (seq, &ctx.settings.start) {
+        (Some(seq), _) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq),
+        (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        (None, Start::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+        (None, Start::AtTimestamp(t)) => req
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(aws_smithy_types::DateTime::from_secs_f64(*t)),
+    };
+    let out = req.send().await.map_err(|e| Error::aws("GetShardIterator", format!("{stream}/{shard}"), e))?;
+    Ok(out.shard_iterator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            uuid: "u".into(),
+            batch_size: 3,
+            window: Duration::ZERO,
+            start: Start::TrimHorizon,
+            report_item_failures: true,
+            bisect: true,
+            max_retries: Some(2),
+            max_record_age: None,
+            parallelization: 1,
+            on_failure: None,
+        }
+    }
+
+    fn response(json: &str) -> Outcome {
+        Outcome::Response(Bytes::from(json.to_string()))
+    }
+
+    #[test]
+    fn partial_failures_retry_from_the_lowest_reported_record() {
+        let seqs = ["1", "2", "3", "4"];
+        let s = settings();
+        assert_eq!(verdict(&response(r#"{"batchItemFailures":[]}"#), &seqs, &s), Verdict::Done);
+        assert_eq!(verdict(&response(""), &seqs, &s), Verdict::Done);
+        assert_eq!(verdict(&response("null"), &seqs, &s), Verdict::Done);
+        assert_eq!(verdict(&response(r#"{"batchItemFailures":null}"#), &seqs, &s), Verdict::Done);
+        let two = r#"{"batchItemFailures":[{"itemIdentifier":"4"},{"itemIdentifier":"3"}]}"#;
+        assert_eq!(verdict(&response(two), &seqs, &s), Verdict::RetryFrom(2));
+        let first = r#"{"batchItemFailures":[{"itemIdentifier":"1"}]}"#;
+        assert_eq!(verdict(&response(first), &seqs, &s), Verdict::RetryAll);
+        // Identifiers that are empty, missing or not in the batch fail all of it.
+        for bad in [
+            r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
+            r#"{"batchItemFailures":[{"id":"2"}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":"9"}]}"#,
+            "not json",
+        ] {
+            assert_eq!(verdict(&response(bad), &seqs, &s), Verdict::RetryAll, "{bad}");
+        }
+        // Without ReportBatchItemFailures a response is success whatever it says.
+        let plain = Settings { report_item_failures: false, ..settings() };
+        assert_eq!(verdict(&response(two), &seqs, &plain), Verdict::Done);
+    }
+
+    #[test]
+    fn function_errors_bisect_down_to_one_record_then_retry() {
+        let s = settings();
+        for o in [Outcome::Timeout, Outcome::Crash("killed".into()), Outcome::InitError("x".into())] {
+            assert_eq!(verdict(&o, &["1", "2"], &s), Verdict::Bisect);
+            assert_eq!(verdict(&o, &["1"], &s), Verdict::RetryAll);
+        }
+        let no_bisect = Settings { bisect: false, ..settings() };
+        assert_eq!(verdict(&Outcome::Timeout, &["1", "2"], &no_bisect), Verdict::RetryAll);
+    }
+
+    #[test]
+    fn a_key_always_has_the_same_lane() {
+        for key in ["ana", "bo", "çağla", ""] {
+            let lane = lane_of(key, 4);
+            assert!(lane < 4);
+            assert_eq!(lane_of(key, 4), lane);
+            assert_eq!(lane_of(key, 1), 0);
+        }
+        let used: std::collections::HashSet<usize> = (0..100).map(|i| lane_of(&format!("user{i}"), 4)).collect();
+        assert_eq!(used.len(), 4, "keys spread over the lanes");
+    }
+
+    fn rec(seq: &str, arrival: f64) -> Rec {
+        Rec {
+            ord: 0,
+            seq: seq.into(),
+            arrival,
+            bytes: 10,
+            record: serde_json::from_value(json!({
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": seq, "data": "",
+                    "approximateArrivalTimestamp": arrival},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": "s:1", "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "", "awsRegion": "us-east-1", "eventSourceARN": "arn"
+            }))
+            .expect("record"),
+        }
+    }
+
+    #[test]
+    fn the_on_failure_record_names_shard_range_and_condition() {
+        let batch = [rec("100", 1_700_000_000.25), rec("200", 1_700_000_001.5)];
+        let doc = on_failure_record(
+            "arn:f",
+            "arn:s",
+            "shardId-000000000000",
+            &batch,
+            Condition::RetryAttemptsExhausted,
+            3,
+            Some(&Outcome::Timeout),
+        );
+        let info = &doc["KinesisBatchInfo"];
+        assert_eq!(info["shardId"], "shardId-000000000000");
+        assert_eq!(
+            (info["startSequenceNumber"].as_str(), info["endSequenceNumber"].as_str()),
+            (Some("100"), Some("200"))
+        );
+        assert_eq!(info["batchSize"], 2);
+        assert_eq!(info["streamArn"], "arn:s");
+        assert_eq!(info["approximateArrivalOfFirstRecord"], "2023-11-14T22:13:20.250Z");
+        assert_eq!(doc["requestContext"]["condition"], "RetryAttemptsExhausted");
+        assert_eq!(doc["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(doc["responseContext"]["functionError"], "Sandbox.Timedout");
+        let aged = on_failure_record("arn:f", "arn:s", "s", &batch, Condition::RecordAgeExceeded, 0, None);
+        assert_eq!(aged["requestContext"]["condition"], "RecordAgeExceeded");
+        assert!(aged.get("responseContext").is_none());
+    }
+
+    #[test]
+    fn lanes_batch_by_size_or_window() {
+        let s = Settings { window: Duration::from_secs(1), ..settings() };
+        let now = Instant::now();
+        let mut lane = Lane::default();
+        lane.queue.extend([rec("1", 0.0), rec("2", 0.0)]);
+        lane.first_queued = Some(now);
+        assert!(lane.take_batch(&s, now).is_none(), "not full, window open");
+        let batch = lane.take_batch(&s, now + Duration::from_secs(1)).expect("window passed");
+        assert_eq!(batch.len(), 2);
+        lane.queue.extend([rec("3", 0.0), rec("4", 0.0), rec("5", 0.0), rec("6", 0.0)]);
+        lane.first_queued = Some(now);
+        assert_eq!(lane.take_batch(&s, now).expect("full").len(), 3);
+        lane.redo.push_back(vec![rec("9", 0.0)]);
+        assert_eq!(lane.take_batch(&s, now).expect("redo first")[0].seq, "9");
+        lane.busy = true;
+        assert!(lane.take_batch(&s, now + Duration::from_secs(5)).is_none(), "one batch at a time per lane");
+    }
+}

@@ -1,0 +1,343 @@
+//! `stream local` as a faithful Lambda: the uploaded bootstrap runs as a child process under a
+//! Runtime API, with the stack's mapping settings. On moto: a bootstrap killed mid-batch twice loses
+//! nothing; a poison record does not block its shard; a record the function always fails on uses up
+//! its retries, lands in the on-failure queue and the shard moves on; a hung function is stopped at
+//! its timeout and its batch retried. Tests marked `#[ignore]` need moto (scripts/test).
+
+mod common;
+#[path = "common/fault_proxy.rs"]
+mod fault_proxy;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use common::World;
+use fault_proxy::{FaultProxy, Faults};
+
+/// Pids of the processes named `name` whose parent is `parent`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid …
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 2..].split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill runs");
+    assert!(ok.success(), "kill {sig} {pid}");
+}
+
+/// Starts `stream local --until-idle -o json` in the background.
+fn start_local(w: &World, extra: &[&str]) -> Child {
+    let mut args = vec!["local", "--until-idle", "--output", "json"];
+    args.extend_from_slice(extra);
+    w.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("stream local starts")
+}
+
+/// Waits for a bootstrap child of `local` that is not in `seen`.
+fn next_bootstrap(local: u32, seen: &[u32], within: Duration) -> u32 {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if let Some(pid) = children_named(local, "bootstrap").into_iter().find(|p| !seen.contains(p)) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no new bootstrap process under {local} within {within:?}");
+}
+
+fn finish(child: Child, code: i32) -> serde_json::Value {
+    let out = child.wait_with_output().expect("stream local ends");
+    let (stdout, _) = common::check(&out, code, &["local"]);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("summary json ({e}): {stdout}"))
+}
+
+/// Every (Username, Id) in the table.
+async fn table_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        assert!(keys.insert((s("Username"), s("Id"))), "each key once");
+    }
+    keys
+}
+
+/// The keys the table must end with: one per distinct tweet on the stream.
+async fn expected_keys(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> BTreeSet<(String, String)> {
+    common::read_stream(kinesis, stream)
+        .await
+        .iter()
+        .filter_map(|(_, _, data)| stream::tweet::item_from_payload(data).ok())
+        .map(|i| (i.username, i.id))
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_bootstrap_killed_mid_batch_twice_loses_nothing() {
+    let w = World::new("kill", "ap-south-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "200"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    w.run(&["produce", "--count", "10000", "--seed", "11"], 0);
+    let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
+    assert!(expected.len() > 9_900, "distinct tweets: {}", expected.len());
+
+    let local = start_local(&w, &[]);
+    let mut killed = Vec::new();
+    for _ in 0..2 {
+        let pid = next_bootstrap(local.id(), &killed, Duration::from_secs(60));
+        // Let it take a batch, then kill it in the middle of its work.
+        std::thread::sleep(Duration::from_millis(150));
+        signal(pid, "-KILL");
+        killed.push(pid);
+    }
+    let summary = finish(local, 0);
+    assert!(summary["crashes"].as_u64() >= Some(2), "{summary}");
+    assert!(summary["cold_starts"].as_u64() >= Some(3), "{summary}");
+    assert_eq!(summary["records"], 10_000, "{summary}");
+    assert_eq!(summary["skipped"], 0, "{summary}");
+    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every tweet exactly once");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+fn tweet(id: &str, name: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": "hello",
+        "user": {"name": name, "screen_name": name, "id_str": "1"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_record_the_function_always_fails_on_goes_to_the_on_failure_queue_and_the_shard_moves_on() {
+    let w = World::new("onfail", "ap-southeast-2");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "20", "--max-retries", "2"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    w.run(&["produce", "--count", "40", "--seed", "5"], 0);
+    // A poison record (not JSON) and a tweet whose write is always denied, then more tweets.
+    let put = |data: Vec<u8>| {
+        let (kinesis, stream) = (clients.kinesis.clone(), outputs.stream_name.clone());
+        async move {
+            let out = kinesis.put_record().stream_name(stream).partition_key("p").data(Blob::new(data)).send();
+            out.await.expect("put").sequence_number().to_string()
+        }
+    };
+    put(b"not json at all".to_vec()).await;
+    let doomed = put(tweet("777", "always-fails-user")).await;
+    w.run(&["produce", "--count", "40", "--seed", "6"], 0);
+    let expected: BTreeSet<_> = expected_keys(&clients.kinesis, &outputs.stream_name)
+        .await
+        .into_iter()
+        .filter(|(user, _)| user != "always-fails-user")
+        .collect();
+
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let proxy = FaultProxy::start(&upstream, Faults { deny_marker: Some("always-fails-user"), ..Faults::default() }, 1);
+    let summary = finish(start_local(&w, &["--endpoint-url", &proxy.url]), 3);
+    assert_eq!(summary["skipped"], 1, "only the doomed record is given up: {summary}");
+    assert_eq!(summary["on_failure_records"], 1, "{summary}");
+    // The poison record is quarantined wherever its batch runs (again when a bisected batch runs
+    // again): one item in quarantine, never a failure of its own.
+    assert!(summary["quarantined"].as_u64() >= Some(1), "{summary}");
+    let (rejected, _) = w.run(&["scan-table", "--rejected", "--count"], 0);
+    assert_eq!(rejected.trim(), "1");
+    assert!(summary["bisections"].as_u64() >= Some(1), "the failing batch was split: {summary}");
+    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every other tweet landed");
+
+    // The on-failure record names the shard and the one record's sequence range.
+    let queue = clients.cfn.describe_stacks().stack_name(&w.stack).send().await.expect("stack");
+    let url = queue.stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("FailedBatchQueueUrl"))
+        .and_then(|o| o.output_value())
+        .expect("queue url")
+        .to_string();
+    let got = clients.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.expect("receive");
+    assert_eq!(got.messages().len(), 1, "{got:?}");
+    let doc: serde_json::Value = serde_json::from_str(got.messages()[0].body().expect("body")).expect("json");
+    let info = &doc["KinesisBatchInfo"];
+    assert_eq!(info["batchSize"], 1, "{doc}");
+    assert_eq!(info["startSequenceNumber"], doomed.as_str());
+    assert_eq!(info["endSequenceNumber"], doomed.as_str());
+    assert_eq!(info["shardId"], "shardId-000000000000");
+    assert_eq!(info["streamArn"], outputs.stream_arn.as_str());
+    assert_eq!(doc["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(doc["requestContext"]["approximateInvokeCount"], 3, "the first try and two retries");
+    assert_eq!(doc["responseContext"]["functionError"], "Unhandled");
+    assert!(proxy.counters.denied.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+
+    // The shard moved on: the checkpoint is past the doomed record.
+    let summary = finish(start_local(&w, &[]), 0);
+    assert_eq!(summary["records"], 0, "{summary}");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
+    let w = World::new("timeout", "ap-northeast-2");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--timeout", "2", "--batch-size", "50"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    w.run(&["produce", "--count", "300", "--seed", "21"], 0);
+    let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
+
+    let started = Instant::now();
+    let local = start_local(&w, &[]);
+    let pid = next_bootstrap(local.id(), &[], Duration::from_secs(60));
+    // The process hangs (as a function stuck on a call would): only the deadline ends it.
+    signal(pid, "-STOP");
+    let summary = finish(local, 0);
+    assert!(summary["timeouts"].as_u64() >= Some(1), "{summary}");
+    assert!(summary["cold_starts"].as_u64() >= Some(2), "a new process after the timeout: {summary}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "the timeout ran its course");
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err(), "the hung process was killed");
+    assert_eq!(summary["records"], 300, "{summary}");
+    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn parallel_batches_of_a_shard_keep_each_keys_order() {
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    let w = World::new("lanes", "eu-central-2");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "3", "--parallelization", "4"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    // 24 users, each with ten versions of one tweet, interleaved: only per-key order leaves "v9".
+    let mut entries = Vec::new();
+    for v in 0..10 {
+        for u in 0..24 {
+            let data = serde_json::json!({
+                "id_str": format!("{}", 1000 + u), "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+                "text": format!("v{v}"), "user": {"name": format!("user{u}"), "screen_name": format!("user{u}"), "id_str": "1"}
+            });
+            entries.push(
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("user{u}"))
+                    .data(Blob::new(data.to_string()))
+                    .build()
+                    .expect("entry"),
+            );
+        }
+    }
+    let out = clients.kinesis.put_records().stream_name(&outputs.stream_name).set_records(Some(entries)).send();
+    assert_eq!(out.await.expect("put").failed_record_count(), Some(0));
+
+    let summary = finish(start_local(&w, &[]), 0);
+    assert_eq!(summary["records"], 240, "{summary}");
+    assert!(summary["peak_concurrency"].as_u64() > Some(1), "batches of the shard ran in parallel: {summary}");
+    assert!(summary["peak_concurrency"].as_u64() <= Some(4), "at most ParallelizationFactor: {summary}");
+    let (items, _) = w.run(&["scan-table", "--output", "jsonl"], 0);
+    let messages: Vec<String> = items
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("jsonl")["Message"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(messages.len(), 24);
+    assert!(messages.iter().all(|m| m == "v9"), "the last version of every tweet wins: {messages:?}");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn ctrl_c_stops_cleanly_and_a_new_run_resumes_where_it_stopped() {
+    let w = World::new("resume", "eu-west-2");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "100"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    w.run(&["produce", "--count", "3000", "--seed", "8"], 0);
+    let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
+
+    // Without --until-idle `local` runs until Ctrl-C; on a terminal it shows a live line.
+    let command = format!("{} local --stack {} --region {}", common::bin(), w.stack, w.region);
+    let mut script = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", w.credentials_file())
+        .env("STREAM_STATE_DIR", w.state_dir())
+        .env_remove("STREAM_STACK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    // Wait until part of the stream is done, then press Ctrl-C.
+    let until = Instant::now() + Duration::from_secs(60);
+    let checkpoints = w.state_dir().join(format!("local/{}/{}/checkpoints.json", w.region, w.stack));
+    while !checkpoints.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    use std::io::Write;
+    script.stdin.as_mut().expect("stdin").write_all(b"\x03").expect("ctrl-c");
+    let out = script.wait_with_output().expect("script ends");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{screen}");
+    assert!(screen.contains("invocations") && screen.contains("records/s") && screen.contains("lag"), "{screen}");
+    let first: u64 = screen
+        .split("processed ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("summary: {screen}"));
+
+    // The next run starts after the checkpoint: together the two runs did the stream once.
+    let summary = finish(start_local(&w, &[]), 0);
+    let second = summary["records"].as_u64().expect("records");
+    assert!(first > 0 && second > 0, "{first} then {second}");
+    assert!(first + second >= 3000, "nothing skipped: {first} + {second}");
+    assert!(first + second <= 3000 + 100, "at most the batch in flight again: {first} + {second}");
+    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
+    w.run(&["destroy", "--yes"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn an_init_error_is_reported_and_the_mapping_gives_up_after_its_retries() {
+    use aws_sdk_lambda::types::Environment;
+    let w = World::new("initerr", "us-west-1");
+    let clients = w.clients().await;
+    let lambda = w.lambda().await;
+    w.run(&["deploy", "--batch-size", "10", "--max-retries", "1"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    // The function loses its table setting: it cannot initialize.
+    lambda
+        .update_function_configuration()
+        .function_name(&outputs.function_name)
+        .environment(Environment::builder().variables("TABLE_NAME", "").build())
+        .send()
+        .await
+        .expect("update the function");
+    w.run(&["produce", "--count", "5", "--seed", "1"], 0);
+    let out = start_local(&w, &[]).wait_with_output().expect("stream local ends");
+    let (stdout, stderr) = common::check(&out, 3, &["local"]);
+    assert!(
+        stderr.contains("the function failed to start: Runtime.ConfigError: TABLE_NAME is not set"),
+        "the init error is reported once, with the function's own reason: {stderr}"
+    );
+    assert_eq!(stderr.matches("failed to start").count(), 1, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(summary["skipped"], 5, "{summary}");
+    assert_eq!(summary["written"], 0, "{summary}");
+    w.run(&["destroy", "--yes"], 0);
+}
