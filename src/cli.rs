@@ -55,7 +55,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Put synthetic tweets into the stack's stream
     Produce(ProduceArgs),
-    /// Run the function's handler here over the stack's stream
+    /// Run the deployed function here as Lambda would (its bootstrap, the stack's mapping settings)
     Local(LocalArgs),
     /// Print the table's items (or the quarantined records)
     ScanTable(ScanArgs),

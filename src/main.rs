@@ -39,6 +39,13 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     aws_args.validate()?;
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };
+    // The command's own flags and files first: bad input is named even where AWS is not set up.
+    match &cli.command {
+        Command::Deploy(a) => a.validate().map(|_| ())?,
+        Command::Produce(a) => produce::precheck(a, &g.stack)?,
+        Command::ScanTable(a) => a.validate()?,
+        _ => {}
+    }
     let config = aws::load_config(&aws_args, retry).await;
     aws::check_ready(&config, &aws_args).await?;
     let clients = aws::Clients::new(&config);

@@ -510,6 +510,15 @@ async fn dead_letter_all(shared: &Shared, batch: &[Entry], code: &str, reason: &
     }
 }
 
+/// Everything about `produce`'s flags and files that can be checked before any call.
+pub fn precheck(args: &ProduceArgs, stack_name: &str) -> Result<(), Error> {
+    args.validate()?;
+    if args.as_producer {
+        check_producer_profile(stack_name)?;
+    }
+    Ok(())
+}
+
 /// Checks that the producer's profile (written by `deploy`) is there, before any call.
 fn check_producer_profile(stack_name: &str) -> Result<(), Error> {
     let path = crate::credentials::credentials_path()?;
@@ -542,10 +551,7 @@ pub async fn run(
     clients: &Clients,
     shutdown: Shutdown,
 ) -> Result<ProduceOutput, Error> {
-    args.validate()?;
-    if args.as_producer {
-        check_producer_profile(stack_name)?;
-    }
+    precheck(args, stack_name)?;
     let outputs = stack::load(clients, stack_name).await?;
     let stream = outputs.stream_name;
     let map = ShardMap::new(&crate::local::list_shards(&clients.kinesis, &stream).await?)?;
