@@ -347,7 +347,11 @@ pub async fn run_shard(ctx: Arc<Ctx>, shard: String, until_idle: bool) -> Result
                                 iterator = iterator_after(&ctx, &shard, last_read_seq.as_deref()).await?;
                             } else if matches!(code.as_str(), "ResourceNotFoundException" | "AccessDeniedException") {
                                 // The stream is gone or may not be read: nothing to wait for.
-                                return Err(Error::aws("GetRecords", format!("{}/{shard}", ctx.outputs.stream_name), e));
+                                return Err(Error::aws(
+                                    "GetRecords",
+                                    format!("{}/{shard}", ctx.outputs.stream_name),
+                                    e,
+                                ));
                             } else if code != "ProvisionedThroughputExceededException" {
                                 ctx.stats
                                     .error(format!("GetRecords on {shard}: {}", Error::aws("GetRecords", &shard, e)));

@@ -128,6 +128,11 @@ impl Environment {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Where this environment's Runtime API listens (AWS_LAMBDA_RUNTIME_API).
+    pub fn api_address(&self) -> SocketAddr {
+        self.addr
+    }
+
     fn start(&mut self) -> Result<(), String> {
         let spec = &self.spec;
         let mut child = Command::new(&spec.bootstrap)
@@ -390,6 +395,109 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
         assert!(parts[2].starts_with('4'));
         assert_ne!(request_id(), id);
+    }
+
+    /// An environment whose "bootstrap" is a shell script; the test plays the runtime client.
+    fn environment_with(script: &str, timeout: Duration) -> (tempfile::TempDir, Arc<FunctionSpec>) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, format!("#!/bin/sh\n{script}\n")).expect("write");
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let spec = Arc::new(FunctionSpec {
+            task_root: dir.path().to_path_buf(),
+            bootstrap,
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            timeout,
+            log: Arc::new(|_: &str| {}),
+            starts: std::sync::atomic::AtomicU64::new(0),
+        });
+        (dir, spec)
+    }
+
+    /// One HTTP/1.1 exchange with the Runtime API: (status, headers lower-cased, body).
+    async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, HashMap<String, String>, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "{method} {API_PREFIX}{path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.expect("send");
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).await.expect("read");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, headers, body.to_string())
+    }
+
+    #[tokio::test]
+    async fn next_hands_out_the_event_with_lambdas_headers_and_response_ends_it() {
+        let (_dir, spec) = environment_with("sleep 30", Duration::from_secs(20));
+        let mut env = Environment::new(spec).await.expect("environment");
+        let addr = env.api_address();
+        let client = async {
+            let (status, headers, body) = call(addr, "GET", "/invocation/next", "").await;
+            assert_eq!((status, body.as_str()), (200, r#"{"Records":[]}"#));
+            let id = headers["lambda-runtime-aws-request-id"].clone();
+            assert_eq!(
+                headers["lambda-runtime-invoked-function-arn"],
+                "arn:aws:lambda:us-east-1:123456789012:function:f"
+            );
+            let deadline: u64 = headers["lambda-runtime-deadline-ms"].parse().expect("deadline");
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+            assert!(deadline > now + 18_000 && deadline <= now + 20_000, "deadline = now + timeout");
+            assert!(headers["lambda-runtime-trace-id"].starts_with("Root=1-"));
+            assert_eq!(call(addr, "POST", "/invocation/nope/response", "{}").await.0, 400, "unknown request id");
+            let (status, _, _) = call(addr, "POST", &format!("/invocation/{id}/response"), r#"{"ok":1}"#).await;
+            assert_eq!(status, 202);
+        };
+        let (outcome, ()) = tokio::join!(env.invoke(Bytes::from_static(br#"{"Records":[]}"#)), client);
+        assert_eq!(outcome, Outcome::Response(Bytes::from_static(br#"{"ok":1}"#)));
+        // The next invocation reuses the same process (a warm start); an invocation error comes back as such.
+        let client = async {
+            let (_, headers, _) = call(addr, "GET", "/invocation/next", "").await;
+            let id = &headers["lambda-runtime-aws-request-id"];
+            let error = r#"{"errorType":"Handled","errorMessage":"the table is gone"}"#;
+            assert_eq!(call(addr, "POST", &format!("/invocation/{id}/error"), error).await.0, 202);
+        };
+        let (outcome, ()) = tokio::join!(env.invoke(Bytes::from_static(b"{}")), client);
+        assert_eq!(outcome, Outcome::Error { error_type: "Handled".into(), message: "the table is gone".into() });
+        assert_eq!(env.starts, 1);
+        env.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_deadline_kills_the_process_and_the_next_invocation_starts_a_new_one() {
+        let (_dir, spec) = environment_with("sleep 30", Duration::from_millis(300));
+        let mut env = Environment::new(spec.clone()).await.expect("environment");
+        let outcome = env.invoke(Bytes::from_static(b"{}")).await;
+        assert_eq!(outcome, Outcome::Timeout);
+        assert!(env.pid().is_none(), "the process is gone");
+        assert_eq!(env.invoke(Bytes::from_static(b"{}")).await, Outcome::Timeout);
+        assert_eq!(spec.starts.load(std::sync::atomic::Ordering::Relaxed), 2, "a cold start after the timeout");
+    }
+
+    #[tokio::test]
+    async fn an_init_error_or_an_exit_is_the_invocations_error() {
+        let (_dir, spec) = environment_with("sleep 0.3", Duration::from_secs(20));
+        let mut env = Environment::new(spec).await.expect("environment");
+        let addr = env.api_address();
+        let client = async {
+            let error = r#"{"errorType":"Runtime.ConfigError","errorMessage":"TABLE_NAME is not set"}"#;
+            assert_eq!(call(addr, "POST", "/init/error", error).await.0, 202);
+        };
+        let (outcome, ()) = tokio::join!(env.invoke(Bytes::from_static(b"{}")), client);
+        assert_eq!(outcome, Outcome::InitError("Runtime.ConfigError: TABLE_NAME is not set".into()));
+        // Exiting without a word is a crash.
+        let outcome = env.invoke(Bytes::from_static(b"{}")).await;
+        assert!(matches!(&outcome, Outcome::Crash(why) if why.contains("exited")), "{outcome:?}");
     }
 
     #[test]
