@@ -439,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_hands_out_the_event_with_lambdas_headers_and_response_ends_it() {
-        let (_dir, spec) = environment_with("sleep 30", Duration::from_secs(20));
+        let (_dir, spec) = environment_with("exec sleep 30", Duration::from_secs(20));
         let mut env = Environment::new(spec).await.expect("environment");
         let addr = env.api_address();
         let client = async {
@@ -475,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_kills_the_process_and_the_next_invocation_starts_a_new_one() {
-        let (_dir, spec) = environment_with("sleep 30", Duration::from_millis(300));
+        let (_dir, spec) = environment_with("exec sleep 30", Duration::from_millis(300));
         let mut env = Environment::new(spec.clone()).await.expect("environment");
         let outcome = env.invoke(Bytes::from_static(b"{}")).await;
         assert_eq!(outcome, Outcome::Timeout);
@@ -486,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_init_error_or_an_exit_is_the_invocations_error() {
-        let (_dir, spec) = environment_with("sleep 0.3", Duration::from_secs(20));
+        let (_dir, spec) = environment_with("exec sleep 0.3", Duration::from_secs(20));
         let mut env = Environment::new(spec).await.expect("environment");
         let addr = env.api_address();
         let client = async {
