@@ -400,13 +400,7 @@ async fn update_code(clients: &Clients, function: &str, code: &Code<'_>, max_wai
     let (bucket, key, artifact) = (code.bucket, code.key, code.artifact);
     use aws_sdk_lambda::client::Waiters as _;
     use aws_sdk_lambda::types::{Architecture, LastUpdateStatus};
-    let current = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetFunctionConfiguration", function, e))?;
+    let current = stack::function_configuration(clients, function).await?;
     let arch = Architecture::from(artifact.arch.as_str());
     if !current.architectures().is_empty() && !current.architectures().contains(&arch) {
         return Err(Error::usage(
@@ -445,13 +439,7 @@ async fn update_code(clients: &Clients, function: &str, code: &Code<'_>, max_wai
         .await
         .map_err(|e| Error::aws("UpdateFunctionCode", function, e))?;
     wait("after the update").await?;
-    let after = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetFunctionConfiguration", function, e))?;
+    let after = stack::function_configuration(clients, function).await?;
     match after.last_update_status() {
         None | Some(LastUpdateStatus::Successful) => Ok(()),
         Some(status) => Err(Error::failed(

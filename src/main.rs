@@ -40,17 +40,22 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };
     // The command's own flags and files first: bad input is named even where AWS is not set up.
-    match &cli.command {
-        Command::Deploy(a) => a.validate().map(|_| ())?,
-        Command::Produce(a) => produce::precheck(a, &g.stack)?,
-        Command::ScanTable(a) => a.validate()?,
-        _ => {}
-    }
+    // Each command's `run` relies on these having passed.
+    let deploy_params = match &cli.command {
+        Command::Deploy(a) => Some(a.validate()?),
+        Command::Produce(a) => produce::precheck(a, &g.stack).map(|()| None)?,
+        Command::ScanTable(a) => a.validate().map(|()| None)?,
+        Command::Local(a) => a.validate().map(|()| None)?,
+        _ => None,
+    };
     let config = aws::load_config(&aws_args, retry).await;
     aws::check_ready(&config, &aws_args).await?;
     let clients = aws::Clients::new(&config);
     match &cli.command {
-        Command::Deploy(a) => print(deploy::deploy(a, &a.validate()?, &g.stack, &clients).await?, None),
+        Command::Deploy(a) => {
+            let params = deploy_params.unwrap_or_default();
+            print(deploy::deploy(a, &params, &g.stack, &clients).await?, None)
+        }
         Command::Destroy(a) => print(deploy::destroy(a, &g.stack, &clients).await?, None),
         Command::Status(a) => {
             let out = status::run(&g.stack, &clients).await?;

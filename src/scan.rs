@@ -244,8 +244,8 @@ async fn read_part(
 
 /// `stream scan-table`: prints the table's items (or their number) to `out`. A closed pipe
 /// (`stream scan-table | head`) ends the output quietly.
+/// The flags are checked by `ScanArgs::validate` first.
 pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
-    args.validate()?;
     let outputs = stack::load(clients, stack_name).await?;
     let table = if args.rejected { outputs.rejected_table } else { outputs.table_name };
     let parts =

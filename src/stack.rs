@@ -71,6 +71,39 @@ impl Outputs {
     }
 }
 
+/// The function's configuration (GetFunctionConfiguration).
+pub async fn function_configuration(
+    clients: &Clients,
+    function: &str,
+) -> Result<aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput, Error> {
+    clients
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetFunctionConfiguration", function, e))
+}
+
+/// The stack's event source mapping: the function's mapping on the stack's stream, if it has one.
+pub async fn mapping(
+    clients: &Clients,
+    outputs: &Outputs,
+) -> Result<Option<aws_sdk_lambda::types::EventSourceMappingConfiguration>, Error> {
+    let out = clients
+        .lambda
+        .list_event_source_mappings()
+        .function_name(&outputs.function_name)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ListEventSourceMappings", &outputs.function_name, e))?;
+    Ok(out
+        .event_source_mappings
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.event_source_arn() == Some(outputs.stream_arn.as_str())))
+}
+
 /// The stack, or `None` when it does not exist.
 pub async fn describe(clients: &Clients, stack: &str) -> Result<Option<Stack>, Error> {
     match clients.cfn.describe_stacks().stack_name(stack).send().await {

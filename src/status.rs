@@ -156,23 +156,12 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
         .iter()
         .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
         .collect();
-    let mappings = clients
-        .lambda
-        .list_event_source_mappings()
-        .function_name(&outputs.function_name)
-        .send()
-        .await
-        .map_err(|e| Error::aws("ListEventSourceMappings", &outputs.function_name, e))?;
-    let mapping = mappings
-        .event_source_mappings()
-        .iter()
-        .find(|m| m.event_source_arn() == Some(outputs.stream_arn.as_str()))
-        .map(|m| Mapping {
-            uuid: m.uuid().unwrap_or_default().to_string(),
-            state: m.state().unwrap_or("unknown").to_string(),
-            last_processing_result: m.last_processing_result().map(str::to_string),
-            batch_size: m.batch_size(),
-        });
+    let mapping = stack::mapping(clients, &outputs).await?.map(|m| Mapping {
+        uuid: m.uuid().unwrap_or_default().to_string(),
+        state: m.state().unwrap_or("unknown").to_string(),
+        last_processing_result: m.last_processing_result().map(str::to_string),
+        batch_size: m.batch_size(),
+    });
     let items = item_count(clients, &outputs.table_name).await?;
     let quarantined = item_count(clients, &outputs.rejected_table).await?;
     // CloudWatch is optional: an endpoint without it (or no permission) leaves the figures out.

@@ -249,6 +249,14 @@ pub fn item_from_payload(payload: &[u8]) -> Result<Item, Invalid> {
     Ok(item)
 }
 
+/// Seconds since the epoch (Kinesis arrival times) as ISO-8601 UTC with milliseconds.
+pub fn iso_millis(epoch_secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((epoch_secs * 1000.0).round() as i64)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// `created_at` (Twitter's format, or RFC 3339) as ISO-8601 UTC with milliseconds:
 /// "Wed Oct 10 20:19:24 +0000 2018" → "2018-10-10T20:19:24.000Z".
 pub fn iso_timestamp(created_at: &str) -> Option<String> {

@@ -52,6 +52,8 @@ fn out_of_range_parameter_is_refused_before_any_call() {
     assert_error_lines(&err, "--batch-size 20000 is out of range", "from 1 to 10000");
     let (_, err) = offline(&["deploy", "--max-record-age", "10"], 2);
     assert_error_lines(&err, "--max-record-age 10", "from 60 to 604800");
+    let (_, err) = offline(&["local", "--batch-size", "0"], 2);
+    assert_error_lines(&err, "--batch-size 0 is out of range", "from 1 to 10000");
 }
 
 #[test]

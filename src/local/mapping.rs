@@ -21,7 +21,8 @@ use super::checkpoint::Progress;
 use super::runtime::Outcome;
 use super::{Ctx, event_record};
 use crate::error::Error;
-use crate::process::Event;
+use crate::process::Record;
+use crate::tweet::iso_millis;
 
 /// Lambda polls an idle shard about once a second.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -167,7 +168,7 @@ pub struct Rec {
     seq: String,
     arrival: f64,
     bytes: usize,
-    record: crate::process::Record,
+    record: Record,
 }
 
 /// Why a batch went to the on-failure destination.
@@ -188,12 +189,6 @@ impl Condition {
     }
 }
 
-fn iso_millis(secs: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
 /// The on-failure record Lambda sends for a Kinesis batch: the shard and sequence range, not the data.
 pub fn on_failure_record(
     ctx_function_arn: &str,
@@ -207,7 +202,7 @@ pub fn on_failure_record(
     let (first, lastr) = (batch.first(), batch.last());
     let mut doc = json!({
         "requestContext": {
-            "requestId": uuid_like(),
+            "requestId": super::runtime::request_id(),
             "functionArn": ctx_function_arn,
             "condition": condition.as_str(),
             "approximateInvokeCount": invokes,
@@ -232,11 +227,6 @@ pub fn on_failure_record(
         doc["responseContext"] = response;
     }
     doc
-}
-
-fn uuid_like() -> String {
-    let h = format!("{:032x}", rand::random::<u128>());
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// One lane of a shard: records waiting in order, and batches to run again first.
@@ -470,8 +460,15 @@ async fn give_up(ctx: &Ctx, shard: &str, batch: &[Rec], condition: Condition, in
     }
 }
 
+/// The event of a batch, serialized from the records in place (the same JSON as `process::Event`).
+#[derive(serde::Serialize)]
+struct EventRef<'a> {
+    #[serde(rename = "Records")]
+    records: Vec<&'a Record>,
+}
+
 async fn invoke(ctx: Arc<Ctx>, lane: usize, batch: Vec<Rec>) -> Done {
-    let event = Event { records: batch.iter().map(|r| r.record.clone()).collect() };
+    let event = EventRef { records: batch.iter().map(|r| &r.record).collect() };
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
     ctx.stats.delivered(batch.len());
     let outcome = match ctx.pool.take().await {
@@ -621,6 +618,14 @@ mod tests {
         let aged = on_failure_record("arn:f", "arn:s", "s", &batch, Condition::RecordAgeExceeded, 0, None);
         assert_eq!(aged["requestContext"]["condition"], "RecordAgeExceeded");
         assert!(aged.get("responseContext").is_none());
+    }
+
+    #[test]
+    fn the_batch_is_serialized_exactly_as_the_event_type() {
+        let batch = [rec("1", 1.5), rec("2", 2.25)];
+        let ours = serde_json::to_string(&EventRef { records: batch.iter().map(|r| &r.record).collect() });
+        let event = crate::process::Event { records: batch.iter().map(|r| r.record.clone()).collect() };
+        assert_eq!(ours.expect("json"), serde_json::to_string(&event).expect("json"));
     }
 
     #[test]

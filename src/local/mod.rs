@@ -246,8 +246,8 @@ pub struct Ctx {
     pub pool: Pool,
     /// Saved positions.
     pub checkpoints: CheckpointFile,
-    /// Counters.
-    pub stats: Stats,
+    /// Counters (shared with the function's log reader).
+    pub stats: Arc<Stats>,
     /// Ctrl-C.
     pub shutdown: Shutdown,
 }
@@ -292,6 +292,19 @@ pub fn event_record(record: &Record, shard_id: &str, outputs: &Outputs, role_arn
         invoke_identity_arn: role_arn.to_string(),
         aws_region: outputs.region.clone(),
         event_source_arn: outputs.stream_arn.clone(),
+    }
+}
+
+impl LocalArgs {
+    /// Checks the flags before any call.
+    pub fn validate(&self) -> Result<(), Error> {
+        match self.batch_size {
+            Some(n) if !(1..=10_000).contains(&n) => Err(Error::usage(
+                format!("--batch-size {n} is out of range"),
+                "give --batch-size a value from 1 to 10000",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -360,31 +373,6 @@ async fn unpack_code(clients: &Clients, bucket: &str, key: &str, dir: &Path) -> 
     Ok(bootstrap)
 }
 
-/// The stack's event source mapping of `function` on `stream_arn`.
-async fn find_mapping(
-    clients: &Clients,
-    function: &str,
-    stream_arn: &str,
-) -> Result<aws_sdk_lambda::types::EventSourceMappingConfiguration, Error> {
-    let out = clients
-        .lambda
-        .list_event_source_mappings()
-        .function_name(function)
-        .send()
-        .await
-        .map_err(|e| Error::aws("ListEventSourceMappings", function, e))?;
-    out.event_source_mappings
-        .unwrap_or_default()
-        .into_iter()
-        .find(|m| m.event_source_arn() == Some(stream_arn))
-        .ok_or_else(|| {
-            Error::failed(
-                format!("function {function} has no event source mapping on {stream_arn}"),
-                "deploy the stack again to restore its mapping",
-            )
-        })
-}
-
 /// The URL of an SQS queue from its ARN (arn:aws:sqs:region:account:name).
 async fn queue_url(clients: &Clients, arn: &str) -> Result<Option<String>, Error> {
     let parts: Vec<&str> = arn.split(':').collect();
@@ -428,13 +416,7 @@ pub async fn run(
             format!("run `stream deploy --stack {stack_name}` to update it"),
         ));
     };
-    let function = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&outputs.function_name)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetFunctionConfiguration", &outputs.function_name, e))?;
+    let function = stack::function_configuration(clients, &outputs.function_name).await?;
     let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
     if let Some(arch) = function.architectures().first().map(|a| a.as_str())
         && arch != host_arch
@@ -444,7 +426,12 @@ pub async fn run(
             "run `stream local` on a machine of the function's architecture",
         ));
     }
-    let mapping = find_mapping(clients, &outputs.function_name, &outputs.stream_arn).await?;
+    let mapping = stack::mapping(clients, &outputs).await?.ok_or_else(|| {
+        Error::failed(
+            format!("function {} has no event source mapping on {}", outputs.function_name, outputs.stream_arn),
+            "deploy the stack again to restore its mapping",
+        )
+    })?;
     if mapping.state().is_some_and(|s| s.eq_ignore_ascii_case("Disabled")) {
         return Err(Error::failed(
             format!("the event source mapping of {} is disabled", outputs.function_name),
@@ -453,12 +440,6 @@ pub async fn run(
     }
     let mut settings = Settings::from_mapping(&mapping);
     if let Some(n) = args.batch_size {
-        if !(1..=10_000).contains(&n) {
-            return Err(Error::usage(
-                format!("--batch-size {n} is out of range"),
-                "give --batch-size a value from 1 to 10000",
-            ));
-        }
         settings.batch_size = n as usize;
     }
     let on_failure_url = match &settings.on_failure {
@@ -478,17 +459,13 @@ pub async fn run(
         .append(true)
         .open(&log_path)
         .map_err(|e| Error::io(log_path.display().to_string(), e))?;
-    let stats_for_log: Arc<Mutex<Option<Arc<Ctx>>>> = Arc::new(Mutex::new(None));
-    let log_writer = Arc::new(Mutex::new(std::io::BufWriter::new(log_file)));
+    // The function's log lines go to the file; its metrics lines also feed the counters.
+    let stats = Arc::new(Stats::default());
     let sink = {
-        let (w, ctx) = (log_writer.clone(), stats_for_log.clone());
+        let (w, stats) = (Mutex::new(log_file), stats.clone());
         Arc::new(move |line: &str| {
-            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(w, "{line}");
-            let _ = w.flush();
-            if let Some(ctx) = ctx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                ctx.stats.metrics_line(line);
-            }
+            let _ = writeln!(w.lock().unwrap_or_else(|p| p.into_inner()), "{line}");
+            stats.metrics_line(line);
         })
     };
 
@@ -521,10 +498,9 @@ pub async fn run(
         settings,
         on_failure_url,
         checkpoints,
-        stats: Stats::default(),
+        stats,
         shutdown: stop,
     });
-    *stats_for_log.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
 
     let shards: Vec<String> = list_shards(&clients.kinesis, &ctx.outputs.stream_name)
         .await?
@@ -556,7 +532,6 @@ pub async fn run(
         eprintln!();
     }
     ctx.pool.shutdown().await;
-    *stats_for_log.lock().unwrap_or_else(|p| p.into_inner()) = None;
     if let Some(e) = failure {
         return Err(e);
     }

@@ -228,7 +228,7 @@ impl Drop for Environment {
 }
 
 /// A request id in the UUID form Lambda uses.
-fn request_id() -> String {
+pub fn request_id() -> String {
     let a: u128 = rand::random();
     let h = format!("{a:032x}");
     format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])

@@ -287,11 +287,7 @@ fn quarantine_item(record: &Record, p: &Poison<'_>, now: chrono::DateTime<chrono
         Some(i) => format!("{}#{i:05}", record.kinesis.sequence_number),
         None => record.kinesis.sequence_number.clone(),
     };
-    let arrival =
-        chrono::DateTime::from_timestamp_millis((record.kinesis.approximate_arrival_timestamp * 1000.0) as i64)
-            .unwrap_or_default()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+    let arrival = crate::tweet::iso_millis(record.kinesis.approximate_arrival_timestamp);
     let kept = &p.payload[..p.payload.len().min(MAX_QUARANTINED_PAYLOAD)];
     let shard = if record.shard_id().is_empty() { "unknown" } else { record.shard_id() };
     let mut item = Attrs::from([

@@ -543,7 +543,7 @@ async fn producer_client(clients: &Clients, stack_name: &str) -> Result<aws_sdk_
     Ok(aws_sdk_kinesis::Client::new(&config))
 }
 
-/// `stream produce`: reads the source, routes each record to its shard's worker, waits for every
+/// `stream produce` (flags already checked by `precheck`): reads the source, routes each record to its shard's worker, waits for every
 /// worker to finish its last batch, and reports.
 pub async fn run(
     args: &ProduceArgs,
@@ -551,7 +551,6 @@ pub async fn run(
     clients: &Clients,
     shutdown: Shutdown,
 ) -> Result<ProduceOutput, Error> {
-    precheck(args, stack_name)?;
     let outputs = stack::load(clients, stack_name).await?;
     let stream = outputs.stream_name;
     let map = ShardMap::new(&crate::local::list_shards(&clients.kinesis, &stream).await?)?;
