@@ -1,21 +1,20 @@
 //! `scripts/bench`: what the function costs. Prints, for batches of 100, 1,000 and 10,000 records:
 //! CPU microseconds per record of this process and records per second, against an in-memory store
 //! (network removed) and against moto (DynamoDB over HTTP); then the shipped static binary in Lambda
-//! mode under a minimal Runtime API: init time (process start to its first `next` request), the
-//! invocation of a 10,000-record batch, and its peak RSS.
+//! mode under `stream local`'s Runtime API: init time (process start to its first `next` request),
+//! the invocation of a 10,000-record batch, and its peak RSS.
 //! Needs AWS_ENDPOINT_URL (moto) and STREAM_STATIC_BIN for the parts beyond the in-memory store.
 #![forbid(unsafe_code)]
 
-use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::process::{DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
+use stream::local::runtime::{Environment, FunctionSpec, Outcome};
+use stream::process::{BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
 use stream::produce::source::Synthetic;
-
-#[path = "../tests/common/runtime_api.rs"]
-mod runtime_api;
 
 /// CPU time of the calling thread, from the kernel's scheduler statistics (nanoseconds).
 fn thread_cpu_ns() -> u64 {
@@ -57,12 +56,12 @@ struct Figures {
 fn measure<S: Store>(rt: &tokio::runtime::Runtime, event: &Event, store: &S, iterations: usize) -> Figures {
     let opts = Options::within(Duration::from_secs(900));
     // One warm-up run: connections, allocator, page faults.
-    let (resp, _, _) = rt.block_on(handle_batch(event, store, &opts));
-    assert!(resp.batch_item_failures.is_empty(), "warm-up batch failed");
+    let warm = rt.block_on(handle_batch(event, store, &opts));
+    assert!(warm.response.batch_item_failures.is_empty() && warm.fatal.is_none(), "warm-up batch failed");
     let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
     for _ in 0..iterations {
-        let (resp, stats, _) = rt.block_on(handle_batch(event, store, &opts));
-        assert!(resp.batch_item_failures.is_empty() && stats.written == event.records.len());
+        let BatchOutcome { response, stats, fatal } = rt.block_on(handle_batch(event, store, &opts));
+        assert!(response.batch_item_failures.is_empty() && fatal.is_none() && stats.written == event.records.len());
     }
     let records = (iterations * event.records.len()) as f64;
     Figures {
@@ -104,7 +103,7 @@ fn main() {
     println!("  peak RSS of this benchmark process: {} kB", status_kb("self", "VmHWM:").unwrap_or(0));
 
     if let (Some(endpoint), Some(bin), Some((_, table))) = (endpoint, std::env::var("STREAM_STATIC_BIN").ok(), &moto) {
-        lambda_mode(&bin, &endpoint, table);
+        rt.block_on(lambda_mode(&bin, &endpoint, table));
     } else {
         println!("(set AWS_ENDPOINT_URL and STREAM_STATIC_BIN to measure the static binary in Lambda mode)");
     }
@@ -128,38 +127,52 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
         .expect("create bench table on moto");
 }
 
-/// The shipped binary as Lambda runs it: a minimal Runtime API hands it one 10,000-record event.
-fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
-    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event(10_000, 99)).expect("event json"));
-    let child = Command::new(bin)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", &api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("TABLE_NAME", table)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn();
-    let mut child = child.expect("start the static binary");
-    let exchange = done.recv_timeout(Duration::from_secs(300));
+/// The shipped binary as Lambda runs it: `stream local`'s Runtime API hands it one 10,000-record
+/// event. No figure is printed unless the invocation succeeded.
+async fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
+    let dir = std::path::Path::new(bin).parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
+    let env = [
+        ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("TABLE_NAME", table),
+        ("RUST_LOG", "warn"),
+    ];
+    let spec = Arc::new(FunctionSpec {
+        bootstrap: bin.into(),
+        task_root: dir,
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
+        timeout: Duration::from_secs(300),
+        log: Arc::new(|_: &str| {}),
+        starts: AtomicU64::new(0),
+    });
+    let mut environment = Environment::new(spec).await.expect("a Runtime API on loopback");
+    let body = bytes::Bytes::from(serde_json::to_vec(&event(10_000, 99)).expect("event json"));
+    let started = Instant::now();
+    let outcome = environment.invoke(body).await;
+    let took = started.elapsed();
     // Read the peak RSS while the function waits for its next invocation.
-    let rss = status_kb(&child.id().to_string(), "VmHWM:").unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
-    let exchange = exchange.expect("the function answered");
+    let rss = environment.pid().and_then(|pid| status_kb(&pid.to_string(), "VmHWM:")).unwrap_or(0);
+    let init = environment.init_duration();
+    environment.stop().await;
+    let Outcome::Response(answer) = &outcome else {
+        panic!("the 10,000-record invocation failed: {outcome:?}");
+    };
+    assert_eq!(&answer[..], br#"{"batchItemFailures":[]}"#, "the invocation wrote every record");
+    let init = init.expect("the function asked for an invocation");
     println!("static binary in Lambda mode ({bin})");
-    println!("  init, process start to first `next`: {:.1} ms", exchange.init.as_secs_f64() * 1000.0);
+    println!("  init, process start to first `next`: {:.1} ms", init.as_secs_f64() * 1000.0);
+    // The invocation is timed from the event handed over, so init is not in it.
+    let invocation = took.saturating_sub(init);
     println!(
-        "  one 10,000-record invocation against moto: {:.0} ms ({:.0} records/s), answered with {} {}",
-        exchange.invocation.as_secs_f64() * 1000.0,
-        10_000.0 / exchange.invocation.as_secs_f64(),
-        exchange.kind,
-        String::from_utf8_lossy(&exchange.body)
+        "  one 10,000-record invocation against moto: {:.0} ms ({:.0} records/s)",
+        invocation.as_secs_f64() * 1000.0,
+        10_000.0 / invocation.as_secs_f64()
     );
     println!("  peak RSS of the function process: {rss} kB");
 }

@@ -1,6 +1,7 @@
-//! The one error type of the CLI: what went wrong (Display), what to do (`hint`), and the exit code.
-//! SDK errors are converted where the call is made (`Error::aws`), naming the operation and resource;
-//! `report` prints the two lines users see. The Lambda handler has its own failure types (process).
+//! The one error type: what went wrong (Display), what to do (`hint`), the exit code, and whether a
+//! failed AWS call is worth repeating (`disposition`, the one place that decides it). SDK errors are
+//! converted where the call is made (`Error::aws`), naming the operation and resource; `report`
+//! prints the two lines users see. The bottom layer: it imports nothing from the crate.
 
 use std::fmt;
 
@@ -27,6 +28,9 @@ pub mod exit {
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success · 1 operation failed · 2 usage or configuration error · \
 3 partial: finished, but some records were rejected after retries · 130 interrupted";
 
+/// What to do when no credentials are found.
+pub const CREDENTIALS_HINT: &str = "configure credentials: `aws configure`, `aws sso login`, --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,17 +46,21 @@ pub enum Error {
     #[error("stack \"{stack}\" does not exist")]
     StackNotFound { stack: String },
 
-    /// The stack is in a state this command cannot work from.
+    /// The stack is in a state this command cannot work from (`stack` decides the hint).
     #[error("stack \"{stack}\" is in {status} and cannot be {action}")]
-    StackState { stack: String, status: String, action: &'static str },
+    StackState { stack: String, status: String, action: &'static str, hint: String },
+
+    /// The stack exists but `stream deploy` did not create it: `stream` leaves it alone.
+    #[error("stack \"{stack}\" exists and was not created by stream")]
+    NotManaged { stack: String },
 
     /// A stack operation finished in a failed state.
     #[error("{what}")]
     StackFailed { what: String, hint: String },
 
-    /// An AWS call failed.
+    /// An AWS call failed. `code` is the service's error code, when it sent one.
     #[error("{op} on {resource}: {message}")]
-    Aws { op: &'static str, resource: String, message: String, kind: AwsFailure, detail: String },
+    Aws { op: &'static str, resource: String, message: String, kind: AwsFailure, code: Option<String>, detail: String },
 
     /// A local file or stream could not be read or written.
     #[error("{what}: {source}")]
@@ -86,6 +94,57 @@ pub enum AwsFailure {
     Other,
 }
 
+/// What to do after a failed AWS call: decided once, here, for every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Throttling, 5xx, timeouts, an unreachable endpoint: the same call may succeed later.
+    Transient,
+    /// The request itself was refused (validation): the same request fails again, others may not.
+    Rejected,
+    /// Nothing will work: no credentials, no permission, no such resource.
+    Fatal,
+}
+
+/// Error codes of requests the service refused for what they hold.
+const REJECTED_CODES: &[&str] = &[
+    "ValidationException",
+    "ValidationError",
+    "SerializationException",
+    "InvalidArgumentException",
+    "InvalidParameterValueException",
+    "ItemCollectionSizeLimitExceededException",
+];
+
+/// Error codes after which no call of this process can succeed.
+const FATAL_CODES: &[&str] = &[
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "MissingAuthenticationTokenException",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSNotFoundException",
+    "KMSInvalidStateException",
+];
+
+/// What to do after a failure with this error `code` and `kind`.
+pub fn disposition(code: Option<&str>, kind: AwsFailure) -> Disposition {
+    if kind == AwsFailure::Credentials {
+        return Disposition::Fatal;
+    }
+    match code {
+        Some(c) if FATAL_CODES.contains(&c) => Disposition::Fatal,
+        Some(c) if REJECTED_CODES.contains(&c) => Disposition::Rejected,
+        _ => Disposition::Transient,
+    }
+}
+
 impl Error {
     /// A usage error: `what` is wrong, `hint` says what to do.
     pub fn usage(what: impl Into<String>, hint: impl Into<String>) -> Self {
@@ -115,8 +174,25 @@ impl Error {
         R: fmt::Debug + Send + Sync + 'static,
     {
         let detail = DisplayErrorContext(&err).to_string();
+        let code = err.code().map(str::to_string);
         let (kind, message) = classify(&err);
-        Error::Aws { op, resource: resource.into(), message, kind, detail }
+        Error::Aws { op, resource: resource.into(), message, kind, code, detail }
+    }
+
+    /// Whether repeating the call can help (`Fatal` for errors that are not AWS calls).
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Error::Aws { code, kind, .. } => disposition(code.as_deref(), *kind),
+            _ => Disposition::Fatal,
+        }
+    }
+
+    /// The service's error code, for an AWS call that failed with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => code.as_deref(),
+            _ => None,
+        }
     }
 
     /// The line that says what to do.
@@ -126,18 +202,16 @@ impl Error {
             | Error::Config { hint, .. }
             | Error::StackFailed { hint, .. }
             | Error::Partial { hint, .. }
+            | Error::StackState { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
             Error::StackNotFound { stack } => {
                 format!("run `stream deploy --stack {stack}` first, or pass the right --stack / --region")
             }
-            Error::StackState { stack, status, .. } if status.contains("ROLLBACK") || status.ends_with("FAILED") => {
-                format!("run `stream deploy --stack {stack} --recreate` to delete and create it again")
-            }
-            Error::StackState { stack, .. } => {
-                format!("wait until stack \"{stack}\" finishes its current operation, then run the command again")
+            Error::NotManaged { .. } => {
+                "pass --stack with the name of a stack made by `stream deploy`; stream changes no other stack".into()
             }
             Error::Aws { kind, .. } => match kind {
-                AwsFailure::Credentials => crate::aws::CREDENTIALS_HINT.into(),
+                AwsFailure::Credentials => CREDENTIALS_HINT.into(),
                 AwsFailure::Unreachable => "check the network, --region and --endpoint-url \
                      (for the local emulator: `scripts/local-aws start`)"
                     .into(),
@@ -239,12 +313,34 @@ mod tests {
     }
 
     #[test]
-    fn stack_state_hint_names_the_stack() {
-        let e = Error::StackState { stack: "s1".into(), status: "ROLLBACK_COMPLETE".into(), action: "updated" };
-        assert_eq!(e.to_string(), "stack \"s1\" is in ROLLBACK_COMPLETE and cannot be updated");
-        assert!(e.hint().contains("stream deploy --stack s1 --recreate"));
-        let busy = Error::StackState { stack: "s1".into(), status: "UPDATE_IN_PROGRESS".into(), action: "used" };
-        assert!(busy.hint().contains("wait until"));
+    fn failures_are_sorted_once_by_code_and_kind() {
+        use Disposition::*;
+        let service = AwsFailure::Service;
+        for (code, expected) in [
+            (Some("ProvisionedThroughputExceededException"), Transient),
+            (Some("ThrottlingException"), Transient),
+            (Some("InternalFailure"), Transient),
+            (None, Transient),
+            (Some("ValidationException"), Rejected),
+            (Some("InvalidArgumentException"), Rejected),
+            (Some("ResourceNotFoundException"), Fatal),
+            (Some("AccessDeniedException"), Fatal),
+            (Some("UnrecognizedClientException"), Fatal),
+        ] {
+            assert_eq!(disposition(code, service), expected, "{code:?}");
+        }
+        assert_eq!(disposition(None, AwsFailure::Timeout), Transient);
+        assert_eq!(disposition(None, AwsFailure::Unreachable), Transient);
+        assert_eq!(disposition(Some("ThrottlingException"), AwsFailure::Credentials), Fatal);
+        assert_eq!(Error::failed("x", "y").disposition(), Fatal);
+    }
+
+    #[test]
+    fn not_managed_names_the_stack_and_what_to_do() {
+        let e = Error::NotManaged { stack: "s1".into() };
+        assert_eq!(e.to_string(), "stack \"s1\" exists and was not created by stream");
+        assert!(e.hint().contains("--stack"));
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

@@ -2,39 +2,56 @@
 //! a Kinesis stream; a Lambda function (this same binary, run as `bootstrap`) writes each one into
 //! the DynamoDB table `<stack>-EventData`; one CloudFormation stack holds it all.
 //!
-//! # Layout
-//! Top to bottom; arrows only point down.
-//! - `cli`: clap types only. `main` detects the mode, parses, and calls one command.
-//! - Commands: `deploy` (deploy, destroy; `plan` shows and confirms a change set), `produce`
-//!   (PutRecords producer, `produce::source` for tweets), `scan` (scan-table), `local` (the deployed
-//!   bootstrap run as Lambda would: `local::runtime` the execution environment and Runtime API,
-//!   `local::mapping` the event source mapping, `local::checkpoint` persisted positions),
-//!   `replay` (quarantined records back into the stream), `status` (stack, mapping, counts, metrics).
-//! - Domain: `process` (the Lambda handler and its runtime loop), `stack` (a deployed stack's
-//!   status and outputs).
-//! - Infrastructure: `aws` (one SdkConfig, the clients), `package` (zip of the bootstrap),
-//!   `credentials` (the producer's profile file), `net` (TCP/TLS for the live sources).
-//! - Leaves without AWS: `tweet` (record shape and table item), `kpl` (the KPL aggregate format),
-//!   `error`, `progress`, `mode`,
-//!   `template` (the embedded stack template), `shutdown`.
+//! # Layers
+//! Top to bottom. A module imports only from layers below its own — never from a layer above, never
+//! from another module of its own layer — so there is no import cycle. `tests/it/tidy.rs` reads this
+//! list and fails when the code disagrees with it, or when a module is missing from it.
+//! 1. `main`: detects the mode, parses, runs one command, prints, exits.
+//! 2. `cli`: the command line: global flags, the subcommand enum, clap's refusals as our two lines.
+//! 3. Commands, each with its own clap arguments and a `run`: `deploy` (deploy and destroy: flow,
+//!    params, artifact, events, plan, producer_key, destroy), `produce` (source, live, delivery,
+//!    deadletter), `local` (function, runtime, mapping, reader, checkpoint, stats), `scan`,
+//!    `status`, `replay`.
+//! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics) and `stack` (a deployed
+//!    stack: finding it, whether it is ours, what its status allows, its outputs, function, mapping).
+//! 5. AWS helpers by service, shared by every command that needs them: `kinesis` (limits, entries,
+//!    the batcher, ListShards, PutRecords with partial resend; shards: the shard map) and `dynamo`
+//!    (BatchWriteItem with its unprocessed items, table existence).
+//! 6. `retry`: the backoff and the one loop that resends only what failed.
+//! 7. `aws`: one SdkConfig and the service clients.
+//! 8. Leaves, with no AWS calls: `tweet` (record shape and table item), `kpl` (the KPL aggregate
+//!    format), `template` (the embedded template, as YAML and as data), `credentials` (the
+//!    producer's profile), `net` (TCP/TLS for the live sources), `progress` (what people see on
+//!    stderr), `output` (stdout), `args` (flag value parsers), `mode`, `shutdown`.
+//! 9. `error`: the one error type, and the one reading of a failed call (`Disposition`).
+//!
+//! # Architecture invariants
+//! - The code that runs in Lambda (`process`) is the code `stream local` runs: `local` starts the
+//!   uploaded bootstrap and serves it the Runtime API, never calls the handler directly.
+//! - Resource names come from the stack's outputs (`stack`), or from the template before the stack
+//!   exists (`template::physical_name`); they are never formatted by hand.
+//! - Whether a failed AWS call is worth repeating is decided once, by `Error::disposition`.
 
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod aws;
 pub mod cli;
 pub mod credentials;
 pub mod deploy;
+pub mod dynamo;
 pub mod error;
+pub mod kinesis;
 pub mod kpl;
 pub mod local;
 pub mod mode;
 pub mod net;
-pub mod package;
-pub mod plan;
+pub mod output;
 pub mod process;
 pub mod produce;
 pub mod progress;
 pub mod replay;
+pub mod retry;
 pub mod scan;
 pub mod shutdown;
 pub mod stack;

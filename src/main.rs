@@ -1,10 +1,12 @@
 //! Entry point: decide the mode, parse the command line, run one command, print, exit.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-use stream::cli::{Cli, Command, SummaryFormat};
+use stream::cli::{self, Cli, Command};
 use stream::error::{Error, exit};
-use stream::{aws, deploy, local, mode, process, produce, replay, scan, shutdown::Shutdown, stack, status, template};
+use stream::output::{self, SummaryFormat};
+use stream::{
+    aws, deploy, local, mode, process, produce, progress, replay, scan, shutdown::Shutdown, stack, status, template,
+};
 
 fn main() {
     // Building a runtime fails only when the OS refuses threads or an epoll instance: nothing to recover.
@@ -18,11 +20,13 @@ fn main() {
             "run it as `stream --help`, or let `stream local` or Lambda start it",
         )
         .report(false),
-        mode::Mode::Cli => {
-            let cli = Cli::parse();
-            let verbose = cli.global.verbose > 0;
-            runtime.block_on(run(cli)).unwrap_or_else(|e| e.report(verbose))
-        }
+        mode::Mode::Cli => match cli::parse() {
+            Ok(cli) => {
+                let verbose = cli.global.verbose > 0;
+                runtime.block_on(run(cli)).unwrap_or_else(|e| e.report(verbose))
+            }
+            Err(code) => code,
+        },
     };
     std::process::exit(code);
 }
@@ -30,65 +34,51 @@ fn main() {
 /// Runs one command; prints its result to stdout and returns the exit code.
 async fn run(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
-    stream::progress::init_cli_logs(g.verbose);
+    progress::init_cli_logs(g.verbose);
     if let Command::Template = cli.command {
-        return print(template::stack_yaml().trim_end(), None);
+        output::print_stdout(template::stack_yaml().trim_end())?;
+        return Ok(exit::OK);
     }
     stack::validate_name(&g.stack)?;
     let aws_args = aws::AwsArgs::from(g);
     aws_args.validate()?;
+    // The command's own files and profiles first: bad input is named even where AWS is not set up.
+    if let Command::Produce(a) = &cli.command {
+        produce::precheck(a, &g.stack)?;
+    }
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };
-    // The command's own flags and files first: bad input is named even where AWS is not set up.
-    // Each command's `run` relies on these having passed.
-    let deploy_params = match &cli.command {
-        Command::Deploy(a) => Some(a.validate()?),
-        Command::Produce(a) => produce::precheck(a, &g.stack).map(|()| None)?,
-        Command::ScanTable(a) => a.validate().map(|()| None)?,
-        Command::Local(a) => a.validate().map(|()| None)?,
-        _ => None,
-    };
     let config = aws::load_config(&aws_args, retry).await;
     aws::check_ready(&config, &aws_args).await?;
     let clients = aws::Clients::new(&config);
+    let stack = g.stack.as_str();
     match &cli.command {
-        Command::Deploy(a) => {
-            let params = deploy_params.unwrap_or_default();
-            print(deploy::deploy(a, &params, &g.stack, &clients).await?, None)
-        }
-        Command::Destroy(a) => print(deploy::destroy(a, &g.stack, &clients).await?, None),
-        Command::Status(a) => {
-            let out = status::run(&g.stack, &clients).await?;
-            print_json_or_text(&out, a.output == SummaryFormat::Json, None)
-        }
+        Command::Deploy(a) => finish(&deploy::deploy(a, stack, &clients).await?, SummaryFormat::Text, None),
+        Command::Destroy(a) => finish(&deploy::destroy(a, stack, &clients).await?, SummaryFormat::Text, None),
+        Command::Status(a) => finish(&status::run(stack, &clients).await?, a.output, None),
         Command::Produce(a) => {
-            let out = produce::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
-            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
+            let out = produce::run(a, stack, &clients, Shutdown::on_signals()).await?;
+            finish(&out, a.output, out.problem())
         }
         Command::Local(a) => {
-            let out = local::run(a, &g.stack, &clients, Shutdown::on_signals()).await?;
-            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
+            let out = local::run(a, stack, &clients, Shutdown::on_signals()).await?;
+            finish(&out, a.output, out.problem())
         }
         Command::Replay(a) => {
-            let out = replay::run(a, &g.stack, &clients).await?;
-            print_json_or_text(&out, a.output == SummaryFormat::Json, out.problem())
+            let out = replay::run(a, stack, &clients).await?;
+            finish(&out, a.output, out.problem())
         }
-        Command::ScanTable(a) => {
-            scan::run(a, &g.stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK)
-        }
-        Command::Template => unreachable!("handled above"),
+        Command::ScanTable(a) => scan::run(a, stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK),
+        Command::Template => Ok(exit::OK),
     }
 }
 
-fn print(out: impl std::fmt::Display, problem: Option<Error>) -> Result<i32, Error> {
-    stream::progress::print_stdout(&out.to_string())?;
-    problem.map_or(Ok(exit::OK), |p| Ok(p.report(false)))
-}
-
-fn print_json_or_text<T: std::fmt::Display + serde::Serialize>(
+/// Prints a command's result; a problem it reports (records given up, Ctrl-C) decides the exit code.
+fn finish<T: std::fmt::Display + serde::Serialize>(
     out: &T,
-    json: bool,
+    format: SummaryFormat,
     problem: Option<Error>,
 ) -> Result<i32, Error> {
-    if json { print(serde_json::to_string(out).unwrap_or_default(), problem) } else { print(out, problem) }
+    output::print(out, format)?;
+    Ok(problem.map_or(exit::OK, |p| p.report(false)))
 }

@@ -1,14 +1,35 @@
-//! What people see while commands run: status lines on stderr (stdout carries data only), colour
-//! and prompts only when stderr/stdin are terminals. No AWS in here.
+//! What people see while commands run, on stderr (stdout carries data only): status lines, stack
+//! events in colour, a live line redrawn in place, and yes/no prompts. Colour goes through anstream,
+//! which drops it for NO_COLOR, CLICOLOR=0 and anything that is not a terminal. No AWS in here.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 
-/// Prints one status line to stderr.
-pub fn status(line: impl AsRef<str>) {
-    eprintln!("{}", line.as_ref());
+use anstyle::{AnsiColor, Style};
+
+/// Green: done.
+pub const GOOD: Style = AnsiColor::Green.on_default();
+/// Yellow: under way, or a change in place.
+pub const BUSY: Style = AnsiColor::Yellow.on_default();
+/// Red: failed, or something is replaced or removed.
+pub const BAD: Style = AnsiColor::Red.on_default();
+
+/// `text` in `style`; shown plain wherever colour is off (anstream strips it).
+pub fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
 }
 
-/// True when stderr is a terminal (colours, live lines).
+/// Prints one status line to stderr (colour kept only where it is wanted).
+pub fn status(line: impl AsRef<str>) {
+    anstream::eprintln!("{}", line.as_ref());
+}
+
+/// Prints text to stderr as it is, without a newline (colour kept only where it is wanted).
+pub fn status_block(text: impl AsRef<str>) {
+    anstream::eprint!("{}", text.as_ref());
+}
+
+/// True when stderr is a terminal (live lines).
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }
@@ -29,20 +50,17 @@ pub fn confirm(question: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// One stack event as a line: time, status, resource type, logical id, reason.
+/// One stack event as a line: time, status (coloured by outcome), resource type, logical id, reason.
 pub fn stack_event_line(time: &str, status: &str, resource_type: &str, logical_id: &str, reason: &str) -> String {
-    let colour = stderr_is_tty();
-    let painted = if !colour {
-        status.to_string()
-    } else if status.ends_with("FAILED") || status.contains("ROLLBACK") {
-        format!("\x1b[31m{status}\x1b[0m")
+    let style = if status.ends_with("FAILED") || status.contains("ROLLBACK") {
+        BAD
     } else if status.ends_with("COMPLETE") {
-        format!("\x1b[32m{status}\x1b[0m")
+        GOOD
     } else {
-        format!("\x1b[33m{status}\x1b[0m")
+        BUSY
     };
     let pad = 28usize.saturating_sub(status.len());
-    let mut line = format!("  {time}  {painted}{:pad$}  {resource_type:<34} {logical_id}", "");
+    let mut line = format!("  {time}  {}{:pad$}  {resource_type:<34} {logical_id}", paint(style, status), "");
     if !reason.is_empty() {
         line.push_str("  ");
         line.push_str(reason);
@@ -50,12 +68,45 @@ pub fn stack_event_line(time: &str, status: &str, resource_type: &str, logical_i
     line
 }
 
-/// Writes data to stdout with a final newline. A closed pipe (`stream … | head`) is not an error.
-pub fn print_stdout(text: &str) -> Result<(), crate::error::Error> {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::error::Error::io("stdout", e)),
-        _ => Ok(()),
+/// A line on a terminal's stderr, redrawn in place while a command runs (`produce`, `local`).
+/// Nothing is drawn when stderr is not a terminal: logs and pipes get the summary only.
+pub struct LiveLine {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LiveLine {
+    /// Redraws `render()` every `every` until `finish`.
+    pub fn start(every: Duration, render: impl Fn() -> String + Send + 'static) -> LiveLine {
+        if !stderr_is_tty() {
+            return LiveLine { task: None };
+        }
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // Carriage return and erase-line are cursor control, not colour: NO_COLOR keeps them.
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K{}", render());
+                let _ = err.flush();
+            }
+        });
+        LiveLine { task: Some(task) }
+    }
+
+    /// Stops redrawing and ends the line, so the summary starts on a line of its own.
+    pub fn finish(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            eprintln!();
+        }
+    }
+}
+
+impl Drop for LiveLine {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -70,9 +121,14 @@ pub fn init_cli_logs(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(stderr_is_tty())
+        .with_ansi(stderr_is_tty() && colour_allowed())
         .with_target(false)
         .try_init();
+}
+
+/// NO_COLOR (any non-empty value) turns colour off, as <https://no-color.org> asks.
+fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]
@@ -82,8 +138,12 @@ mod tests {
     #[test]
     fn event_line_names_status_type_and_resource() {
         let line = stack_event_line("12:00:00", "CREATE_FAILED", "AWS::Kinesis::Stream", "Stream", "limit exceeded");
-        assert!(line.contains("CREATE_FAILED"));
-        assert!(line.contains("AWS::Kinesis::Stream"));
-        assert!(line.ends_with("Stream  limit exceeded"));
+        let plain = anstream::adapter::strip_str(&line).to_string();
+        assert!(plain.contains("CREATE_FAILED"));
+        assert!(plain.contains("AWS::Kinesis::Stream"));
+        assert!(plain.ends_with("Stream  limit exceeded"));
+        assert!(line.contains(&paint(BAD, "CREATE_FAILED")), "failures are red");
+        let done = stack_event_line("12:00:01", "CREATE_COMPLETE", "AWS::Kinesis::Stream", "Stream", "");
+        assert!(done.contains(&paint(GOOD, "CREATE_COMPLETE")));
     }
 }

@@ -5,14 +5,30 @@
 use std::fmt;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use clap::Args;
 use serde::Serialize;
 
+use crate::args::at_least;
 use crate::aws::Clients;
-use crate::cli::ReplayArgs;
+use crate::dynamo::{self, MAX_BATCH_WRITE};
 use crate::error::Error;
-use crate::process::store::rejected_attr;
-use crate::produce::{Batcher, Entry, put_with_retries};
+use crate::kinesis::{self, Batcher, Carries, Entry, MAX_RECORDS_PER_CALL};
+use crate::output::SummaryFormat;
+use crate::process::store::{Target, rejected_attr};
+use crate::retry::{self, Policy};
 use crate::stack;
+
+/// `stream replay`
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Replay at most N records
+    #[arg(long, value_name = "N", value_parser = at_least::<u64>(1))]
+    pub limit: Option<u64>,
+
+    /// Summary format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
 
 /// The summary of `stream replay`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -53,18 +69,61 @@ struct Quarantined {
     entry: Entry,
 }
 
-/// `stream replay`.
+impl Carries for Quarantined {
+    fn entry(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+/// `stream replay`: reads the quarantine, puts its records back in PutRecords-sized batches, and
+/// removes a batch from quarantine only when the stream accepted all of it (a partly failed batch
+/// is replayed whole next time; the function's writes are idempotent).
 pub async fn run(args: &ReplayArgs, stack_name: &str, clients: &Clients) -> Result<ReplayOutput, Error> {
-    let outputs = stack::load(clients, stack_name).await?;
-    let table = &outputs.rejected_table;
+    let outputs = stack::load(clients, stack_name).await?.outputs;
     let mut out = ReplayOutput { stream: outputs.stream_name.clone(), ..Default::default() };
+    let (records, truncated) = read_quarantine(clients, &outputs.rejected_table, args.limit).await?;
+    out.truncated = truncated;
+    let mut batcher = Batcher::new(MAX_RECORDS_PER_CALL);
+    let mut batches = Vec::new();
+    for record in records {
+        let full = batcher.push(record).map_err(|q| {
+            Error::failed(
+                format!("quarantined record of {} bytes is over Kinesis' 1 MiB", q.entry.size()),
+                "it cannot be replayed",
+            )
+        })?;
+        batches.extend(full);
+    }
+    batches.extend(batcher.take());
+    for batch in batches {
+        let put = kinesis::put_records(&clients.kinesis, &outputs.stream_name, &batch).await;
+        if let Some(fatal) = put.stopped_by.filter(|e| e.disposition() == crate::error::Disposition::Fatal) {
+            return Err(fatal);
+        }
+        if !put.failed.is_empty() {
+            out.failed += batch.len();
+            continue;
+        }
+        delete_from_quarantine(clients, &outputs.rejected_table, &batch).await?;
+        out.replayed += batch.len();
+    }
+    Ok(out)
+}
+
+/// The quarantined records to replay (up to `limit`), and how many were only partly kept.
+async fn read_quarantine(
+    clients: &Clients,
+    table: &str,
+    limit: Option<u64>,
+) -> Result<(Vec<Quarantined>, usize), Error> {
     let mut records = Vec::new();
+    let mut truncated = 0;
     let mut items = clients.dynamodb.scan().table_name(table).into_paginator().items().send();
     while let Some(item) = items.next().await {
         let item = item.map_err(|e| Error::aws("Scan", table, e))?;
         let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         if item.get(rejected_attr::TRUNCATED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false) {
-            out.truncated += 1;
+            truncated += 1;
             continue;
         }
         let data = item
@@ -77,47 +136,16 @@ pub async fn run(args: &ReplayArgs, stack_name: &str, clients: &Clients) -> Resu
             key: (s(rejected_attr::SHARD), s(rejected_attr::SEQUENCE)),
             entry: Entry { key: if key.is_empty() { "replay".into() } else { key }, data },
         });
-        if args.limit.is_some_and(|l| records.len() as u64 >= l) {
+        if limit.is_some_and(|l| records.len() as u64 >= l) {
             break;
         }
     }
-
-    // Put in PutRecords-sized batches; a batch leaves quarantine only when all of it was accepted,
-    // so a partly failed batch is replayed whole next time (the function's writes are idempotent).
-    let mut batcher = Batcher::new(crate::produce::MAX_RECORDS_PER_CALL);
-    let mut pending: Vec<Quarantined> = Vec::new();
-    let mut batches: Vec<Vec<Quarantined>> = Vec::new();
-    for rec in records {
-        if let Some(full) = batcher.push(rec.entry.clone()).map_err(|e| {
-            Error::failed(
-                format!("quarantined record of {} bytes is over Kinesis' 1 MiB", e.size()),
-                "it cannot be replayed",
-            )
-        })? {
-            let n = full.len();
-            batches.push(pending.drain(..n).collect());
-        }
-        pending.push(rec);
-    }
-    if !pending.is_empty() {
-        batcher.take();
-        batches.push(pending);
-    }
-    for batch in batches {
-        let entries: Vec<Entry> = batch.iter().map(|q| q.entry.clone()).collect();
-        let result = put_with_retries(&clients.kinesis, &outputs.stream_name, entries).await?;
-        if !result.failed.is_empty() {
-            out.failed += batch.len();
-            continue;
-        }
-        delete_from_quarantine(clients, table, &batch).await?;
-        out.replayed += batch.len();
-    }
-    Ok(out)
+    Ok((records, truncated))
 }
 
+/// Deletes the batch's records from quarantine, 25 at a time, resending what DynamoDB leaves unprocessed.
 async fn delete_from_quarantine(clients: &Clients, table: &str, batch: &[Quarantined]) -> Result<(), Error> {
-    for chunk in batch.chunks(crate::process::MAX_BATCH_WRITE) {
+    for chunk in batch.chunks(MAX_BATCH_WRITE) {
         let mut requests = Vec::with_capacity(chunk.len());
         for q in chunk {
             let delete = DeleteRequest::builder()
@@ -127,22 +155,21 @@ async fn delete_from_quarantine(clients: &Clients, table: &str, batch: &[Quarant
                 .map_err(|e| Error::failed(format!("building DeleteRequest: {e}"), "report this as a bug"))?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        let mut left = Some(requests);
-        for attempt in 0..crate::process::MAX_WRITE_ATTEMPTS {
-            let Some(reqs) = left.take().filter(|r| !r.is_empty()) else { break };
-            if attempt > 0 {
-                tokio::time::sleep(crate::process::backoff(attempt)).await;
-            }
-            let out = clients
-                .dynamodb
-                .batch_write_item()
-                .request_items(table, reqs)
-                .send()
-                .await
-                .map_err(|e| Error::aws("BatchWriteItem", table, e))?;
-            left = out.unprocessed_items.and_then(|mut m| m.remove(table));
+        let requests = &requests;
+        let resent = retry::resend(
+            requests.len(),
+            Policy::attempts(crate::process::MAX_WRITE_ATTEMPTS),
+            |indices: Vec<usize>| async move {
+                let subset: Vec<WriteRequest> = indices.iter().map(|&i| requests[i].clone()).collect();
+                let left = dynamo::batch_write(&clients.dynamodb, table, Target::Rejected.key_names(), subset).await?;
+                Ok(left.into_iter().map(|k| (indices[k], "unprocessed".to_string())).collect())
+            },
+        )
+        .await;
+        if let Some(e) = resent.stopped_by {
+            return Err(e);
         }
-        if left.is_some_and(|l| !l.is_empty()) {
+        if !resent.failed.is_empty() {
             return Err(Error::failed(
                 format!("some replayed records could not be removed from {table}"),
                 "they are in the stream already; a later replay would put them again",

@@ -5,14 +5,68 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use clap::{Args, ValueEnum};
 use unicode_width::UnicodeWidthStr;
 
+use crate::args::{BadValue, at_least, range};
 use crate::aws::Clients;
-use crate::cli::{OutputFormat, ScanArgs};
 use crate::error::Error;
 use crate::process::store::rejected_attr;
 use crate::stack;
 use crate::tweet::attr;
+
+/// `stream scan-table`
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Stop after N items
+    #[arg(long, value_name = "N", value_parser = at_least::<u64>(1))]
+    pub limit: Option<u64>,
+
+    /// Print only the number of items
+    #[arg(long)]
+    pub count: bool,
+
+    /// Read the quarantine table (poison records) instead of the events table
+    #[arg(long)]
+    pub rejected: bool,
+
+    /// Only this user's tweets (a Query on the partition key, not a Scan)
+    #[arg(long, value_name = "NAME", conflicts_with = "rejected", value_parser = username)]
+    pub user: Option<String>,
+
+    /// Scan in N parallel segments (1-1000)
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "user", value_parser = range::<u32>(1, 1000))]
+    pub segments: u32,
+}
+
+/// How `scan-table` prints items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns, long messages shortened
+    Table,
+    /// One JSON array
+    Json,
+    /// One JSON object per line
+    Jsonl,
+    /// Comma-separated values with a header row
+    Csv,
+}
+
+/// A Username as the table's partition key takes it: 1 to 2,048 bytes.
+fn username(s: &str) -> Result<String, BadValue> {
+    if s.is_empty() || s.len() > crate::tweet::MAX_PARTITION_KEY_BYTES {
+        return Err(BadValue {
+            value: format!("of {} bytes", s.len()),
+            what: "is not 1 to 2048 bytes long".into(),
+            hint: "give {flag} the exact Username of the items".into(),
+        });
+    }
+    Ok(s.to_string())
+}
 
 /// Messages longer than this are shortened in the table format only.
 const TABLE_MESSAGE_WIDTH: usize = 60;
@@ -171,28 +225,6 @@ pub fn write_items(w: &mut impl Write, items: &[serde_json::Value], format: Outp
     }
 }
 
-impl ScanArgs {
-    /// Checks the flags' meaning before any call.
-    pub fn validate(&self) -> Result<(), Error> {
-        if self.limit == Some(0) {
-            return Err(Error::usage(
-                "--limit 0 would print nothing",
-                "give --limit a number above 0, or leave it out",
-            ));
-        }
-        if !(1..=1000).contains(&self.segments) {
-            return Err(Error::usage(
-                format!("--segments {} is out of range", self.segments),
-                "give --segments a value from 1 to 1000 (DynamoDB's parallel scan limit)",
-            ));
-        }
-        if self.user.as_ref().is_some_and(|u| u.is_empty() || u.len() > crate::tweet::MAX_PARTITION_KEY_BYTES) {
-            return Err(Error::usage("--user must be 1 to 2048 bytes", "give --user the exact Username of the items"));
-        }
-        Ok(())
-    }
-}
-
 type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// One segment of a (parallel) Scan, or a Query on the user, up to `limit` items; or their count.
@@ -246,7 +278,7 @@ async fn read_part(
 /// (`stream scan-table | head`) ends the output quietly.
 /// The flags are checked by `ScanArgs::validate` first.
 pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
-    let outputs = stack::load(clients, stack_name).await?;
+    let outputs = stack::load(clients, stack_name).await?.outputs;
     let table = if args.rejected { outputs.rejected_table } else { outputs.table_name };
     let parts =
         futures::future::join_all((0..args.segments).map(|s| read_part(clients, &table, args, s, args.limit))).await;

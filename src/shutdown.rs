@@ -1,34 +1,23 @@
-//! A shutdown signal for long-running commands: Ctrl-C in `main`, anything in tests. Commands
-//! check it between batches and finish the batch in flight before they stop.
+//! A shutdown signal for long-running commands: Ctrl-C or SIGTERM in `main`, anything in tests.
+//! Commands check it between batches and finish the batch in flight before they stop. A thin
+//! wrapper over tokio-util's `CancellationToken`: a child stops with its parent, not the reverse.
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-/// The receiving side: cheap to clone, checked by the command.
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-/// The sending side.
-#[derive(Debug)]
-pub struct Trigger(watch::Sender<bool>);
+/// Cheap to clone; every clone sees the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(CancellationToken);
 
 impl Shutdown {
-    /// A pair: the trigger fires the shutdown.
-    pub fn new() -> (Trigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger(tx), Shutdown(rx))
+    /// A signal that fires only when `fire` is called (on this or a clone).
+    pub fn new() -> Shutdown {
+        Shutdown(CancellationToken::new())
     }
 
-    /// A shutdown that never fires.
-    pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(false);
-        // Keep the sender alive for the life of the process so `wait` stays pending.
-        std::mem::forget(tx);
-        Shutdown(rx)
-    }
-
-    /// A shutdown fired by the first Ctrl-C (SIGINT) or SIGTERM.
+    /// A signal fired by the first Ctrl-C (SIGINT) or SIGTERM.
     pub fn on_signals() -> Shutdown {
-        let (trigger, shutdown) = Shutdown::new();
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let term = async {
@@ -48,21 +37,24 @@ impl Shutdown {
         shutdown
     }
 
-    /// True once the shutdown fired.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
+    /// A signal that fires with this one, and can also be fired on its own without firing this one.
+    pub fn child(&self) -> Shutdown {
+        Shutdown(self.0.child_token())
     }
 
-    /// Resolves when the shutdown fires.
-    pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|fired| *fired).await;
-    }
-}
-
-impl Trigger {
-    /// Fires the shutdown.
+    /// Fires the signal.
     pub fn fire(&self) {
-        let _ = self.0.send(true);
+        self.0.cancel();
+    }
+
+    /// True once the signal fired.
+    pub fn is_triggered(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Resolves when the signal fires.
+    pub async fn wait(&self) {
+        self.0.cancelled().await;
     }
 }
 
@@ -71,11 +63,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn trigger_wakes_waiters() {
-        let (trigger, mut shutdown) = Shutdown::new();
-        assert!(!shutdown.is_triggered());
-        trigger.fire();
-        shutdown.wait().await;
-        assert!(shutdown.is_triggered());
+    async fn fire_wakes_waiters_and_clones_share_the_signal() {
+        let shutdown = Shutdown::new();
+        let clone = shutdown.clone();
+        assert!(!clone.is_triggered());
+        shutdown.fire();
+        clone.wait().await;
+        assert!(clone.is_triggered());
+    }
+
+    #[tokio::test]
+    async fn a_child_stops_with_its_parent_but_not_the_reverse() {
+        let parent = Shutdown::new();
+        let child = parent.child();
+        child.fire();
+        assert!(child.is_triggered() && !parent.is_triggered());
+        let (parent, child) = (Shutdown::new(), Shutdown::new());
+        let grandchild = parent.child();
+        parent.fire();
+        grandchild.wait().await;
+        assert!(!child.is_triggered());
     }
 }

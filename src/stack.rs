@@ -1,7 +1,9 @@
-//! A deployed stack as the other commands see it: its status, and the resource names from its
-//! outputs, read in one place. Names are never re-derived by string formatting.
+//! Everything about a deployed stack, in one place: finding it (one DescribeStacks), telling a
+//! stack `stream` made from others (one `NotManaged` error), what its status allows (one
+//! classification, `Phase`), its parameters, and the resource names from its outputs — never
+//! re-derived by formatting strings. Also the function and mapping the stack holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudformation::types::Stack;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -104,8 +106,8 @@ pub async fn mapping(
         .find(|m| m.event_source_arn() == Some(outputs.stream_arn.as_str())))
 }
 
-/// The stack, or `None` when it does not exist.
-pub async fn describe(clients: &Clients, stack: &str) -> Result<Option<Stack>, Error> {
+/// The stack, or `None` when it does not exist (one DescribeStacks).
+pub async fn find(clients: &Clients, stack: &str) -> Result<Option<Stack>, Error> {
     match clients.cfn.describe_stacks().stack_name(stack).send().await {
         Ok(out) => Ok(out.stacks.unwrap_or_default().into_iter().next()),
         Err(e) => {
@@ -120,32 +122,121 @@ pub fn is_missing_stack(message: Option<&str>, code: Option<&str>) -> bool {
     code == Some("ValidationError") && message.is_some_and(|m| m.contains("does not exist"))
 }
 
-/// The outputs of an existing stack made by `stream`, ready for use.
-pub async fn load(clients: &Clients, stack: &str) -> Result<Outputs, Error> {
-    let found = describe(clients, stack).await?.ok_or_else(|| Error::StackNotFound { stack: stack.into() })?;
-    let status = found.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default();
-    if !is_managed(&found) {
-        return Err(Error::failed(
-            format!("stack \"{stack}\" was not created by stream"),
-            "pass --stack with the name of a stack made by `stream deploy`",
-        ));
-    }
-    if !is_usable(&status) {
-        return Err(Error::StackState { stack: stack.into(), status, action: "used" });
-    }
-    Outputs::from_stack(&found)
+/// A stack made by `stream deploy` whose resources can be used, with its outputs read.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The stack as DescribeStacks gave it.
+    pub stack: Stack,
+    /// Its resources.
+    pub outputs: Outputs,
 }
 
-/// Statuses in which the stack's resources exist and can be used: created, or being updated
-/// (an update or its rollback leaves the resources in place).
-pub fn is_usable(status: &str) -> bool {
-    matches!(status, "CREATE_COMPLETE" | "IMPORT_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE")
-        || status.starts_with("UPDATE_")
+impl Deployed {
+    /// The stack's status, as CloudFormation spells it.
+    pub fn status(&self) -> &str {
+        status_of(&self.stack)
+    }
+
+    /// The current value of a parameter.
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        parameter(&self.stack, name)
+    }
+
+    /// Every parameter and its value.
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        self.stack
+            .parameters()
+            .iter()
+            .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
+            .collect()
+    }
 }
 
-/// True when the stack carries the tag `stream deploy` puts on its stacks.
-pub fn is_managed(stack: &Stack) -> bool {
-    stack.tags().iter().any(|t| t.key() == Some(MANAGED_TAG.0) && t.value() == Some(MANAGED_TAG.1))
+/// The current value of a stack's parameter.
+pub fn parameter<'a>(stack: &'a Stack, name: &str) -> Option<&'a str> {
+    stack.parameters().iter().find(|p| p.parameter_key() == Some(name)).and_then(|p| p.parameter_value())
+}
+
+/// The status of a stack, as CloudFormation spells it.
+pub fn status_of(stack: &Stack) -> &str {
+    stack.stack_status().map(|s| s.as_str()).unwrap_or_default()
+}
+
+/// The stack `stream` made, ready for use: it exists, it is ours, its resources are usable.
+pub async fn load(clients: &Clients, name: &str) -> Result<Deployed, Error> {
+    let stack = find(clients, name).await?.ok_or_else(|| Error::StackNotFound { stack: name.into() })?;
+    ensure_managed(&stack, name)?;
+    let status = status_of(&stack);
+    if !Phase::of(status).resources_usable(status) {
+        return Err(state_error(name, status, "used"));
+    }
+    let outputs = Outputs::from_stack(&stack)?;
+    Ok(Deployed { stack, outputs })
+}
+
+/// `NotManaged` unless the stack carries the tag `stream deploy` puts on its stacks.
+pub fn ensure_managed(stack: &Stack, name: &str) -> Result<(), Error> {
+    let managed = stack.tags().iter().any(|t| t.key() == Some(MANAGED_TAG.0) && t.value() == Some(MANAGED_TAG.1));
+    if managed { Ok(()) } else { Err(Error::NotManaged { stack: name.into() }) }
+}
+
+/// What a stack's status allows: the one reading of CloudFormation's statuses.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html>
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Created or updated (or an update rolled back): usable, and ready for the next operation.
+    Ready,
+    /// An operation is running; nothing new can start until it ends.
+    InProgress,
+    /// Creation failed, or a deletion did: nothing of it is worth keeping; delete and create again.
+    NeedsRecreate,
+    /// An update failed and so did its rollback: CloudFormation needs ContinueUpdateRollback.
+    RollbackFailed,
+    /// Deleted.
+    Deleted,
+}
+
+impl Phase {
+    /// Reads a stack status.
+    pub fn of(status: &str) -> Phase {
+        match status {
+            s if s.ends_with("_IN_PROGRESS") => Phase::InProgress,
+            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" => Phase::NeedsRecreate,
+            "UPDATE_ROLLBACK_FAILED" | "UPDATE_FAILED" | "IMPORT_ROLLBACK_FAILED" => Phase::RollbackFailed,
+            "DELETE_COMPLETE" => Phase::Deleted,
+            _ => Phase::Ready,
+        }
+    }
+
+    /// True once the operation is over, one way or the other.
+    pub fn is_terminal(self) -> bool {
+        self != Phase::InProgress
+    }
+
+    /// True when the stack's resources exist and can be used: created, or being updated (an update
+    /// or its rollback leaves the resources in place).
+    pub fn resources_usable(self, status: &str) -> bool {
+        match self {
+            Phase::Ready | Phase::RollbackFailed => true,
+            Phase::InProgress => status.starts_with("UPDATE_"),
+            Phase::NeedsRecreate | Phase::Deleted => false,
+        }
+    }
+}
+
+/// The error for a stack whose `status` does not allow `action`, with the hint its phase calls for.
+pub fn state_error(name: &str, status: &str, action: &'static str) -> Error {
+    let hint = match Phase::of(status) {
+        Phase::NeedsRecreate => format!("run `stream deploy --stack {name} --recreate` to delete and create it again"),
+        Phase::RollbackFailed => format!(
+            "fix the resource named in its events, run `aws cloudformation continue-update-rollback --stack-name {name}`, then deploy again"
+        ),
+        Phase::Deleted => format!("run `stream deploy --stack {name}` to create it again"),
+        Phase::InProgress | Phase::Ready => {
+            format!("wait until stack \"{name}\" finishes its current operation, then run the command again")
+        }
+    };
+    Error::StackState { stack: name.into(), status: status.into(), action, hint }
 }
 
 #[cfg(test)]
@@ -163,6 +254,47 @@ mod tests {
             assert_eq!(err.exit_code(), 2);
             assert!(err.hint().contains("letters"));
         }
+    }
+
+    #[test]
+    fn statuses_are_read_once() {
+        for (status, phase, usable) in [
+            ("CREATE_COMPLETE", Phase::Ready, true),
+            ("UPDATE_COMPLETE", Phase::Ready, true),
+            ("UPDATE_ROLLBACK_COMPLETE", Phase::Ready, true),
+            ("IMPORT_COMPLETE", Phase::Ready, true),
+            ("CREATE_IN_PROGRESS", Phase::InProgress, false),
+            ("UPDATE_IN_PROGRESS", Phase::InProgress, true),
+            ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", Phase::InProgress, true),
+            ("DELETE_IN_PROGRESS", Phase::InProgress, false),
+            ("ROLLBACK_COMPLETE", Phase::NeedsRecreate, false),
+            ("ROLLBACK_FAILED", Phase::NeedsRecreate, false),
+            ("DELETE_FAILED", Phase::NeedsRecreate, false),
+            ("UPDATE_ROLLBACK_FAILED", Phase::RollbackFailed, true),
+            ("DELETE_COMPLETE", Phase::Deleted, false),
+        ] {
+            assert_eq!(Phase::of(status), phase, "{status}");
+            assert_eq!(phase.resources_usable(status), usable, "{status}");
+            assert_eq!(phase.is_terminal(), !status.ends_with("_IN_PROGRESS"), "{status}");
+        }
+    }
+
+    #[test]
+    fn each_phase_gets_its_own_hint() {
+        let e = state_error("s1", "ROLLBACK_COMPLETE", "updated");
+        assert_eq!(e.to_string(), "stack \"s1\" is in ROLLBACK_COMPLETE and cannot be updated");
+        assert!(e.hint().contains("stream deploy --stack s1 --recreate"), "{}", e.hint());
+        assert!(state_error("s1", "UPDATE_IN_PROGRESS", "used").hint().contains("wait until"));
+        assert!(state_error("s1", "UPDATE_ROLLBACK_FAILED", "updated").hint().contains("continue-update-rollback"));
+    }
+
+    #[test]
+    fn only_stacks_with_our_tag_are_ours() {
+        use aws_sdk_cloudformation::types::Tag;
+        let ours = Stack::builder().tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build()).build();
+        assert!(ensure_managed(&ours, "s").is_ok());
+        let theirs = Stack::builder().tags(Tag::builder().key(MANAGED_TAG.0).value("cdk").build()).build();
+        assert!(matches!(ensure_managed(&theirs, "s"), Err(Error::NotManaged { .. })));
     }
 
     #[test]

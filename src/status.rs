@@ -8,11 +8,21 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+use clap::Args;
 use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::error::Error;
+use crate::output::SummaryFormat;
 use crate::stack::{self, Outputs};
+
+/// `stream status`
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
 
 /// The event source mapping, as Lambda reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -148,14 +158,9 @@ async fn metric(clients: &Clients, function: &str, name: &str, stat: Statistic) 
 
 /// `stream status`.
 pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Error> {
-    let found =
-        stack::describe(clients, stack_name).await?.ok_or_else(|| Error::StackNotFound { stack: stack_name.into() })?;
-    let outputs = stack::load(clients, stack_name).await?;
-    let parameters = found
-        .parameters()
-        .iter()
-        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
-        .collect();
+    let deployed = stack::load(clients, stack_name).await?;
+    let parameters = deployed.parameters();
+    let outputs = deployed.outputs.clone();
     let mapping = stack::mapping(clients, &outputs).await?.map(|m| Mapping {
         uuid: m.uuid().unwrap_or_default().to_string(),
         state: m.state().unwrap_or("unknown").to_string(),
@@ -181,7 +186,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
     };
     Ok(StatusOutput {
         stack: stack_name.to_string(),
-        stack_status: found.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        stack_status: deployed.status().to_string(),
         outputs,
         parameters,
         mapping,

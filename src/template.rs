@@ -1,7 +1,12 @@
-//! The CloudFormation template, embedded from template/ at build time, and the names of its
-//! parameters and outputs. Only names live here; reading a deployed stack is `stack`'s job.
+//! The CloudFormation template: the YAML embedded from template/ (what `stream template` prints),
+//! and the same template as data — parsed at build time by build.rs, read and edited here as JSON
+//! (defaults, resources, conditions, DataRetention) — with the names of its parameters and
+//! outputs. Reading a deployed stack is `stack`'s job.
+
+use std::sync::OnceLock;
 
 use include_dir::{Dir, include_dir};
+use serde_json::Value;
 
 static TEMPLATE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/template");
 
@@ -17,17 +22,15 @@ pub fn stack_yaml() -> &'static str {
         .expect("template/stack.yaml is embedded at build time")
 }
 
-/// The policy lines of the two tables, as the embedded template has them (DataRetention = Delete).
-const POLICY_LINES: [(&str, &str); 2] = [
-    (
-        "    DeletionPolicy: Delete # set from DataRetention by stream\n",
-        "    DeletionPolicy: Retain # set from DataRetention by stream\n",
-    ),
-    (
-        "    UpdateReplacePolicy: Delete # set from DataRetention by stream\n",
-        "    UpdateReplacePolicy: Retain # set from DataRetention by stream\n",
-    ),
-];
+/// The template as data: parsed from YAML at build time (build.rs) and embedded as JSON.
+const DOCUMENT_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/stack.json"));
+
+/// The template as a JSON value, parsed once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    // build.rs wrote this JSON from the YAML it parsed; the unit tests below read it.
+    DOCUMENT.get_or_init(|| serde_json::from_str(DOCUMENT_JSON).expect("build.rs writes valid JSON"))
+}
 
 /// What happens to the tables when the stack is deleted (the DataRetention parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,40 +56,130 @@ impl Retention {
     }
 }
 
-/// The template as sent to CloudFormation: the tables' DeletionPolicy and UpdateReplacePolicy carry
-/// the DataRetention value. CloudFormation takes only literals there (intrinsic functions need the
-/// AWS::LanguageExtensions transform, which emulators do not run), so `stream` writes them.
-pub fn stack_yaml_for(retention: Retention) -> String {
-    let yaml = stack_yaml().to_string();
-    match retention {
-        Retention::Delete => yaml,
-        Retention::Retain => POLICY_LINES.iter().fold(yaml, |y, (from, to)| y.replace(from, to)),
+/// The resource type whose DeletionPolicy and UpdateReplacePolicy carry DataRetention.
+const RETAINED_TYPE: &str = "AWS::DynamoDB::Table";
+
+/// The template as sent to CloudFormation (JSON): every table's DeletionPolicy and
+/// UpdateReplacePolicy set to the DataRetention value. CloudFormation takes only literals there
+/// (intrinsic functions need the AWS::LanguageExtensions transform, which emulators do not run),
+/// so `stream` writes them, as data.
+pub fn body_for(retention: Retention) -> String {
+    let mut doc = document().clone();
+    if let Some(resources) = doc.get_mut("Resources").and_then(Value::as_object_mut) {
+        for resource in resources.values_mut().filter(|r| r["Type"] == RETAINED_TYPE) {
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                resource[policy] = Value::from(retention.as_str());
+            }
+        }
+    }
+    doc.to_string()
+}
+
+/// A parameter's `Default`, as the string CloudFormation takes.
+fn default_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
-/// The `Default:` of each template parameter that has one, read from the embedded YAML's
-/// `Parameters` section (two-space indented names, four-space indented properties).
+/// The `Default` of each template parameter that has one.
 pub fn parameter_defaults() -> Vec<(String, String)> {
-    let yaml = stack_yaml();
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    let mut in_parameters = false;
-    for line in yaml.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_parameters = line.trim_end() == "Parameters:";
-            current = None;
-            continue;
-        }
-        if !in_parameters {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|n| !n.starts_with(' ')) {
-            current = Some(name.to_string());
-        } else if let (Some(name), Some(value)) = (&current, line.strip_prefix("    Default:")) {
-            out.push((name.clone(), value.trim().trim_matches('"').to_string()));
-        }
+    document()["Parameters"]
+        .as_object()
+        .map(|params| {
+            params.iter().filter_map(|(name, p)| Some((name.clone(), default_text(p.get("Default")?)?))).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One resource of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Logical id.
+    pub logical_id: String,
+    /// CloudFormation type.
+    pub resource_type: String,
+    /// The condition it is created under, if any.
+    pub condition: Option<String>,
+}
+
+/// The template's resources, in the template's order.
+pub fn resources() -> Vec<Resource> {
+    document()["Resources"]
+        .as_object()
+        .map(|resources| {
+            resources
+                .iter()
+                .map(|(id, r)| Resource {
+                    logical_id: id.clone(),
+                    resource_type: r["Type"].as_str().unwrap_or_default().to_string(),
+                    condition: r["Condition"].as_str().map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Evaluates the template condition `name` with these parameter values (a parameter left out takes
+/// its default). `None` when the condition uses something only CloudFormation can evaluate.
+pub fn condition(name: &str, params: &[(String, String)]) -> Option<bool> {
+    let defaults = parameter_defaults();
+    let value_of = |p: &str| params.iter().chain(&defaults).find(|(n, _)| n == p).map(|(_, v)| v.clone());
+    eval_condition(&document()["Conditions"][name], &value_of, 0)
+}
+
+fn eval_condition(c: &Value, value_of: &dyn Fn(&str) -> Option<String>, depth: usize) -> Option<bool> {
+    // Conditions may refer to conditions; the template is finite, but a cycle must not hang us.
+    if depth > 16 {
+        return None;
     }
-    out
+    let operand = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Object(o) => value_of(o.get("Ref")?.as_str()?),
+            _ => None,
+        }
+    };
+    let obj = c.as_object()?;
+    let (key, args) = obj.iter().next()?;
+    let list = || args.as_array().map(Vec::as_slice).unwrap_or_default();
+    match key.as_str() {
+        "Fn::Equals" => Some(operand(list().first()?)? == operand(list().get(1)?)?),
+        "Fn::Not" => eval_condition(list().first()?, value_of, depth + 1).map(|b| !b),
+        "Fn::And" => list().iter().try_fold(true, |acc, x| Some(acc && eval_condition(x, value_of, depth + 1)?)),
+        "Fn::Or" => list().iter().try_fold(false, |acc, x| Some(acc || eval_condition(x, value_of, depth + 1)?)),
+        "Condition" => eval_condition(&document()["Conditions"][args.as_str()?], value_of, depth + 1),
+        _ => None,
+    }
+}
+
+/// The physical name the template gives resource `logical_id` in stack `stack` (a `Name` or
+/// `TableName` written as `!Sub "${AWS::StackName}-…"`), for checks made before the stack exists.
+pub fn physical_name(logical_id: &str, stack: &str) -> Option<String> {
+    let properties = &document()["Resources"][logical_id]["Properties"];
+    ["TableName", "Name", "QueueName", "FunctionName"].iter().find_map(|field| match &properties[*field] {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => {
+            let sub = o.get("Fn::Sub")?.as_str()?;
+            let name = sub.replace("${AWS::StackName}", stack);
+            (!name.contains("${")).then_some(name)
+        }
+        _ => None,
+    })
+}
+
+/// Logical ids of the template's resources of `resource_type`.
+pub fn resources_of_type(resource_type: &str) -> Vec<String> {
+    resources().into_iter().filter(|r| r.resource_type == resource_type).map(|r| r.logical_id).collect()
+}
+
+/// The table resources, whose deletion DataRetention decides.
+pub fn retained_tables() -> Vec<String> {
+    resources_of_type(RETAINED_TYPE)
 }
 
 /// Template parameter names.
@@ -181,24 +274,20 @@ pub const REJECTED_TABLE_ENV: &str = "REJECTED_TABLE_NAME";
 mod tests {
     use super::*;
 
-    /// The text between the top-level key `from:` and the top-level key `to:`.
-    fn between<'a>(yaml: &'a str, from: &str, to: &str) -> &'a str {
-        let start = yaml.find(&format!("\n{from}:\n")).expect("section present");
-        let end = yaml.find(&format!("\n{to}:\n")).unwrap_or(yaml.len());
-        &yaml[start..end]
-    }
-
     #[test]
     fn template_declares_every_parameter_and_output_we_use() {
-        let yaml = stack_yaml();
-        let params = between(yaml, "Parameters", "Resources");
+        let doc = document();
         for p in param::ALL {
-            assert!(params.contains(&format!("\n  {p}:\n")), "parameter {p}");
+            assert!(doc["Parameters"][p].is_object(), "parameter {p}");
         }
-        let outputs = between(yaml, "Outputs", "End");
         for o in output::ALL {
-            assert!(outputs.contains(&format!("  {o}:\n")), "output {o}");
+            assert!(doc["Outputs"][o].is_object(), "output {o}");
         }
+        assert_eq!(
+            doc["Parameters"].as_object().map(|m| m.len()),
+            Some(param::ALL.len()),
+            "no parameter unknown to stream"
+        );
     }
 
     #[test]
@@ -213,32 +302,80 @@ mod tests {
     }
 
     #[test]
-    fn retention_sets_the_policy_of_both_tables_and_nothing_else() {
-        let delete = stack_yaml_for(Retention::Delete);
-        assert_eq!(delete, stack_yaml());
-        for (from, _) in POLICY_LINES {
-            assert_eq!(delete.matches(from).count(), 2, "{from}");
+    fn short_form_tags_are_read_as_intrinsic_functions() {
+        let doc = document();
+        assert_eq!(
+            doc["Resources"]["Function"]["Properties"]["Role"],
+            serde_json::json!({"Fn::GetAtt": ["FunctionRole", "Arn"]})
+        );
+        assert_eq!(
+            doc["Resources"]["EventSourceMapping"]["Properties"]["FunctionName"],
+            serde_json::json!({"Ref": "Function"})
+        );
+        assert_eq!(
+            doc["Resources"]["EventDataTable"]["Properties"]["TableName"],
+            serde_json::json!({"Fn::Sub": "${AWS::StackName}-EventData"})
+        );
+        assert_eq!(
+            doc["Conditions"]["HasAlarmEmail"],
+            serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]})
+        );
+    }
+
+    #[test]
+    fn retention_sets_the_policies_of_every_table_and_nothing_else() {
+        let tables = retained_tables();
+        assert_eq!(tables, vec!["EventDataTable".to_string(), "RejectedTable".to_string()]);
+        let delete: Value = serde_json::from_str(&body_for(Retention::Delete)).expect("json");
+        let retain: Value = serde_json::from_str(&body_for(Retention::Retain)).expect("json");
+        assert_eq!(&delete, document(), "the template already says Delete");
+        for t in &tables {
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                assert_eq!(retain["Resources"][t][policy], "Retain", "{t} {policy}");
+            }
         }
-        let retain = stack_yaml_for(Retention::Retain);
-        assert_eq!(retain.matches("DeletionPolicy: Retain").count(), 2);
-        assert_eq!(retain.matches("UpdateReplacePolicy: Retain").count(), 2);
-        assert!(!retain.contains("Policy: Delete"));
-        // Only those four lines differ.
-        let changed = delete.lines().zip(retain.lines()).filter(|(a, b)| a != b).count();
-        assert_eq!((changed, delete.lines().count()), (4, retain.lines().count()));
+        // Only those four values differ.
+        let mut patched = retain.clone();
+        for t in &tables {
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                patched["Resources"][t][policy] = Value::from("Delete");
+            }
+        }
+        assert_eq!(&patched, document());
         assert_eq!(Retention::from_param(Some("Retain")), Retention::Retain);
         assert_eq!(Retention::from_param(None), Retention::Delete);
     }
 
     #[test]
+    fn conditions_are_evaluated_with_the_parameters_given() {
+        assert_eq!(condition("HasAlarmEmail", &[]), Some(false), "default: no address");
+        assert_eq!(condition("HasAlarmEmail", &[("AlarmEmail".into(), "ops@example.com".into())]), Some(true));
+        assert_eq!(condition("OnDemand", &[("StreamMode".into(), "ON_DEMAND".into())]), Some(true));
+        assert_eq!(condition("OnDemand", &[]), Some(false));
+        assert_eq!(condition("NoSuchCondition", &[]), None);
+    }
+
+    #[test]
+    fn physical_names_come_from_the_template() {
+        assert_eq!(physical_name("EventDataTable", "s1").as_deref(), Some("s1-EventData"));
+        assert_eq!(physical_name("RejectedTable", "s1").as_deref(), Some("s1-Rejected"));
+        assert_eq!(physical_name("ProducerUser", "s1"), None, "named by CloudFormation");
+    }
+
+    #[test]
     fn template_uses_no_wildcard_action_and_no_secret_output() {
         let yaml = stack_yaml();
-        assert!(!yaml.contains("Action: \"*\"") && !yaml.contains("Action: '*'"));
-        assert!(!yaml.lines().any(|l| l.trim_start().starts_with("- ") && l.trim_end().ends_with(":*")));
         assert!(!yaml.contains("SecretAccessKey"), "the producer's secret never sits in the stack");
         assert!(!yaml.contains("AWS::IAM::AccessKey"));
-        assert!(yaml.contains("TABLE_NAME: !Ref EventDataTable"));
-        assert!(yaml.contains("Runtime: provided.al2023"));
-        assert!(yaml.contains("- ReportBatchItemFailures"));
+        let doc = document();
+        assert_eq!(
+            doc["Resources"]["Function"]["Properties"]["Environment"]["Variables"][TABLE_ENV],
+            serde_json::json!({"Ref": "EventDataTable"})
+        );
+        assert_eq!(doc["Resources"]["Function"]["Properties"]["Runtime"], "provided.al2023");
+        assert_eq!(
+            doc["Resources"]["EventSourceMapping"]["Properties"]["FunctionResponseTypes"],
+            serde_json::json!(["ReportBatchItemFailures"])
+        );
     }
 }

@@ -4,30 +4,26 @@
 //! failure (ReportBatchItemFailures) retries from the lowest reported sequence number; a function
 //! error bisects the batch (BisectBatchOnFunctionError, free of the retry quota) or retries it;
 //! after MaximumRetryAttempts, or past MaximumRecordAgeInSeconds, the batch's shard and sequence
-//! range go to the on-failure destination and the shard moves on.
+//! range go to the on-failure destination and the shard moves on. Reading the shard is `reader`'s.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 
+use super::Ctx;
 use super::checkpoint::Progress;
+use super::reader::{IDLE_POLL, ShardReader, event_record};
 use super::runtime::Outcome;
-use super::{Ctx, event_record};
 use crate::error::Error;
 use crate::process::Record;
 use crate::tweet::iso_millis;
 
-/// Lambda polls an idle shard about once a second.
-const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Kinesis allows five GetRecords calls per second per shard.
-const MIN_READ_GAP: Duration = Duration::from_millis(200);
 /// Lambda's limit on an invocation's payload.
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
@@ -276,176 +272,166 @@ impl Lane {
     }
 }
 
+/// A finished invocation: its lane, its batch, how it ended.
 type Done = (usize, Vec<Rec>, Outcome);
 
-/// Runs one shard until it is caught up (`until_idle`), closed, or the run stops.
+/// Runs one shard until it is caught up (`until_idle`), closed, or the run stops: reading
+/// (`ShardReader`) and dispatching (`Dispatcher`) take turns, and the loop sleeps until the next
+/// read, the next batch window or the next finished invocation.
 pub async fn run_shard(ctx: Arc<Ctx>, shard: String, until_idle: bool) -> Result<(), Error> {
-    let s = &ctx.settings;
-    let kinesis = &ctx.clients.kinesis;
-    let mut iterator = first_iterator(&ctx, &shard).await?;
-    let mut lanes: Vec<Lane> = (0..s.parallelization).map(|_| Lane::default()).collect();
-    let mut progress = Progress::default();
-    let mut inflight: FuturesUnordered<futures::future::BoxFuture<'static, Done>> = FuturesUnordered::new();
-    let mut next_read = Instant::now();
-    let mut last_read_seq: Option<String> = ctx.checkpoints.get(&shard);
-    let mut caught_up = false;
-    let cap = (s.batch_size * s.parallelization * 2).max(1_000);
-
+    let mut reader = ShardReader::open(&ctx, &shard).await?;
+    let mut dispatch = Dispatcher::new(ctx.clone(), shard);
     loop {
         let stopping = ctx.shutdown.is_triggered();
-        if stopping && inflight.is_empty() {
-            break;
-        }
-        let now = Instant::now();
-        if !stopping && progress.outstanding() < cap && now >= next_read {
-            match iterator.clone() {
-                None => caught_up = true,
-                Some(it) => {
-                    let limit = (cap - progress.outstanding()).min(10_000) as i32;
-                    match kinesis.get_records().shard_iterator(it).limit(limit).send().await {
-                        Ok(page) => {
-                            let behind = page.millis_behind_latest().unwrap_or(0);
-                            ctx.stats.set_lag(&shard, behind);
-                            let records = page.records();
-                            caught_up = records.is_empty() && behind == 0;
-                            for r in records {
-                                let record = event_record(r, &shard, &ctx.outputs, &ctx.role_arn);
-                                let bytes = record.kinesis.data.len() + 512;
-                                let rec = Rec {
-                                    ord: progress.read(r.sequence_number()),
-                                    seq: r.sequence_number().to_string(),
-                                    arrival: r.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64()),
-                                    bytes,
-                                    record,
-                                };
-                                let lane =
-                                    &mut lanes[lane_of(r.partition_key().unwrap_or_default(), s.parallelization)];
-                                if lane.queue.is_empty() {
-                                    lane.first_queued = Some(now);
-                                }
-                                lane.queue.push_back(rec);
-                            }
-                            if let Some(r) = records.last() {
-                                last_read_seq = Some(r.sequence_number().to_string());
-                            }
-                            iterator = page.next_shard_iterator().map(str::to_string);
-                            next_read = now + if records.is_empty() { IDLE_POLL } else { MIN_READ_GAP };
-                        }
-                        Err(e) => {
-                            let code = e.as_service_error().and_then(|x| x.code()).unwrap_or_default().to_string();
-                            if code == "ExpiredIteratorException" {
-                                iterator = iterator_after(&ctx, &shard, last_read_seq.as_deref()).await?;
-                            } else if matches!(code.as_str(), "ResourceNotFoundException" | "AccessDeniedException") {
-                                // The stream is gone or may not be read: nothing to wait for.
-                                return Err(Error::aws(
-                                    "GetRecords",
-                                    format!("{}/{shard}", ctx.outputs.stream_name),
-                                    e,
-                                ));
-                            } else if code != "ProvisionedThroughputExceededException" {
-                                ctx.stats
-                                    .error(format!("GetRecords on {shard}: {}", Error::aws("GetRecords", &shard, e)));
-                            }
-                            next_read = now + IDLE_POLL;
-                        }
-                    }
-                }
-            }
-        }
-
-        if !stopping {
-            for (i, lane) in lanes.iter_mut().enumerate() {
-                let Some(mut batch) = lane.take_batch(s, Instant::now()) else { continue };
-                if let Some(age) = s.max_record_age {
-                    let oldest_allowed = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - age.as_secs_f64();
-                    let expired = batch.iter().take_while(|r| r.arrival < oldest_allowed).count();
-                    if expired > 0 {
-                        let old: Vec<Rec> = batch.drain(..expired).collect();
-                        give_up(&ctx, &shard, &old, Condition::RecordAgeExceeded, 0, None).await;
-                        finish(&ctx, &shard, &mut progress, &old)?;
-                    }
-                }
-                if batch.is_empty() {
-                    continue;
-                }
-                lane.busy = true;
-                inflight.push(Box::pin(invoke(ctx.clone(), i, batch)));
-            }
-        }
-
-        let idle = lanes.iter().all(|l| l.queue.is_empty() && l.redo.is_empty()) && inflight.is_empty();
-        if until_idle && caught_up && idle {
-            break;
-        }
-
-        let wake = lanes.iter().filter_map(|l| l.due_at(s)).chain([next_read]).min().unwrap_or(next_read);
-        let wake = wake.max(Instant::now() + Duration::from_millis(5)).min(Instant::now() + IDLE_POLL);
-        let mut stop = ctx.shutdown.clone();
-        tokio::select! {
-            Some((lane_index, batch, outcome)) = inflight.next(), if !inflight.is_empty() => {
-                let lane = &mut lanes[lane_index];
-                lane.busy = false;
-                settle(&ctx, &shard, lane, &mut progress, batch, outcome).await?;
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = stop.wait(), if !stopping => {}
-        }
-    }
-    Ok(())
-}
-
-/// Applies the verdict of a finished invocation to its lane.
-async fn settle(
-    ctx: &Ctx,
-    shard: &str,
-    lane: &mut Lane,
-    progress: &mut Progress,
-    batch: Vec<Rec>,
-    outcome: Outcome,
-) -> Result<(), Error> {
-    let s = &ctx.settings;
-    let sequences: Vec<&str> = batch.iter().map(|r| r.seq.as_str()).collect();
-    let v = verdict(&outcome, &sequences, s);
-    ctx.stats.outcome(&outcome, &v);
-    let retry = match v {
-        Verdict::Done => {
-            lane.attempts = 0;
-            return finish(ctx, shard, progress, &batch);
-        }
-        Verdict::Bisect => {
-            let mut first = batch;
-            let second = first.split_off(first.len() / 2);
-            lane.redo.push_front(second);
-            lane.redo.push_front(first);
+        if stopping && dispatch.inflight.is_empty() {
             return Ok(());
         }
-        Verdict::RetryFrom(i) => {
-            let mut done = batch;
-            let rest = done.split_off(i);
-            finish(ctx, shard, progress, &done)?;
-            rest
+        if !stopping {
+            let records = reader.read(&ctx, dispatch.room()).await?;
+            dispatch.enqueue(&records);
+            dispatch.start_due().await?;
         }
-        Verdict::RetryAll => batch,
-    };
-    lane.attempts += 1;
-    if s.max_retries.is_some_and(|max| lane.attempts > max) {
-        let invokes = lane.attempts;
-        lane.attempts = 0;
-        give_up(ctx, shard, &retry, Condition::RetryAttemptsExhausted, invokes, Some(&outcome)).await;
-        return finish(ctx, shard, progress, &retry);
+        if until_idle && reader.caught_up() && dispatch.idle() {
+            return Ok(());
+        }
+        let wake = dispatch.next_due().unwrap_or(reader.next_read()).min(reader.next_read());
+        let wake = wake.max(Instant::now() + Duration::from_millis(5)).min(Instant::now() + IDLE_POLL);
+        tokio::select! {
+            Some(done) = dispatch.inflight.next(), if !dispatch.inflight.is_empty() => dispatch.settle(done).await?,
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = ctx.shutdown.wait(), if !stopping => {}
+        }
     }
-    ctx.stats.retry();
-    lane.redo.push_front(retry);
-    Ok(())
 }
 
-/// Marks records done and saves the shard's checkpoint when it moved.
-fn finish(ctx: &Ctx, shard: &str, progress: &mut Progress, batch: &[Rec]) -> Result<(), Error> {
-    ctx.stats.records_done(batch.len());
-    if let Some(seq) = progress.done(batch.iter().map(|r| r.ord)) {
-        ctx.checkpoints.set(shard, &seq)?;
+/// One shard's lanes and the invocations in flight.
+struct Dispatcher {
+    ctx: Arc<Ctx>,
+    shard: String,
+    lanes: Vec<Lane>,
+    progress: Progress,
+    inflight: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Records read but not done, at most: reading pauses above it.
+    cap: usize,
+}
+
+impl Dispatcher {
+    fn new(ctx: Arc<Ctx>, shard: String) -> Dispatcher {
+        let s = &ctx.settings;
+        let cap = (s.batch_size * s.parallelization * 2).max(1_000);
+        let lanes = (0..s.parallelization).map(|_| Lane::default()).collect();
+        Dispatcher { ctx, shard, lanes, progress: Progress::default(), inflight: FuturesUnordered::new(), cap }
     }
-    Ok(())
+
+    /// How many more records may be read now.
+    fn room(&self) -> usize {
+        self.cap.saturating_sub(self.progress.outstanding())
+    }
+
+    /// True when nothing is queued, waiting to be redone, or in flight.
+    fn idle(&self) -> bool {
+        self.lanes.iter().all(|l| l.queue.is_empty() && l.redo.is_empty()) && self.inflight.is_empty()
+    }
+
+    /// When the earliest batching window ends.
+    fn next_due(&self) -> Option<Instant> {
+        self.lanes.iter().filter_map(|l| l.due_at(&self.ctx.settings)).min()
+    }
+
+    /// Queues records just read, each in the lane of its partition key.
+    fn enqueue(&mut self, records: &[aws_sdk_kinesis::types::Record]) {
+        let (ctx, now) = (&self.ctx, Instant::now());
+        for r in records {
+            let record = event_record(r, &self.shard, &ctx.outputs, &ctx.role_arn);
+            let rec = Rec {
+                ord: self.progress.read(r.sequence_number()),
+                seq: r.sequence_number().to_string(),
+                arrival: r.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64()),
+                bytes: record.kinesis.data.len() + 512,
+                record,
+            };
+            let lane = &mut self.lanes[lane_of(r.partition_key().unwrap_or_default(), ctx.settings.parallelization)];
+            if lane.queue.is_empty() {
+                lane.first_queued = Some(now);
+            }
+            lane.queue.push_back(rec);
+        }
+    }
+
+    /// Starts the batches that are due, one per idle lane; records past MaximumRecordAgeInSeconds
+    /// are given up before the invocation, as Lambda does.
+    async fn start_due(&mut self) -> Result<(), Error> {
+        let ctx = self.ctx.clone();
+        for i in 0..self.lanes.len() {
+            let Some(mut batch) = self.lanes[i].take_batch(&ctx.settings, Instant::now()) else { continue };
+            if let Some(age) = ctx.settings.max_record_age {
+                let oldest_allowed = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - age.as_secs_f64();
+                let expired = batch.iter().take_while(|r| r.arrival < oldest_allowed).count();
+                if expired > 0 {
+                    let old: Vec<Rec> = batch.drain(..expired).collect();
+                    give_up(&ctx, &self.shard, &old, Condition::RecordAgeExceeded, 0, None).await;
+                    self.finish(&old)?;
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            self.lanes[i].busy = true;
+            self.inflight.push(Box::pin(invoke(ctx.clone(), i, batch)));
+        }
+        Ok(())
+    }
+
+    /// Applies the verdict of a finished invocation to its lane.
+    async fn settle(&mut self, (lane_index, batch, outcome): Done) -> Result<(), Error> {
+        let ctx = self.ctx.clone();
+        let s = &ctx.settings;
+        self.lanes[lane_index].busy = false;
+        let sequences: Vec<&str> = batch.iter().map(|r| r.seq.as_str()).collect();
+        let v = verdict(&outcome, &sequences, s);
+        ctx.stats.outcome(&outcome, &v);
+        let retry = match v {
+            Verdict::Done => {
+                self.lanes[lane_index].attempts = 0;
+                return self.finish(&batch);
+            }
+            Verdict::Bisect => {
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                let lane = &mut self.lanes[lane_index];
+                lane.redo.push_front(second);
+                lane.redo.push_front(first);
+                return Ok(());
+            }
+            Verdict::RetryFrom(i) => {
+                let mut done = batch;
+                let rest = done.split_off(i);
+                self.finish(&done)?;
+                rest
+            }
+            Verdict::RetryAll => batch,
+        };
+        let lane = &mut self.lanes[lane_index];
+        lane.attempts += 1;
+        if s.max_retries.is_some_and(|max| lane.attempts > max) {
+            let invokes = lane.attempts;
+            lane.attempts = 0;
+            give_up(&ctx, &self.shard, &retry, Condition::RetryAttemptsExhausted, invokes, Some(&outcome)).await;
+            return self.finish(&retry);
+        }
+        ctx.stats.retry();
+        lane.redo.push_front(retry);
+        Ok(())
+    }
+
+    /// Marks records done and saves the shard's checkpoint when it moved.
+    fn finish(&mut self, batch: &[Rec]) -> Result<(), Error> {
+        self.ctx.stats.records_done(batch.len());
+        if let Some(seq) = self.progress.done(batch.iter().map(|r| r.ord)) {
+            self.ctx.checkpoints.set(&self.shard, &seq)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sends the on-failure record (when the mapping has a destination) and counts the records skipped.
@@ -467,6 +453,7 @@ struct EventRef<'a> {
     records: Vec<&'a Record>,
 }
 
+/// Runs one batch in a warm (or new) execution environment.
 async fn invoke(ctx: Arc<Ctx>, lane: usize, batch: Vec<Rec>) -> Done {
     let event = EventRef { records: batch.iter().map(|r| &r.record).collect() };
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
@@ -481,26 +468,6 @@ async fn invoke(ctx: Arc<Ctx>, lane: usize, batch: Vec<Rec>) -> Done {
     };
     ctx.stats.returned();
     (lane, batch, outcome)
-}
-
-/// Where a shard starts: after its checkpoint, or at the mapping's starting position.
-async fn first_iterator(ctx: &Ctx, shard: &str) -> Result<Option<String>, Error> {
-    iterator_after(ctx, shard, ctx.checkpoints.get(shard).as_deref()).await
-}
-
-async fn iterator_after(ctx: &Ctx, shard: &str, seq: Option<&str>) -> Result<Option<String>, Error> {
-    let stream = &ctx.outputs.stream_name;
-    let req = ctx.clients.kinesis.get_shard_iterator().stream_name(stream).shard_id(shard);
-    let req = match (seq, &ctx.settings.start) {
-        (Some(seq), _) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq),
-        (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        (None, Start::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
-        (None, Start::AtTimestamp(t)) => req
-            .shard_iterator_type(ShardIteratorType::AtTimestamp)
-            .timestamp(aws_smithy_types::DateTime::from_secs_f64(*t)),
-    };
-    let out = req.send().await.map_err(|e| Error::aws("GetShardIterator", format!("{stream}/{shard}"), e))?;
-    Ok(out.shard_iterator)
 }
 
 #[cfg(test)]

@@ -37,10 +37,13 @@ pub struct FunctionSpec {
     /// The function's timeout.
     pub timeout: Duration,
     /// Receives every line the function writes to stdout or stderr (its CloudWatch log).
-    pub log: Arc<dyn Fn(&str) + Send + Sync>,
+    pub log: LogSink,
     /// Processes started so far (cold starts).
     pub starts: std::sync::atomic::AtomicU64,
 }
+
+/// Where the function's output lines go.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How one invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,8 @@ struct Api {
     ready: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
+    /// When the running process first asked for an invocation: the end of its init.
+    first_next: Mutex<Option<std::time::Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +116,8 @@ pub struct Environment {
     spec: Arc<FunctionSpec>,
     /// Processes started in this environment.
     pub starts: u64,
+    /// When the running process was started.
+    started_at: Option<std::time::Instant>,
 }
 
 impl Environment {
@@ -120,12 +127,18 @@ impl Environment {
         let addr = listener.local_addr()?;
         let api = Arc::new(Api::default());
         let server = tokio::spawn(serve(listener, api.clone(), spec.function_arn.clone()));
-        Ok(Environment { api, addr, server, child: None, readers: Vec::new(), spec, starts: 0 })
+        Ok(Environment { api, addr, server, child: None, readers: Vec::new(), spec, starts: 0, started_at: None })
     }
 
     /// The pid of the running bootstrap, if any.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
+    }
+
+    /// The running process's init: from its start to its first `next` request (a cold start).
+    pub fn init_duration(&self) -> Option<Duration> {
+        let first = (*lock(&self.api.first_next))?;
+        Some(first.saturating_duration_since(self.started_at?))
     }
 
     /// Where this environment's Runtime API listens (AWS_LAMBDA_RUNTIME_API).
@@ -162,6 +175,8 @@ impl Environment {
             }));
         }
         *lock(&self.api.init_error) = None;
+        *lock(&self.api.first_next) = None;
+        self.started_at = Some(std::time::Instant::now());
         self.child = Some(child);
         self.starts += 1;
         self.spec.starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -227,11 +242,9 @@ impl Drop for Environment {
     }
 }
 
-/// A request id in the UUID form Lambda uses.
+/// A request id in the form Lambda uses: a random (version 4) UUID.
 pub fn request_id() -> String {
-    let a: u128 = rand::random();
-    let h = format!("{a:032x}");
-    format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -262,6 +275,7 @@ async fn route(req: Request<Incoming>, api: &Api, function_arn: &str) -> Respons
         return reply(StatusCode::NOT_FOUND, "unknown path");
     };
     if req.method() == hyper::Method::GET && rest == "/invocation/next" {
+        lock(&api.first_next).get_or_insert_with(std::time::Instant::now);
         let pending = loop {
             if let Some(p) = lock(&api.next).take() {
                 break p;

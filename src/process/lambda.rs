@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
-use super::{DEFAULT_WRITE_CONCURRENCY, DynamoStore, Event, Options, handle_batch, metrics};
+use super::{BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Event, Options, handle_batch, metrics};
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
 use crate::template::{REJECTED_TABLE_ENV, TABLE_ENV};
@@ -47,7 +47,7 @@ pub async fn run_lambda() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         let started = Instant::now();
         let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
-        let (response, stats, fatal) = handle_batch(&event.payload, store, &opts).await;
+        let BatchOutcome { response, stats, fatal } = handle_batch(&event.payload, store, &opts).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             records = stats.records,

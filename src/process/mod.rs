@@ -1,7 +1,8 @@
-//! The function: `handle_batch` turns one Kinesis batch into table writes, quarantines what can
-//! never be written, and returns the response Lambda needs. `lambda::run_lambda` wires it to the
-//! Runtime API; `stream local` calls the same `handle_batch`.
-//! Decoding a record is `tweet`'s job (and `kpl`'s for aggregates); writes go through `store`.
+//! The function: `handle_batch` turns one Kinesis batch into table writes in four steps — decode,
+//! dedupe, write, quarantine — and returns one `BatchOutcome`: the response Lambda needs, the
+//! counts, and whether the function can work at all. `lambda::run_lambda` wires it to the Runtime
+//! API. Decoding a record is `tweet`'s job (and `kpl`'s for aggregates); writes go through `store`,
+//! resends through `retry`.
 
 pub mod event;
 pub mod lambda;
@@ -14,19 +15,19 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use futures::StreamExt;
-use rand::Rng;
 use serde::Serialize;
 
 pub use event::{Event, Record, Response};
-pub use store::{Attrs, DynamoStore, Failure, MemoryStore, Store, StoreError, Target};
+pub use store::{Attrs, DynamoStore, MemoryStore, Store, Target};
 
+use crate::dynamo::MAX_BATCH_WRITE;
+use crate::error::{Disposition, Error};
 use crate::kpl;
+use crate::retry::{self, Policy};
 use crate::tweet::{Item, MAX_ITEM_BYTES, attr, item_from_payload};
 use store::rejected_attr;
 
-/// DynamoDB BatchWriteItem takes at most 25 requests per call.
-pub const MAX_BATCH_WRITE: usize = 25;
-/// Attempts of one chunk before its records are reported as failed (UnprocessedItems, throttling).
+/// Calls of one chunk before its records are reported as failed (UnprocessedItems, throttling).
 pub const MAX_WRITE_ATTEMPTS: u32 = 8;
 /// Time kept back from the invocation's deadline to send the response.
 pub const DEADLINE_RESERVE: Duration = Duration::from_millis(500);
@@ -34,9 +35,6 @@ pub const DEADLINE_RESERVE: Duration = Duration::from_millis(500);
 pub const DEFAULT_WRITE_CONCURRENCY: usize = 8;
 /// Payload bytes kept in a quarantine item: room for the other attributes under 400 KB.
 pub const MAX_QUARANTINED_PAYLOAD: usize = MAX_ITEM_BYTES - 8 * 1024;
-
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 /// How one invocation runs.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +49,10 @@ impl Options {
     /// Options with `timeout` from now and the default concurrency.
     pub fn within(timeout: Duration) -> Self {
         Options { deadline: Instant::now() + timeout, concurrency: DEFAULT_WRITE_CONCURRENCY }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy { max_attempts: MAX_WRITE_ATTEMPTS, deadline: Some((self.deadline, DEADLINE_RESERVE)) }
     }
 }
 
@@ -75,6 +77,18 @@ pub struct BatchStats {
     pub oldest_arrival: f64,
 }
 
+/// What `handle_batch` came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutcome {
+    /// The partial batch response: the first record not done, if any.
+    pub response: Response,
+    /// The counts.
+    pub stats: BatchStats,
+    /// Set when the function cannot work at all (no table, no credentials, no permission):
+    /// Lambda should see an invocation error then, not a partial response.
+    pub fatal: Option<String>,
+}
+
 /// A user record that can never be written, kept with what it takes to find and replay it.
 struct Poison<'a> {
     pos: usize,
@@ -84,68 +98,108 @@ struct Poison<'a> {
     reason: String,
 }
 
-/// Processes one batch: decodes every record in order (deaggregating KPL aggregates), quarantines
-/// poison records, writes the items in chunks of 25 with duplicate keys removed (the later record
-/// wins), several chunks at once, and returns the response Lambda needs.
+/// Processes one batch: decodes every record in order (deaggregating KPL aggregates), drops
+/// duplicate keys (the later record wins), writes the items in chunks of 25, several chunks at
+/// once, and quarantines the poison records and the items DynamoDB refuses.
 ///
 /// Lambda checkpoints at the lowest sequence number reported and delivers everything from it again,
 /// so the response names only the first record whose write (or quarantine) did not make it; puts are
 /// keyed, so what is delivered twice overwrites itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
-/// The third value is set when the function cannot work at all (no table, no credentials, no
-/// permission): Lambda should see an invocation error then, not a partial response.
-pub async fn handle_batch<S: Store>(
-    event: &Event,
-    store: &S,
-    opts: &Options,
-) -> (Response, BatchStats, Option<String>) {
+pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) -> BatchOutcome {
     let records = &event.records;
-    let mut stats = BatchStats { records: records.len(), ..Default::default() };
-    stats.oldest_arrival = records
-        .iter()
-        .map(|r| r.kinesis.approximate_arrival_timestamp)
-        .filter(|t| *t > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    if !stats.oldest_arrival.is_finite() {
-        stats.oldest_arrival = 0.0;
-    }
+    let payloads = payloads(records);
+    let decoded = decode(records, &payloads);
+    let (items, duplicates) = dedupe_keep_last(decoded.items);
+    let now = chrono::Utc::now();
+    let quarantined: Vec<(usize, Attrs)> = decoded.poison.iter().map(|p| quarantine(records, p, now)).collect();
 
-    // Decode. Payloads are decoded into one buffer per record, kept for quarantine.
-    let payloads: Vec<Option<Vec<u8>>> =
-        records.iter().map(|r| base64::engine::general_purpose::STANDARD.decode(&r.kinesis.data).ok()).collect();
-    let mut items: Vec<(usize, Item)> = Vec::with_capacity(records.len());
-    let mut poison: Vec<Poison<'_>> = Vec::new();
-    for (pos, (record, payload)) in records.iter().zip(&payloads).enumerate() {
-        let pk = record.kinesis.partition_key.as_str();
-        let Some(payload) = payload else {
-            let raw = record.kinesis.data.as_bytes();
-            poison.push(Poison {
+    let mut units: Vec<(Target, &[(usize, Attrs)])> = Vec::new();
+    units.extend(items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Events, c)));
+    units.extend(quarantined.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)));
+    let mut report = write_all(store, &units, opts).await;
+
+    // Items DynamoDB refused one by one can never be written either: quarantine their records.
+    if !report.refused.is_empty() && report.fatal.is_none() {
+        let refused = std::mem::take(&mut report.refused);
+        let poison: Vec<Poison<'_>> = refused
+            .into_iter()
+            .map(|(pos, why)| Poison {
                 pos,
                 sub: None,
-                partition_key: pk,
-                payload: raw,
-                reason: "data is not base64".into(),
-            });
+                partition_key: &records[pos].kinesis.partition_key,
+                payload: payloads[pos].as_deref().unwrap_or_default(),
+                reason: format!("DynamoDB refused the item: {why}"),
+            })
+            .collect();
+        let extra: Vec<(usize, Attrs)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
+        let units: Vec<_> = extra.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)).collect();
+        let more = write_all(store, &units, opts).await;
+        // The quarantine itself refused them: report them, so they are delivered again.
+        report.absorb(more);
+    }
+
+    let mut stats = BatchStats {
+        records: records.len(),
+        user_records: decoded.user_records,
+        written: report.written,
+        duplicates,
+        quarantined: report.quarantined,
+        retries: report.retries,
+        not_done: 0,
+        oldest_arrival: oldest_arrival(records),
+    };
+    let mut response = Response::default();
+    if let Some(pos) = report.first_failed {
+        stats.not_done = records.len() - pos;
+        response.add_failure(records[pos].kinesis.sequence_number.clone());
+    }
+    BatchOutcome { response, stats, fatal: report.fatal }
+}
+
+/// The payloads of the records, base64-decoded; `None` for data that is not base64. Kept whole
+/// for the batch: poison records are quarantined with their bytes.
+fn payloads(records: &[Record]) -> Vec<Option<Vec<u8>>> {
+    records.iter().map(|r| base64::engine::general_purpose::STANDARD.decode(&r.kinesis.data).ok()).collect()
+}
+
+/// The batch decoded: the items in batch order, the poison records, the user records counted.
+struct Decoded<'a> {
+    items: Vec<(usize, Item)>,
+    poison: Vec<Poison<'a>>,
+    user_records: usize,
+}
+
+/// Decodes every record in order; a KPL aggregate yields its sub-records. Poison keeps its reason.
+fn decode<'a>(records: &'a [Record], payloads: &'a [Option<Vec<u8>>]) -> Decoded<'a> {
+    let mut d = Decoded { items: Vec::with_capacity(records.len()), poison: Vec::new(), user_records: 0 };
+    for (pos, (record, payload)) in records.iter().zip(payloads).enumerate() {
+        let pk = record.kinesis.partition_key.as_str();
+        let mut poison = |sub, partition_key, payload, reason: String| {
+            d.poison.push(Poison { pos, sub, partition_key, payload, reason });
+        };
+        let Some(payload) = payload else {
+            poison(None, pk, record.kinesis.data.as_bytes(), "data is not base64".into());
             continue;
         };
         if !kpl::is_aggregate(payload) {
-            stats.user_records += 1;
+            d.user_records += 1;
             match item_from_payload(payload) {
-                Ok(item) => items.push((pos, item)),
-                Err(why) => poison.push(Poison { pos, sub: None, partition_key: pk, payload, reason: why.to_string() }),
+                Ok(item) => d.items.push((pos, item)),
+                Err(why) => poison(None, pk, payload, why.to_string()),
             }
             continue;
         }
         // KPL aggregates carry many user records under one sequence number: a failure in any
         // of them can only point at the parent. Lambda does not deaggregate; we do.
         match kpl::deaggregate(payload) {
-            Err(why) => poison.push(Poison { pos, sub: None, partition_key: pk, payload, reason: why.to_string() }),
+            Err(why) => poison(None, pk, payload, why.to_string()),
             Ok(subs) => {
-                stats.user_records += subs.len();
+                d.user_records += subs.len();
                 for (i, sub) in subs.iter().enumerate() {
                     match item_from_payload(sub.data) {
-                        Ok(item) => items.push((pos, item)),
-                        Err(why) => poison.push(Poison {
+                        Ok(item) => d.items.push((pos, item)),
+                        Err(why) => d.poison.push(Poison {
                             pos,
                             sub: Some(i),
                             partition_key: sub.partition_key,
@@ -157,106 +211,12 @@ pub async fn handle_batch<S: Store>(
             }
         }
     }
-    let survivors = dedupe_keep_last(&items);
-    stats.duplicates = items.len() - survivors.len();
-
-    // Write units: chunks of items and chunks of quarantine records, each with batch positions.
-    let now = chrono::Utc::now();
-    let mut units: Vec<(Target, Vec<(usize, Attrs)>)> = Vec::new();
-    let mut item_attrs: Vec<(usize, Attrs)> = Vec::with_capacity(survivors.len());
-    let mut items = items.into_iter().map(Some).collect::<Vec<_>>();
-    for i in survivors {
-        if let Some((pos, item)) = items[i].take() {
-            item_attrs.push((pos, into_attributes(item)));
-        }
-    }
-    let mut rest = item_attrs.into_iter().peekable();
-    while rest.peek().is_some() {
-        units.push((Target::Events, rest.by_ref().take(MAX_BATCH_WRITE).collect()));
-    }
-    for p in &poison {
-        let record = &records[p.pos];
-        tracing::warn!(
-            shard = record.shard_id(),
-            sequence_number = %record.kinesis.sequence_number,
-            sub_record = p.sub,
-            reason = %p.reason,
-            "record quarantined"
-        );
-    }
-    let quarantined: Vec<(usize, Attrs)> =
-        poison.iter().map(|p| (p.pos, quarantine_item(&records[p.pos], p, now))).collect();
-    let mut rest = quarantined.into_iter().peekable();
-    while rest.peek().is_some() {
-        units.push((Target::Rejected, rest.by_ref().take(MAX_BATCH_WRITE).collect()));
-    }
-
-    // Write, several chunks at once. Keys are unique in the batch after dedupe, so no two
-    // chunks touch the same key and order per key is kept.
-    let results: Vec<(Target, ChunkResult)> = futures::stream::iter(units.iter())
-        .map(|(target, unit)| async move { (*target, write_with_retries(store, *target, unit, opts.deadline).await) })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    let mut first_failed: Option<usize> = None;
-    let mut fatal = None;
-    let mut refused: Vec<(usize, String)> = Vec::new();
-    let mut fail_at = |pos: usize| first_failed = Some(first_failed.map_or(pos, |f: usize| f.min(pos)));
-    for (target, r) in results {
-        match target {
-            Target::Events => stats.written += r.written,
-            Target::Rejected => stats.quarantined += r.written,
-        }
-        stats.retries += r.retries;
-        if let Some(pos) = r.failed {
-            fail_at(pos);
-        }
-        fatal = fatal.or(r.fatal);
-        match target {
-            Target::Events => refused.extend(r.refused),
-            // The quarantine itself refused the record: report it, so it is delivered again.
-            Target::Rejected => r.refused.iter().for_each(|(pos, _)| fail_at(*pos)),
-        }
-    }
-
-    // Items DynamoDB refused one by one are poison too: quarantine their records.
-    if !refused.is_empty() && fatal.is_none() {
-        let extra: Vec<(usize, Attrs)> = refused
-            .iter()
-            .map(|(pos, why)| {
-                let record = &records[*pos];
-                let payload = payloads[*pos].as_deref().unwrap_or_default();
-                let p = Poison {
-                    pos: *pos,
-                    sub: None,
-                    partition_key: &record.kinesis.partition_key,
-                    payload,
-                    reason: format!("DynamoDB refused the item: {why}"),
-                };
-                tracing::warn!(shard = record.shard_id(), sequence_number = %record.kinesis.sequence_number, reason = %p.reason, "record quarantined");
-                (*pos, quarantine_item(record, &p, now))
-            })
-            .collect();
-        for unit in extra.chunks(MAX_BATCH_WRITE) {
-            let r = write_with_retries(store, Target::Rejected, unit, opts.deadline).await;
-            stats.quarantined += r.written;
-            stats.retries += r.retries;
-            r.failed.into_iter().chain(r.refused.iter().map(|(p, _)| *p)).for_each(&mut fail_at);
-            fatal = fatal.or(r.fatal);
-        }
-    }
-
-    let mut response = Response::default();
-    if let Some(pos) = first_failed {
-        stats.not_done = records.len() - pos;
-        response.add_failure(records[pos].kinesis.sequence_number.clone());
-    }
-    (response, stats, fatal)
+    d
 }
 
-/// Indices of `items` to write: for each key, the last occurrence (the highest sequence number),
-/// in batch order. Sorting indices by borrowed keys avoids copying any key.
-fn dedupe_keep_last(items: &[(usize, Item)]) -> Vec<usize> {
+/// For each key the last occurrence (the highest sequence number), in batch order, as attributes;
+/// and how many were dropped. Sorting indices by borrowed keys avoids copying any key.
+fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Attrs)>, usize) {
     let key = |i: usize| (items[i].1.username.as_str(), items[i].1.id.as_str());
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
@@ -267,7 +227,21 @@ fn dedupe_keep_last(items: &[(usize, Item)]) -> Vec<usize> {
         .map(|(_, &i)| i)
         .collect();
     keep.sort_unstable();
-    keep
+    let dropped = items.len() - keep.len();
+    let mut items: Vec<Option<(usize, Item)>> = items.into_iter().map(Some).collect();
+    let kept =
+        keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, into_attributes(item))).collect();
+    (kept, dropped)
+}
+
+/// Earliest arrival time in the batch (seconds since the epoch), 0 when none is known.
+fn oldest_arrival(records: &[Record]) -> f64 {
+    let oldest = records
+        .iter()
+        .map(|r| r.kinesis.approximate_arrival_timestamp)
+        .filter(|t| *t > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if oldest.is_finite() { oldest } else { 0.0 }
 }
 
 /// An item as DynamoDB attributes (moves the strings).
@@ -278,6 +252,19 @@ pub fn into_attributes(item: Item) -> Attrs {
         (attr::TIMESTAMP.to_string(), AttributeValue::S(item.timestamp)),
         (attr::MESSAGE.to_string(), AttributeValue::S(item.message)),
     ])
+}
+
+/// The quarantine item of a poison record, logged with its shard and sequence number.
+fn quarantine(records: &[Record], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Attrs) {
+    let record = &records[p.pos];
+    tracing::warn!(
+        shard = record.shard_id(),
+        sequence_number = %record.kinesis.sequence_number,
+        sub_record = p.sub,
+        reason = %p.reason,
+        "record quarantined"
+    );
+    (p.pos, quarantine_item(record, p, now))
 }
 
 /// The quarantine item of a poison record: where it came from, why, and its bytes.
@@ -311,6 +298,73 @@ fn quarantine_item(record: &Record, p: &Poison<'_>, now: chrono::DateTime<chrono
     item
 }
 
+/// What writing chunks came to.
+#[derive(Debug, Default)]
+struct WriteReport {
+    written: usize,
+    quarantined: usize,
+    retries: usize,
+    /// Lowest batch position among the records not done.
+    first_failed: Option<usize>,
+    /// Items of the events table that DynamoDB refused on their own: (batch position, why).
+    refused: Vec<(usize, String)>,
+    /// The function cannot work at all.
+    fatal: Option<String>,
+}
+
+impl WriteReport {
+    fn fail_at(&mut self, pos: usize) {
+        self.first_failed = Some(self.first_failed.map_or(pos, |f| f.min(pos)));
+    }
+
+    /// Adds one chunk's result.
+    fn add(&mut self, target: Target, chunk: ChunkResult) {
+        match target {
+            Target::Events => {
+                self.written += chunk.written;
+                self.refused.extend(chunk.refused);
+            }
+            Target::Rejected => {
+                self.quarantined += chunk.written;
+                // The quarantine itself refused the record: report it, so it is delivered again.
+                chunk.refused.iter().for_each(|(pos, _)| self.fail_at(*pos));
+            }
+        }
+        self.retries += chunk.retries;
+        if let Some(pos) = chunk.failed {
+            self.fail_at(pos);
+        }
+        self.fatal = self.fatal.take().or(chunk.fatal);
+    }
+
+    /// Adds a second round of writes (the quarantine of refused items).
+    fn absorb(&mut self, more: WriteReport) {
+        self.written += more.written;
+        self.quarantined += more.quarantined;
+        self.retries += more.retries;
+        if let Some(pos) = more.first_failed {
+            self.fail_at(pos);
+        }
+        more.refused.iter().for_each(|(pos, _)| self.fail_at(*pos));
+        self.fatal = self.fatal.take().or(more.fatal);
+    }
+}
+
+/// Writes every chunk, several at once. Keys are unique in the batch after dedupe, so no two
+/// chunks touch the same key and the order per key is kept.
+async fn write_all<S: Store>(store: &S, units: &[(Target, &[(usize, Attrs)])], opts: &Options) -> WriteReport {
+    let results: Vec<(Target, ChunkResult)> = futures::stream::iter(units)
+        .map(|&(target, unit)| async move { (target, write_chunk(store, target, unit, opts).await) })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = WriteReport::default();
+    for (target, chunk) in results {
+        report.add(target, chunk);
+    }
+    report
+}
+
 /// What writing one chunk came to.
 #[derive(Debug, Default)]
 struct ChunkResult {
@@ -324,93 +378,107 @@ struct ChunkResult {
     fatal: Option<String>,
 }
 
-/// Writes one chunk, resending what comes back unprocessed (or throttled, or 5xx) with exponential
-/// backoff and jitter, while the deadline leaves room to answer. When DynamoDB refuses the chunk
-/// (ValidationException), each item is tried alone to find the ones it refuses.
-async fn write_with_retries<S: Store>(
-    store: &S,
-    target: Target,
-    unit: &[(usize, Attrs)],
-    deadline: Instant,
-) -> ChunkResult {
+/// Writes one chunk, resending what comes back unprocessed (or throttled, or 5xx) while the
+/// deadline leaves room to answer. When DynamoDB refuses the chunk (a `Rejected` error, such as a
+/// ValidationException), each item is tried alone to find the ones it refuses.
+async fn write_chunk<S: Store>(store: &S, target: Target, unit: &[(usize, Attrs)], opts: &Options) -> ChunkResult {
     let mut result = ChunkResult::default();
-    let all: Vec<usize> = (0..unit.len()).collect();
-    let (pending, error) = attempt(store, target, unit, all, deadline, &mut result.retries).await;
-    let mut left = pending;
-    match error {
-        Some(e) if e.failure == Failure::Fatal => result.fatal = Some(e.message),
-        Some(e) if e.failure == Failure::Refused => {
+    let first = send(store, target, unit, (0..unit.len()).collect(), opts).await;
+    result.retries += first.resends;
+    let mut left = first.failed;
+    match first.stopped_by {
+        Some(e) if e.disposition() == Disposition::Fatal => result.fatal = Some(e.to_string()),
+        Some(_) => {
             let mut still = Vec::new();
             for i in left {
-                match attempt(store, target, unit, vec![i], deadline, &mut result.retries).await {
-                    (_, Some(e)) if e.failure == Failure::Refused => result.refused.push((unit[i].0, e.message)),
-                    (_, Some(e)) if e.failure == Failure::Fatal => {
-                        result.fatal = Some(e.message);
+                let alone = send(store, target, unit, vec![i], opts).await;
+                result.retries += alone.resends;
+                match alone.stopped_by {
+                    Some(e) if e.disposition() == Disposition::Rejected => {
+                        result.refused.push((unit[i].0, e.to_string()))
+                    }
+                    Some(e) => {
+                        result.fatal = Some(e.to_string());
                         still.push(i);
                     }
-                    (p, _) => still.extend(p),
+                    None => still.extend(alone.failed),
                 }
             }
             left = still;
         }
-        _ => {}
+        None => {}
     }
     result.written = unit.len() - left.len() - result.refused.len();
     result.failed = left.iter().map(|&i| unit[i].0).min();
     result
 }
 
-/// Sends `pending` (indices into `unit`) until all are written, the attempts or the time run out, or
-/// an error that retrying cannot fix. Returns what is left and that error.
-async fn attempt<S: Store>(
+/// What sending part of a chunk came to: indices into the chunk still not written, and why it stopped.
+struct Sent {
+    failed: Vec<usize>,
+    resends: usize,
+    stopped_by: Option<Error>,
+}
+
+/// Sends the items `subset` of `unit` through `retry::resend`.
+async fn send<S: Store>(
     store: &S,
     target: Target,
     unit: &[(usize, Attrs)],
-    mut pending: Vec<usize>,
-    deadline: Instant,
-    retries: &mut usize,
-) -> (Vec<usize>, Option<StoreError>) {
-    for n in 0..MAX_WRITE_ATTEMPTS {
-        if n > 0 {
-            let delay = backoff(n);
-            if Instant::now() + delay + DEADLINE_RESERVE >= deadline {
-                tracing::warn!(left = pending.len(), "deadline near: leaving the rest to Lambda's retry");
-                break;
+    subset: Vec<usize>,
+    opts: &Options,
+) -> Sent {
+    let resent = retry::resend(subset.len(), opts.policy(), |indices: Vec<usize>| {
+        let items: Vec<&Attrs> = indices.iter().map(|&j| &unit[subset[j]].1).collect();
+        async move {
+            let left = store.write(target, &items).await?;
+            if !left.is_empty() {
+                tracing::info!(unprocessed = left.len(), "BatchWriteItem left items unprocessed");
             }
-            *retries += 1;
-            tokio::time::sleep(delay).await;
+            Ok(left.into_iter().map(|k| (indices[k], "unprocessed".to_string())).collect())
         }
-        let refs: Vec<&Attrs> = pending.iter().map(|&i| &unit[i].1).collect();
-        match store.write(target, &refs).await {
-            Ok(left) if left.is_empty() => return (Vec::new(), None),
-            Ok(left) => {
-                pending = left.iter().filter_map(|&j| pending.get(j).copied()).collect();
-                tracing::info!(unprocessed = pending.len(), attempt = n, "BatchWriteItem left items unprocessed");
-            }
-            Err(e) if e.retryable() => {
-                tracing::warn!(error = %e.message, attempt = n, "BatchWriteItem failed; retrying")
-            }
-            Err(e) => {
-                tracing::error!(error = %e.message, "BatchWriteItem failed");
-                return (pending, Some(e));
-            }
-        }
+    })
+    .await;
+    Sent {
+        failed: resent.failed.into_iter().map(|(j, _)| subset[j]).collect(),
+        resends: resent.resends,
+        stopped_by: resent.stopped_by,
     }
-    (pending, None)
 }
 
-/// Full-jitter exponential backoff: a random delay between half and all of min(cap, base · 2^attempt).
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
-    let millis = ceiling.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(millis / 2..=millis.max(1)))
-}
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD as B64;
     use std::collections::HashMap;
     use std::sync::Mutex;
+
+    /// How a scripted call fails: by the error code DynamoDB would send.
+    #[derive(Debug, Clone, Copy)]
+    enum Failure {
+        /// ProvisionedThroughputExceededException.
+        Transient,
+        /// ValidationException: the items are refused.
+        Refused,
+        /// ResourceNotFoundException: no table.
+        Fatal,
+    }
+
+    fn error(failure: Failure) -> Error {
+        let code = match failure {
+            Failure::Transient => "ProvisionedThroughputExceededException",
+            Failure::Refused => "ValidationException",
+            Failure::Fatal => "ResourceNotFoundException",
+        };
+        Error::Aws {
+            op: "BatchWriteItem",
+            resource: "T".into(),
+            message: "boom".into(),
+            kind: crate::error::AwsFailure::Service,
+            code: Some(code.into()),
+            detail: String::new(),
+        }
+    }
 
     /// A store that records every call and answers from a script: per call index, how many items to
     /// leave unprocessed, or an error to return.
@@ -422,12 +490,12 @@ mod tests {
     }
 
     impl Store for ScriptedStore {
-        async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, StoreError> {
+        async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
             let mut calls = self.calls.lock().expect("lock");
             let n = calls.len();
             calls.push((target, items.iter().map(|i| (*i).clone()).collect()));
             if let Some(&failure) = self.errors.lock().expect("lock").get(&n) {
-                return Err(StoreError { message: "boom".into(), failure });
+                return Err(error(failure));
             }
             let left = self.unprocessed.lock().expect("lock").get(&n).copied().unwrap_or(0);
             Ok((items.len() - left.min(items.len())..items.len()).collect())
@@ -483,7 +551,7 @@ mod tests {
     async fn batch_is_written_in_chunks_of_25() {
         let store = ScriptedStore::default();
         let ev = event((0..60).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         let sizes: Vec<usize> = store.calls.lock().expect("lock").iter().map(|c| c.1.len()).collect();
         assert_eq!(sizes, vec![25, 25, 10]);
@@ -500,7 +568,7 @@ mod tests {
             record(3, &tweet(7, "u", "second")),
             record(4, &tweet(7, "v", "same id, other user")),
         ]);
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 1);
         let calls = store.calls.lock().expect("lock");
@@ -525,7 +593,7 @@ mod tests {
         let store = ScriptedStore::default();
         store.unprocessed.lock().expect("lock").insert(0, 3);
         let ev = event((0..10).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 2);
         assert_eq!(store.ids(1), vec!["7", "8", "9"]);
@@ -540,14 +608,14 @@ mod tests {
         // call 4: its quarantine.
         store.errors.lock().expect("lock").extend([(0, Failure::Refused), (2, Failure::Refused)]);
         let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats, fatal) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, fatal } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty() && fatal.is_none());
         assert_eq!((stats.written, stats.quarantined), (2, 1));
         let calls = store.calls.lock().expect("lock");
         assert_eq!(calls.len(), 5);
         assert_eq!(calls[4].0, Target::Rejected);
         let reason = calls[4].1[0][rejected_attr::REASON].as_s().expect("s").clone();
-        assert_eq!(reason, "DynamoDB refused the item: boom");
+        assert_eq!(reason, "DynamoDB refused the item: BatchWriteItem on T: boom");
         assert_eq!(calls[4].1[0][rejected_attr::SEQUENCE].as_s().expect("s"), "00001");
     }
 
@@ -556,8 +624,8 @@ mod tests {
         let store = ScriptedStore::default();
         store.errors.lock().expect("lock").insert(0, Failure::Fatal);
         let ev = event(vec![record(1, &tweet(1, "u", "t"))]);
-        let (_, _, fatal) = handle_batch(&ev, &store, &far()).await;
-        assert_eq!(fatal.as_deref(), Some("boom"));
+        let BatchOutcome { fatal, .. } = handle_batch(&ev, &store, &far()).await;
+        assert_eq!(fatal.as_deref(), Some("BatchWriteItem on T: boom"));
         assert_eq!(store.count(), 1, "no retries of a call that cannot succeed");
     }
 
@@ -566,7 +634,7 @@ mod tests {
         let store = ScriptedStore::default();
         store.errors.lock().expect("lock").insert(0, Failure::Transient);
         let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(store.count(), 2);
         assert_eq!(stats.written, 3);
@@ -577,7 +645,7 @@ mod tests {
         let store = ScriptedStore::default();
         store.errors.lock().expect("lock").extend((1..=MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
         let ev = event((0..60).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00025"]);
         assert_eq!(stats.written, 35, "the other chunks are written; Lambda's replay overwrites them");
         assert_eq!(stats.not_done, 35);
@@ -599,7 +667,7 @@ mod tests {
         bad_b64.kinesis.data = "%%%".into();
         let mut ev = ev;
         ev.records.push(bad_b64);
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty(), "poison never blocks the shard");
         assert_eq!(stats.written, 2);
         assert_eq!(stats.quarantined, 5);
@@ -627,7 +695,7 @@ mod tests {
         // Call 0 writes the items, then the quarantine fails on every attempt.
         store.errors.lock().expect("lock").extend((1..=MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
         let ev = event(vec![record(1, &tweet(1, "u", "ok")), record(2, b"junk"), record(3, &tweet(3, "u", "ok"))]);
-        let (resp, _, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, .. } = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00002"]);
     }
 
@@ -641,7 +709,7 @@ mod tests {
         let n = bad_digest.len();
         bad_digest[n - 1] ^= 0xFF;
         let ev = event(vec![record(1, &good), record(2, &mixed), record(3, &bad_digest)]);
-        let (resp, stats, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(stats.user_records, 4, "two aggregates read, the bad one counts as nothing");
         let ids: Vec<String> = store.items(Target::Events).keys().map(|(_, id)| id.clone()).collect();
@@ -665,7 +733,7 @@ mod tests {
         let (t1, t2) = (tweet(1, "u", "a"), tweet(2, "v", "b"));
         let agg = kpl::aggregate([("u", t1.as_slice()), ("v", t2.as_slice())]);
         let ev = event(vec![record(9, &agg)]);
-        let (resp, _, _) = handle_batch(&ev, &store, &far()).await;
+        let BatchOutcome { response: resp, .. } = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00009"]);
     }
 
@@ -675,7 +743,7 @@ mod tests {
         store.unprocessed.lock().expect("lock").extend((0..10).map(|n| (n, 1)));
         let ev = event((0..5).map(|i| record(i, &tweet(i, "u", "t"))).collect());
         let opts = Options { deadline: Instant::now() + Duration::from_millis(100), concurrency: 4 };
-        let (resp, _, _) = handle_batch(&ev, &store, &opts).await;
+        let BatchOutcome { response: resp, .. } = handle_batch(&ev, &store, &opts).await;
         // The last item of the chunk (position 4) stays unprocessed; there is no time to resend it.
         assert_eq!(failures(&resp), vec!["00004"]);
     }
@@ -685,7 +753,7 @@ mod tests {
         let store = MemoryStore::default();
         let ev = event((0..10_000).map(|i| record(i, &tweet(i, &format!("u{}", i % 97), "t"))).collect());
         let opts = Options { deadline: Instant::now() + Duration::from_secs(60), concurrency: 8 };
-        let (resp, stats, _) = handle_batch(&ev, &store, &opts).await;
+        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &opts).await;
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(stats.written, 10_000);
         assert_eq!(store.items(Target::Events).len(), 10_000);
@@ -713,15 +781,7 @@ mod tests {
         assert_eq!(store.write(Target::Events, &[&a, &b]).await.expect("call succeeds"), vec![1]);
         assert_eq!(rule.num_calls(), 1);
         let err = store.write(Target::Rejected, &[&a]).await.expect_err("no quarantine table");
-        assert_eq!(err.failure, Failure::Fatal);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..30 {
-            assert!(backoff(attempt) <= BACKOFF_CAP);
-        }
-        assert!(backoff(1) <= Duration::from_millis(100));
+        assert_eq!(err.disposition(), Disposition::Fatal);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Where the handler's writes go: the events table and the quarantine table, through
-//! BatchWriteItem (`DynamoStore`), or memory (`MemoryStore`, for tests and benchmarks without a
-//! network). The handler sees only `Store`.
+//! BatchWriteItem (`DynamoStore`, via `dynamo`), or memory (`MemoryStore`, for tests and benchmarks
+//! without a network). The handler sees only `Store`; a failed write is an `Error`, whose
+//! disposition says whether to try again.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::{AwsFailure, Error};
+use crate::dynamo;
+use crate::error::Error;
 use crate::tweet::attr;
 
 /// DynamoDB attributes of one item.
@@ -65,38 +66,11 @@ impl Target {
     }
 }
 
-/// How a failed write should be treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// Throttling, 5xx, timeouts: try again.
-    Transient,
-    /// DynamoDB refused these items (ValidationException): retrying the same call cannot help.
-    Refused,
-    /// The function cannot work at all (no credentials, no table, no permission).
-    Fatal,
-}
-
-/// A failed write, as the handler needs to know it.
-#[derive(Debug, Clone)]
-pub struct StoreError {
-    /// Operation, code and message.
-    pub message: String,
-    /// What to do about it.
-    pub failure: Failure,
-}
-
-impl StoreError {
-    /// True when trying again may succeed.
-    pub fn retryable(&self) -> bool {
-        self.failure == Failure::Transient
-    }
-}
-
 /// Where items go.
 pub trait Store: Sync {
     /// Writes up to 25 items with distinct keys to `target` in one call and returns the indices
     /// (into `items`) of those left unprocessed.
-    fn write(&self, target: Target, items: &[&Attrs]) -> impl Future<Output = Result<Vec<usize>, StoreError>> + Send;
+    fn write(&self, target: Target, items: &[&Attrs]) -> impl Future<Output = Result<Vec<usize>, Error>> + Send;
 }
 
 /// The tables, through BatchWriteItem.
@@ -122,48 +96,22 @@ impl DynamoStore {
 }
 
 impl Store for DynamoStore {
-    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, StoreError> {
-        let table = self
-            .table(target)
-            .ok_or_else(|| StoreError { message: "no quarantine table configured".into(), failure: Failure::Fatal })?;
+    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
+        let table = self.table(target).ok_or_else(|| {
+            Error::config(
+                "no quarantine table configured",
+                "deploy with `stream deploy`, which sets REJECTED_TABLE_NAME",
+            )
+        })?;
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             let put = PutRequest::builder()
                 .set_item(Some((*item).clone()))
                 .build()
-                .map_err(|e| StoreError { message: format!("building PutRequest: {e}"), failure: Failure::Refused })?;
+                .map_err(|e| Error::failed(format!("building PutRequest: {e}"), "report this as a bug"))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
-        let out = self.client.batch_write_item().request_items(table, requests).send().await.map_err(|e| {
-            let failure = match e.code() {
-                Some("ValidationException") => Failure::Refused,
-                // Every later call would fail the same way: the function cannot work.
-                Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException") => {
-                    Failure::Fatal
-                }
-                _ => Failure::Transient,
-            };
-            let err = Error::aws("BatchWriteItem", table, e);
-            let no_credentials = matches!(err, Error::Aws { kind: AwsFailure::Credentials, .. });
-            StoreError { message: err.to_string(), failure: if no_credentials { Failure::Fatal } else { failure } }
-        })?;
-        let left = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
-        if left.is_empty() {
-            return Ok(Vec::new());
-        }
-        let left_keys: Vec<(String, String)> = left
-            .iter()
-            .filter_map(|w| w.put_request.as_ref())
-            .filter_map(|p| target.key_of(&p.item).map(|(a, b)| (a.to_string(), b.to_string())))
-            .collect();
-        Ok(items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| {
-                target.key_of(item).is_some_and(|(a, b)| left_keys.iter().any(|(x, y)| x == a && y == b))
-            })
-            .map(|(i, _)| i)
-            .collect())
+        dynamo::batch_write(&self.client, table, target.key_names(), requests).await
     }
 }
 
@@ -191,17 +139,16 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, StoreError> {
-        fn poisoned<T>(_: T) -> StoreError {
-            StoreError { message: "memory store lock poisoned".into(), failure: Failure::Fatal }
+    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
+        fn poisoned<T>(_: T) -> Error {
+            Error::failed("memory store lock poisoned", "report this as a bug")
         }
         *self.calls.lock().map_err(poisoned)? += 1;
         let mut tables = self.tables.lock().map_err(poisoned)?;
         let table = tables.entry(target).or_default();
         for item in items {
-            let (a, b) = target
-                .key_of(item)
-                .ok_or_else(|| StoreError { message: "item without its key".into(), failure: Failure::Refused })?;
+            let (a, b) =
+                target.key_of(item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
             table.insert((a.to_string(), b.to_string()), (*item).clone());
         }
         Ok(Vec::new())

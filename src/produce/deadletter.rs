@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Serialize;
 
-use super::Entry;
 use crate::error::Error;
+use crate::kinesis::Entry;
 
 /// One line of the file.
 #[derive(Debug, Serialize)]

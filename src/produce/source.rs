@@ -1,12 +1,103 @@
-//! Where tweets come from. `Synthetic` makes realistic v1.1 tweets: any script, emoji, long tweets
-//! with `extended_tweet`, hashtags with code point indices; deterministic for a given seed.
-//! `file_record` reads one JSON line of a tweet archive. Every source yields the same v1.1 record.
+//! Where records come from, all into one channel: `spawn` starts the source the flags name, as a
+//! task that sends (partition key, bytes) until it ends or the channel closes. `Synthetic` makes
+//! realistic v1.1 tweets (any script, emoji, long tweets with `extended_tweet`, hashtags with code
+//! point indices; deterministic for a given seed); `file_record` reads one JSON line of a tweet
+//! archive; the live sources are `live`. Every source yields the same v1.1 record.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::live::{self, Record};
+use super::{ProduceArgs, SourceKind};
+use crate::error::Error;
 use crate::tweet::{Entities, ExtendedTweet, Hashtag, Tweet, User, twitter_time};
+
+/// Records a source may send ahead of delivery.
+pub const CHANNEL_DEPTH: usize = 1024;
+
+/// How a source ended.
+#[derive(Debug, Default)]
+pub struct SourceEnd {
+    /// Input lines that were not tweets (file source), reported and skipped.
+    pub bad_lines: u64,
+}
+
+/// Starts the source `args` names, sending on `tx`. Synthetic makes `--count` tweets (100 by
+/// default); a file ends at its end; the live sources run until the receiver is gone.
+pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>) -> JoinHandle<Result<SourceEnd, Error>> {
+    match args.source {
+        SourceKind::Synthetic => {
+            let (seed, count) = (args.seed, args.count.unwrap_or(100));
+            tokio::spawn(async move {
+                let mut tweets = Synthetic::new(seed);
+                for _ in 0..count {
+                    let t = tweets.next_tweet();
+                    if tx.send((t.partition_key().to_string(), t.to_bytes())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(SourceEnd::default())
+            })
+        }
+        SourceKind::File => tokio::spawn(read_file(args.file.clone().unwrap_or_default(), args.count, tx)),
+        SourceKind::Bluesky => {
+            let backoff = live::Backoff { scale: args.reconnect_scale };
+            let url = args.bluesky_url.clone();
+            tokio::spawn(async move {
+                live::bluesky(url, tx, backoff).await;
+                Ok(SourceEnd::default())
+            })
+        }
+        SourceKind::X => {
+            let backoff = live::Backoff { scale: args.reconnect_scale };
+            // Checked by `precheck`; never printed.
+            let token = std::env::var("X_BEARER_TOKEN").unwrap_or_default().trim().to_string();
+            let (url, track) = (args.x_url.clone(), args.track.clone());
+            tokio::spawn(async move {
+                live::x(url, token, track, tx, backoff).await;
+                Ok(SourceEnd::default())
+            })
+        }
+    }
+}
+
+/// Sends the tweet lines of `path` (`-`: stdin), at most `limit`; lines that are not tweets are
+/// reported with their line number and skipped.
+async fn read_file(path: std::path::PathBuf, limit: Option<u64>, tx: mpsc::Sender<Record>) -> Result<SourceEnd, Error> {
+    let io = |e| Error::io(path.display().to_string(), e);
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if path.as_os_str() == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        Box::new(tokio::fs::File::open(&path).await.map_err(io)?)
+    };
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    let mut end = SourceEnd::default();
+    let (mut number, mut sent) = (0u64, 0u64);
+    while sent < limit.unwrap_or(u64::MAX) {
+        let Some(line) = lines.next_line().await.map_err(io)? else { break };
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match file_record(&line) {
+            Ok(record) => {
+                if tx.send(record).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            Err(reason) => {
+                end.bad_lines += 1;
+                crate::progress::status(format!("{}:{number}: skipped: {reason}", path.display()));
+            }
+        }
+    }
+    Ok(end)
+}
 
 /// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.
 const SHORT_TEXT_CHARS: usize = 140;

@@ -2,7 +2,7 @@
 //! and the mapping; a later deploy without a flag keeps the current value; nothing to change is
 //! "up to date"; the iterator-age alarm (and its SNS topic with --alarm-email) is in the stack.
 
-mod common;
+use crate::common;
 
 use common::World;
 
@@ -33,7 +33,7 @@ async fn flags_are_applied_and_remembered() {
     ];
     let (out, _) = w.run(&flags, 0);
     assert!(out.contains("created"), "{out}");
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
 
     let check = |batch: i32| {
         let (lambda, outputs, clients) = (lambda.clone(), outputs.clone(), clients.clone());
@@ -93,7 +93,7 @@ async fn code_only_replaces_the_function_code_and_waits_for_it() {
     let clients = w.clients().await;
     let lambda = w.lambda().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let before =
         lambda.get_function_configuration().function_name(&outputs.function_name).send().await.expect("function");
     let events_before =
@@ -142,7 +142,7 @@ async fn an_update_shows_its_plan_and_asks_on_a_terminal() {
     let lambda = w.lambda().await;
     let (_, err) = w.run(&["deploy"], 0);
     assert!(err.contains("plan for new stack") && err.contains("+ add") && err.contains("EventDataTable"), "{err}");
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let batch_size = || {
         let (lambda, function) = (lambda.clone(), outputs.function_name.clone());
         async move {
@@ -195,7 +195,7 @@ async fn destroy_keep_data_keeps_the_tables_and_their_items() {
     let w = World::new("keep", "sa-east-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let item = |user: &str| {
         [("Username", user), ("Id", "1"), ("Timestamp", "2025-01-01T00:00:00.000Z"), ("Message", "kept")]
             .into_iter()
@@ -210,7 +210,7 @@ async fn destroy_keep_data_keeps_the_tables_and_their_items() {
         out.contains("deleted") && out.contains(&format!("kept with their items: {}", outputs.table_name)),
         "{out}"
     );
-    assert!(stream::stack::describe(&clients, &w.stack).await.expect("describe").is_none(), "stack gone");
+    assert!(stream::stack::find(&clients, &w.stack).await.expect("describe").is_none(), "stack gone");
     let stream_left = clients.kinesis.describe_stream_summary().stream_name(&outputs.stream_name).send().await;
     assert!(stream_left.is_err(), "the stream went with the stack");
     for table in [&outputs.table_name, &outputs.rejected_table] {
@@ -223,7 +223,7 @@ async fn destroy_keep_data_keeps_the_tables_and_their_items() {
     let (_, err) = w.run(&["deploy"], 1);
     assert!(err.contains(&format!("table {} already exists", outputs.table_name)), "{err}");
     assert!(err.contains("another --stack"), "{err}");
-    assert!(stream::stack::describe(&clients, &w.stack).await.expect("describe").is_none());
+    assert!(stream::stack::find(&clients, &w.stack).await.expect("describe").is_none());
 
     // Safe to run twice.
     let (out, _) = w.run(&["destroy", "--keep-data", "--yes"], 0);
@@ -241,7 +241,7 @@ async fn destroy_removes_every_version_of_the_stacks_artifacts() {
     let w = World::new("versions", "eu-south-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let stack = stream::stack::describe(&clients, &w.stack).await.expect("describe").expect("stack");
+    let stack = stream::stack::find(&clients, &w.stack).await.expect("describe").expect("stack");
     let param = |name: &str| {
         stack.parameters().iter().find(|p| p.parameter_key() == Some(name)).and_then(|p| p.parameter_value())
     };

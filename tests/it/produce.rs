@@ -3,16 +3,15 @@
 //! every good line and names the bad ones; throttled entries are resent and nothing is lost; what
 //! never succeeds is in the dead-letter file, with exit code 3.
 
-mod common;
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
+use crate::common;
+use crate::fault_proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use common::World;
 use fault_proxy::{FaultProxy, Faults};
-use stream::produce::shards::ShardMap;
+use stream::kinesis::ShardMap;
 use stream::produce::source::Synthetic;
 
 use common::read_stream as read_all;
@@ -23,14 +22,15 @@ async fn records_go_to_their_shard_in_order_and_aggregates_read_back_whole() {
     let w = World::new("shards", "ap-northeast-1");
     let clients = w.clients().await;
     w.run(&["deploy", "--shards", "4"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
 
     let (out, _) = w.run(&["produce", "--count", "1500", "--seed", "5"], 0);
     assert!(out.contains("produced 1500 records") && out.contains("(4 shard(s))"), "{out}");
     let records = read_all(&clients.kinesis, &outputs.stream_name).await;
     assert_eq!(records.len(), 1500);
-    let map = ShardMap::new(&stream::local::list_shards(&clients.kinesis, &outputs.stream_name).await.expect("shards"))
-        .expect("map");
+    let map =
+        ShardMap::new(&stream::kinesis::list_shards(&clients.kinesis, &outputs.stream_name).await.expect("shards"))
+            .expect("map");
     let mut per_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for (shard, key, data) in &records {
         assert_eq!(map.id(map.shard_for(key)), shard, "{key} is on the shard its hash picks");
@@ -85,7 +85,7 @@ async fn file_source_sends_good_lines_and_names_bad_ones() {
     let w = World::new("file", "eu-west-2");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let path = w.dir.path().join("tweets.jsonl");
     let mut file = std::fs::File::create(&path).expect("create");
     let mut lines = Vec::new();
@@ -135,7 +135,7 @@ async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered()
     let w = World::new("throttle", "us-west-1");
     let clients = w.clients().await;
     w.run(&["deploy", "--shards", "2"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
 
@@ -208,7 +208,7 @@ async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
     let w = World::new("ctrlc", "ap-south-1");
     let clients = w.clients().await;
     w.run(&["deploy", "--shards", "2"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let child = w
         .cmd(&["produce", "--count", "1000000", "--rate", "400", "--output", "json"])
         .stdout(std::process::Stdio::piped())

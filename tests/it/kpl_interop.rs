@@ -2,7 +2,7 @@
 //! package (installed into the repo's venv by scripts/local-aws). Its aggregates deaggregate here
 //! to the same records, and ours deaggregate there.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

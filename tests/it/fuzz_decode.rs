@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use stream::kpl;
-use stream::process::{Event, MemoryStore, Options, Record, Target, handle_batch};
+use stream::process::{BatchOutcome, Event, MemoryStore, Options, Record, Target, handle_batch};
 use stream::tweet::item_from_payload;
 
 /// Bytes with the KPL magic in front and a valid digest at the end: reaches the protobuf reader.
@@ -94,7 +94,7 @@ proptest! {
         let event = Event { records };
         let store = MemoryStore::default();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let (resp, stats, _) = rt.block_on(handle_batch(&event, &store, &Options::within(std::time::Duration::from_secs(30))));
+        let BatchOutcome { response: resp, stats, .. } = rt.block_on(handle_batch(&event, &store, &Options::within(std::time::Duration::from_secs(30))));
         prop_assert!(resp.batch_item_failures.is_empty(), "the memory store never fails");
         prop_assert_eq!(stats.records, n);
         // Each user record is written, dropped as a duplicate, or quarantined; records that hold

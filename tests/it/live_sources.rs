@@ -3,7 +3,7 @@
 //! newline-delimited JSON with keep-alives, a dropped connection, a 429). Through the real binary
 //! on moto: the stream holds exactly the posts the servers sent, once each.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,7 @@ async fn bluesky_resumes_from_its_cursor_without_loss_or_duplicates() {
     let w = World::new("bluesky", "eu-north-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let queries = Arc::new(Mutex::new(Vec::new()));
     let url = jetstream_fixture(queries.clone()).await;
 
@@ -210,7 +210,7 @@ async fn x_stream_sets_its_rules_and_reconnects_after_drops_and_429() {
     let w = World::new("xstream", "eu-south-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let log = Arc::new(Mutex::new(Vec::new()));
     let url = x_fixture(log.clone()).await;
     let token = "test-bearer-token-not-to-be-printed";

@@ -4,9 +4,8 @@
 //! (`stream local`): every valid tweet lands exactly once by key, every poison record is in
 //! quarantine with its reason, and nothing else is there.
 
-mod common;
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
+use crate::common;
+use crate::fault_proxy;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -45,7 +44,7 @@ async fn faults_lose_nothing_and_write_nothing_twice() {
     let w = World::new("faults", "sa-east-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
 
     // 1,000 tweets; after every 100, one poison record of each kind; every 50th tweet sent twice.
     let mut tweets = stream::produce::source::Synthetic::new(Some(21));

@@ -1,7 +1,7 @@
 //! cfn-lint (from the project's venv, installed by scripts/local-aws) finds nothing in the
 //! template that `stream template` prints.
 
-mod common;
+use crate::common;
 
 #[test]
 #[ignore = "needs cfn-lint from the venv: scripts/test"]

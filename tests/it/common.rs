@@ -93,7 +93,7 @@ pub fn run_plain(args: &[&str], env: &[(&str, &str)], code: i32) -> (String, Str
 pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
     use aws_sdk_kinesis::types::ShardIteratorType;
     let mut out = Vec::new();
-    for shard in stream::local::list_shards(kinesis, stream).await.expect("shards") {
+    for shard in stream::kinesis::list_shards(kinesis, stream).await.expect("shards") {
         let mut it = kinesis
             .get_shard_iterator()
             .stream_name(stream)

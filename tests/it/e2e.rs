@@ -2,7 +2,7 @@
 //! the records, local writes exactly the distinct tweets, a second deploy changes nothing, destroy
 //! leaves nothing behind. Run by `scripts/test` (needs a moto server at AWS_ENDPOINT_URL).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
@@ -40,7 +40,7 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     let (out, err) = w.run(&["deploy"], 0);
     assert!(out.contains("created"), "{out}");
     assert!(err.contains("uploading s3://"), "{err}");
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("stack outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("stack outputs").outputs;
     assert_eq!(outputs.table_name, format!("{}-EventData", w.stack));
     assert_eq!(outputs.function_name, format!("{}-DDBEventProcessor", w.stack));
     assert_eq!(outputs.region, "us-east-1");
@@ -115,13 +115,13 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
         .expect("secret in profile")
         .to_string();
     assert!(!out.contains(&secret) && !err.contains(&secret), "deploy never prints the secret");
-    let stack = stream::stack::describe(&clients, &w.stack).await.expect("describe").expect("stack");
+    let stack = stream::stack::find(&clients, &w.stack).await.expect("describe").expect("stack");
     let visible = format!("{:?}{:?}", stack.outputs(), stack.parameters());
     assert!(!visible.contains(&secret), "the secret never sits in the stack");
     let template = clients.cfn.get_template().stack_name(&w.stack).send().await.expect("template");
     assert!(!template.template_body().unwrap_or_default().contains(&secret));
 
-    let bucket = stream::deploy::artifact_bucket_name("123456789012", "us-east-1");
+    let bucket = stream::deploy::artifact::bucket_name("123456789012", "us-east-1");
     let listed =
         clients.s3.list_objects_v2().bucket(&bucket).prefix(format!("{}/", w.stack)).send().await.expect("artifacts");
     assert_eq!(listed.contents().len(), 1);
@@ -222,7 +222,7 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     // destroy: nothing is left behind; a second destroy is harmless.
     let (out, _) = w.run(&["destroy", "--yes"], 0);
     assert!(out.contains("deleted"), "{out}");
-    assert!(stream::stack::describe(&clients, &w.stack).await.expect("describe").is_none(), "stack gone");
+    assert!(stream::stack::find(&clients, &w.stack).await.expect("describe").is_none(), "stack gone");
     assert!(
         clients.kinesis.describe_stream_summary().stream_name(&outputs.stream_name).send().await.is_err(),
         "stream gone"
@@ -259,7 +259,7 @@ async fn duplicate_records_on_the_stream_become_one_item() {
     let w = World::new("dups", "eu-west-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     // The same 50 tweets twice (a producer retry), then once more in another batch.
     w.run(&["produce", "--count", "50", "--seed", "9"], 0);
     w.run(&["produce", "--count", "50", "--seed", "9"], 0);

@@ -4,9 +4,8 @@
 //! its retries, lands in the on-failure queue and the shard moves on; a hung function is stopped at
 //! its timeout and its batch retried. Tests marked `#[ignore]` need moto (scripts/test).
 
-mod common;
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
+use crate::common;
+use crate::fault_proxy;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
@@ -91,7 +90,7 @@ async fn a_bootstrap_killed_mid_batch_twice_loses_nothing() {
     let w = World::new("kill", "ap-south-1");
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "200"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     w.run(&["produce", "--count", "10000", "--seed", "11"], 0);
     let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
     assert!(expected.len() > 9_900, "distinct tweets: {}", expected.len());
@@ -129,7 +128,7 @@ async fn a_record_the_function_always_fails_on_goes_to_the_on_failure_queue_and_
     let w = World::new("onfail", "ap-southeast-2");
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "20", "--max-retries", "2"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     w.run(&["produce", "--count", "40", "--seed", "5"], 0);
     // A poison record (not JSON) and a tweet whose write is always denied, then more tweets.
     let put = |data: Vec<u8>| {
@@ -197,7 +196,7 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
     let w = World::new("timeout", "ap-northeast-2");
     let clients = w.clients().await;
     w.run(&["deploy", "--timeout", "2", "--batch-size", "50"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     w.run(&["produce", "--count", "300", "--seed", "21"], 0);
     let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
 
@@ -223,7 +222,7 @@ async fn parallel_batches_of_a_shard_keep_each_keys_order() {
     let w = World::new("lanes", "eu-central-2");
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "3", "--parallelization", "4"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     // 24 users, each with ten versions of one tweet, interleaved: only per-key order leaves "v9".
     let mut entries = Vec::new();
     for v in 0..10 {
@@ -266,7 +265,7 @@ async fn ctrl_c_stops_cleanly_and_a_new_run_resumes_where_it_stopped() {
     let w = World::new("resume", "eu-west-2");
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "100"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     w.run(&["produce", "--count", "3000", "--seed", "8"], 0);
     let expected = expected_keys(&clients.kinesis, &outputs.stream_name).await;
 
@@ -319,7 +318,7 @@ async fn an_init_error_is_reported_and_the_mapping_gives_up_after_its_retries() 
     let clients = w.clients().await;
     let lambda = w.lambda().await;
     w.run(&["deploy", "--batch-size", "10", "--max-retries", "1"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     // The function loses its table setting: it cannot initialize.
     lambda
         .update_function_configuration()

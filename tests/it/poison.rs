@@ -2,7 +2,7 @@
 //! with its reason and bytes, the valid tweets around them land, nothing blocks the shard, and
 //! `stream replay` puts quarantined records back into the stream.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -55,7 +55,7 @@ async fn poison_records_are_quarantined_and_can_be_replayed() {
     let w = World::new("poison", "eu-central-1");
     let clients = w.clients().await;
     w.run(&["deploy"], 0);
-    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs");
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
 
     // Valid tweets, then every kind of poison, then a KPL aggregate with one good and one bad record.
     w.run(&["produce", "--count", "200", "--seed", "3"], 0);

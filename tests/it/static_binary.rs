@@ -2,7 +2,7 @@
 //! holding only itself, /etc/hosts and /etc/resolv.conf, reaching the emulator by the name
 //! `localhost`. Needs root (chroot), moto and `scripts/build`'s output in STREAM_STATIC_BIN.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +32,7 @@ fn program_header_types(bytes: &[u8]) -> Vec<u32> {
 fn release_binary_is_static_and_runs_in_an_empty_root() {
     let bin = static_bin();
     let bytes = std::fs::read(&bin).expect("read binary");
-    assert_eq!(stream::package::lambda_arch(&bytes), Ok(stream::package::Arch::X86_64));
+    assert_eq!(stream::deploy::artifact::lambda_arch(&bytes), Ok(stream::deploy::artifact::Arch::X86_64));
     const PT_INTERP: u32 = 3;
     assert!(!program_header_types(&bytes).contains(&PT_INTERP), "no dynamic loader requested");
     let ldd = Command::new("ldd").arg(&bin).output().expect("ldd runs");

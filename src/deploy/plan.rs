@@ -14,7 +14,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::template::MANAGED_TAG;
+use crate::progress::{self, BAD, BUSY, GOOD, paint};
+use crate::template::{self, MANAGED_TAG};
 
 /// How often a change set's status is read while CloudFormation computes it.
 const CHANGE_SET_POLL: Duration = Duration::from_secs(2);
@@ -111,20 +112,18 @@ impl Plan {
             .join(", ")
     }
 
-    /// The plan as lines, coloured for a terminal when `colour`.
-    pub fn render(&self, colour: bool) -> String {
+    /// The plan as lines, coloured (anstream shows the colour only where it is wanted).
+    pub fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.changes {
-            let (on, off) = match (colour, c.action) {
-                (false, _) => ("", ""),
-                (true, Action::Add) => ("\x1b[32m", "\x1b[0m"),
-                (true, Action::Modify | Action::Other) => ("\x1b[33m", "\x1b[0m"),
-                (true, _) => ("\x1b[31m", "\x1b[0m"),
+            let style = match c.action {
+                Action::Add => GOOD,
+                Action::Modify | Action::Other => BUSY,
+                _ => BAD,
             };
-            let word = c.action.word();
+            let head = paint(style, &format!("{} {:<11}", c.action.sign(), c.action.word()));
             out.push_str(&format!(
-                "  {on}{} {word:<11}{off} {:<22} {}{}\n",
-                c.action.sign(),
+                "  {head} {:<22} {}{}\n",
                 c.logical_id,
                 c.resource_type,
                 if c.action == Action::Replace { "  (replacement: new physical resource)" } else { "" }
@@ -144,7 +143,7 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render(false))
+        f.write_str(&anstream::adapter::strip_str(&self.render()).to_string())
     }
 }
 
@@ -184,32 +183,38 @@ pub fn approval(destructive: bool, yes: bool, terminal: bool) -> Approval {
     }
 }
 
-/// The resources a new stack gets, read from the template (`Resources:` section, two-space
-/// indented names with a four-space `Type:`); a resource under `Condition: HasAlarmEmail` only
-/// when an alarm address is given.
-pub fn creation_plan(template: &str, alarm_email: bool) -> Plan {
-    let mut changes: Vec<(Change, bool)> = Vec::new();
-    let mut in_resources = false;
-    for line in template.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_resources = line.trim_end() == "Resources:";
-            continue;
-        }
-        if !in_resources {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|n| !n.starts_with(' ')) {
-            changes.push((
-                Change { action: Action::Add, logical_id: name.to_string(), resource_type: String::new() },
-                true,
-            ));
-        } else if let (Some((c, _)), Some(t)) = (changes.last_mut(), line.strip_prefix("    Type: ")) {
-            c.resource_type = t.trim().to_string();
-        } else if let (Some((_, keep)), Some(cond)) = (changes.last_mut(), line.strip_prefix("    Condition: ")) {
-            *keep = cond.trim() != "HasAlarmEmail" || alarm_email;
+/// The resources a new stack gets: the template's, each under a condition only when the
+/// condition holds for these parameter values (a condition only CloudFormation can evaluate keeps
+/// its resource in the plan).
+pub fn creation_plan(params: &[(String, String)]) -> Plan {
+    let changes = template::resources()
+        .into_iter()
+        .filter(|r| r.condition.as_deref().is_none_or(|c| template::condition(c, params).unwrap_or(true)))
+        .map(|r| Change { action: Action::Add, logical_id: r.logical_id, resource_type: r.resource_type })
+        .collect();
+    Plan { changes, parameters: Vec::new() }
+}
+
+/// Shows `plan` and asks, goes ahead or refuses, as `approval` decides.
+pub fn approve(plan: &Plan, stack_name: &str, yes: bool, verb: &str) -> Result<(), Error> {
+    progress::status_block(plan.render());
+    match approval(plan.is_destructive(), yes, progress::stdin_is_tty()) {
+        Approval::Proceed => Ok(()),
+        Approval::Refuse => Err(Error::usage(
+            format!(
+                "the plan for stack \"{stack_name}\" replaces or removes {} and there is no terminal to confirm it",
+                plan.destructive_summary()
+            ),
+            "review the plan above, then deploy again with --yes to apply it",
+        )),
+        Approval::Ask => {
+            if progress::confirm(&format!("{verb} stack {stack_name}?")) {
+                Ok(())
+            } else {
+                Err(Error::failed("deploy cancelled", "nothing was changed"))
+            }
         }
     }
-    Plan { changes: changes.into_iter().filter(|(_, keep)| *keep).map(|(c, _)| c).collect(), parameters: Vec::new() }
 }
 
 /// A change set waiting to be executed.
@@ -404,7 +409,9 @@ mod tests {
         assert_eq!(lines[4], "  parameter BatchSize: 100 → 50");
         assert!(plan.is_destructive());
         assert_eq!(plan.destructive_summary(), "EventDataTable (replace), Old (remove)");
-        assert!(!plan.render(true).contains("(replace)") && plan.render(true).contains("\x1b[31m"));
+        assert!(plan.render().contains(&paint(BAD, "± replace    ")), "replacements in red");
+        assert!(plan.render().contains(&paint(GOOD, "+ add        ")), "additions in green");
+        assert_eq!(anstream::adapter::strip_str(&plan.render()).to_string(), text);
         let calm = Plan { changes: vec![change(Action::Modify, "Function")], parameters: vec![] };
         assert!(!calm.is_destructive());
     }
@@ -421,13 +428,12 @@ mod tests {
 
     #[test]
     fn creation_plan_lists_the_template_resources() {
-        let yaml = crate::template::stack_yaml();
-        let plan = creation_plan(yaml, false);
+        let plan = creation_plan(&[]);
         let ids: Vec<&str> = plan.changes.iter().map(|c| c.logical_id.as_str()).collect();
         assert!(ids.contains(&"Stream") && ids.contains(&"EventDataTable") && ids.contains(&"ProducerUser"));
         assert!(!ids.contains(&"AlarmTopic"), "conditional on an alarm address");
         assert!(plan.changes.iter().all(|c| c.action == Action::Add && c.resource_type.starts_with("AWS::")));
-        let with_alarm = creation_plan(yaml, true);
+        let with_alarm = creation_plan(&[("AlarmEmail".into(), "ops@example.com".into())]);
         assert_eq!(with_alarm.changes.len(), plan.changes.len() + 1);
         assert!(!plan.is_destructive());
     }

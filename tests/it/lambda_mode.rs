@@ -1,13 +1,15 @@
 //! The binary as Lambda runs it: `AWS_LAMBDA_RUNTIME_API` set, one invocation served through the
-//! Runtime API, writes landing in DynamoDB (moto). The partial batch response, the quarantine, the
+//! Runtime API that `stream local` serves, writes landing in DynamoDB (moto). The partial batch response, the quarantine, the
 //! JSON logs and the EMF metrics line are what Lambda and CloudWatch expect.
 
-mod common;
-#[path = "common/runtime_api.rs"]
-mod runtime_api;
+use crate::common;
 
-use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::Bytes;
+use stream::local::runtime::{Environment, FunctionSpec, Outcome};
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use base64::Engine;
@@ -47,29 +49,38 @@ fn tweet(id: usize, text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn bootstrap(api: &str, table: &str, rejected: &str) -> Child {
-    Command::new(common::bin())
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "f")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL"))
-        .env("TABLE_NAME", table)
-        .env("REJECTED_TABLE_NAME", rejected)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bootstrap starts")
-}
-
-fn finish(mut child: Child) -> String {
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
-    String::from_utf8_lossy(&out.stdout).to_string()
+/// Runs the real binary as the function for one invocation of `event`, through the same Runtime
+/// API `stream local` serves: returns how the invocation ended and every line the function wrote.
+async fn invoke(event: serde_json::Value, table: &str, rejected: &str) -> (Outcome, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let env = [
+        ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("TABLE_NAME", table),
+        ("REJECTED_TABLE_NAME", rejected),
+    ];
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let spec = Arc::new(FunctionSpec {
+        bootstrap: common::bin().into(),
+        task_root: dir.path().to_path_buf(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+        timeout: Duration::from_secs(60),
+        log: Arc::new(move |line: &str| sink.lock().expect("lock").push(line.to_string())),
+        starts: AtomicU64::new(0),
+    });
+    let mut environment = Environment::new(spec).await.expect("Runtime API");
+    let outcome = environment.invoke(Bytes::from(serde_json::to_vec(&event).expect("json"))).await;
+    environment.stop().await;
+    let lines = lines.lock().expect("lock").clone();
+    (outcome, lines)
 }
 
 #[tokio::test]
@@ -85,13 +96,8 @@ async fn bootstrap_serves_an_invocation_through_the_runtime_api() {
         record(1, &tweet(1, "first")), record(2, &tweet(2, "two")), record(3, b"\xff\xfe poison"),
         record(4, &tweet(1, "first, edited")), record(5, &tweet(3, "three")),
     ]});
-    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event).expect("json"));
-    let child = bootstrap(&api, &table, &rejected);
-    let exchange = done.recv_timeout(Duration::from_secs(60)).expect("the function answered");
-    let stdout = finish(child);
-
-    assert_eq!(exchange.kind, "response");
-    assert_eq!(String::from_utf8_lossy(&exchange.body), r#"{"batchItemFailures":[]}"#);
+    let (outcome, stdout) = invoke(event, &table, &rejected).await;
+    assert_eq!(outcome, Outcome::Response(Bytes::from_static(br#"{"batchItemFailures":[]}"#)));
     let items = client.scan().table_name(&table).send().await.expect("scan");
     assert_eq!(items.count(), 3);
     let first = items.items().iter().find(|i| i["Id"].as_s().ok().map(String::as_str) == Some("1")).expect("tweet 1");
@@ -102,12 +108,14 @@ async fn bootstrap_serves_an_invocation_through_the_runtime_api() {
     assert_eq!(quarantine.items()[0]["Sequence"].as_s().expect("s"), "00003");
 
     // One JSON summary line and one EMF line with the counts.
-    let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let summary =
-        lines.iter().find(|l| l["fields"]["message"] == "batch done").unwrap_or_else(|| panic!("summary in {stdout}"));
+    let lines: Vec<serde_json::Value> = stdout.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let summary = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "batch done")
+        .unwrap_or_else(|| panic!("summary in {stdout:?}"));
     assert_eq!(summary["fields"]["records"], 5);
     assert_eq!(summary["fields"]["quarantined"], 1);
-    let emf = lines.iter().find(|l| l.get("_aws").is_some()).unwrap_or_else(|| panic!("EMF line in {stdout}"));
+    let emf = lines.iter().find(|l| l.get("_aws").is_some()).unwrap_or_else(|| panic!("EMF line in {stdout:?}"));
     assert_eq!(emf["RecordsIn"], 5.0);
     assert_eq!(emf["Written"], 3.0);
     assert_eq!(emf["DuplicatesDropped"], 1.0);
@@ -123,10 +131,9 @@ async fn bootstrap_serves_an_invocation_through_the_runtime_api() {
 #[ignore = "needs moto: scripts/test"]
 async fn a_missing_table_is_an_invocation_error() {
     let event = serde_json::json!({"Records": [record(1, &tweet(1, "t"))]});
-    let (api, done) = runtime_api::serve_one(serde_json::to_vec(&event).expect("json"));
-    let child = bootstrap(&api, "no-such-table", "no-such-rejected");
-    let exchange = done.recv_timeout(Duration::from_secs(60)).expect("the function answered");
-    finish(child);
-    assert_eq!(exchange.kind, "error", "Lambda must retry the batch, not skip it");
-    assert!(String::from_utf8_lossy(&exchange.body).contains("ResourceNotFoundException"));
+    let (outcome, _) = invoke(event, "no-such-table", "no-such-rejected").await;
+    let Outcome::Error { message, .. } = &outcome else {
+        panic!("Lambda must retry the batch, not skip it: {outcome:?}");
+    };
+    assert!(message.contains("ResourceNotFoundException"), "{message}");
 }

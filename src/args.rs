@@ -1,0 +1,138 @@
+//! Value parsers for the commands' clap flags: numbers within AWS's ranges, and values of a
+//! given form. A refused value comes back as `BadValue` — what is wrong and what to give instead,
+//! with `{flag}` standing for the flag's name — so that `cli` prints our two lines.
+
+use std::fmt;
+
+use clap::builder::TypedValueParser;
+
+/// A flag value that is refused: `{flag} {value} {what}`, then the hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    /// The value as given.
+    pub value: String,
+    /// What is wrong with it ("is out of range").
+    pub what: String,
+    /// What to give instead; `{flag}` is replaced by the flag's name.
+    pub hint: String,
+}
+
+impl BadValue {
+    /// The two lines for `flag` (as `--name`).
+    pub fn lines(&self, flag: &str) -> (String, String) {
+        (format!("{flag} {} {}", self.value, self.what), self.hint.replace("{flag}", flag))
+    }
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.value, self.what)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// A parser for whole numbers from `min` to `max`, as the flag's type `T`.
+pub fn range<T>(min: u64, max: u64) -> impl TypedValueParser<Value = T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    numbers(min, max, format!("give {{flag}} a value from {min} to {max}"))
+}
+
+/// A parser for whole numbers of at least `min`, as the flag's type `T` (`--rate`, `--limit`).
+pub fn at_least<T>(min: u64) -> impl TypedValueParser<Value = T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    numbers(min, u64::MAX, format!("give {{flag}} a whole number of at least {min}, or leave it out"))
+}
+
+fn numbers<T>(min: u64, max: u64, hint: String) -> impl TypedValueParser<Value = T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    clap::builder::StringValueParser::new().try_map(move |s: String| {
+        let refuse = |value: String, what: &str| BadValue { value, what: what.into(), hint: hint.clone() };
+        match s.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| refuse(s.clone(), "is out of range")),
+            Ok(_) => Err(refuse(s, "is out of range")),
+            Err(_) => Err(refuse(format!("{s:?}"), "is not a whole number")),
+        }
+    })
+}
+
+/// A parser for an email address (`x@y.z`), or the empty string (none).
+pub fn email_or_empty(s: &str) -> Result<String, BadValue> {
+    let plausible = s.is_empty() || s.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+    if plausible {
+        Ok(s.to_string())
+    } else {
+        Err(BadValue {
+            value: format!("{s:?}"),
+            what: "is not an email address".into(),
+            hint: "give an address like ops@example.com, or {flag} '' to remove it".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[arg(long, value_parser = range::<u32>(1, 500))]
+        shards: Option<u32>,
+        #[arg(long, value_parser = email_or_empty)]
+        email: Option<String>,
+        #[arg(long, value_parser = at_least::<u64>(1))]
+        limit: Option<u64>,
+    }
+
+    fn refused(args: &[&str]) -> BadValue {
+        let err = Flags::try_parse_from(args).expect_err("refused");
+        std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("our error").clone()
+    }
+
+    #[test]
+    fn numbers_inside_the_range_parse_and_others_are_named() {
+        assert_eq!(Flags::try_parse_from(["x", "--shards", "500"]).expect("ok").shards, Some(500));
+        assert_eq!(Flags::try_parse_from(["x", "--shards", "1"]).expect("ok").shards, Some(1));
+        for bad in ["0", "501"] {
+            let lines = refused(&["x", "--shards", bad]).lines("--shards");
+            assert_eq!(
+                lines,
+                (format!("--shards {bad} is out of range"), "give --shards a value from 1 to 500".into())
+            );
+        }
+        for bad in ["-1", "many", "1.5"] {
+            let lines = refused(&["x", &format!("--shards={bad}")]).lines("--shards");
+            assert_eq!(lines.0, format!("--shards \"{bad}\" is not a whole number"));
+            assert_eq!(lines.1, "give --shards a value from 1 to 500");
+        }
+    }
+
+    #[test]
+    fn lower_bounds_alone_say_so() {
+        assert_eq!(Flags::try_parse_from(["x", "--limit", "18446744073709551615"]).expect("ok").limit, Some(u64::MAX));
+        let lines = refused(&["x", "--limit", "0"]).lines("--limit");
+        assert_eq!(
+            lines,
+            ("--limit 0 is out of range".into(), "give --limit a whole number of at least 1, or leave it out".into())
+        );
+    }
+
+    #[test]
+    fn emails_are_checked_by_form() {
+        assert_eq!(
+            Flags::try_parse_from(["x", "--email", "ops@example.com"]).expect("ok").email.as_deref(),
+            Some("ops@example.com")
+        );
+        assert_eq!(Flags::try_parse_from(["x", "--email", ""]).expect("ok").email.as_deref(), Some(""));
+        let lines = refused(&["x", "--email", "nobody"]).lines("--email");
+        assert_eq!(lines.0, "--email \"nobody\" is not an email address");
+        assert!(lines.1.contains("--email ''"));
+    }
+}

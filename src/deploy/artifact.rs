@@ -1,0 +1,362 @@
+//! The function's artifact: a Linux executable zipped as `bootstrap` (mode 0755), the zip's SHA-256
+//! and the Lambda architecture read from the ELF header; and the artifact bucket `stream` manages
+//! (one per account and region, private), where zips are uploaded once, keyed by stack and hash,
+//! and every version of a stack's zips is deleted by `destroy`.
+
+use std::collections::HashSet;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+use crate::aws::Clients;
+use crate::error::Error;
+use crate::progress;
+
+/// The instruction sets Lambda runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64 (ELF machine 62).
+    X86_64,
+    /// arm64 / aarch64 (ELF machine 183).
+    Arm64,
+}
+
+impl Arch {
+    /// The name CloudFormation's `Architectures` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+/// Why a file cannot be a Lambda `bootstrap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotBootstrap {
+    /// No ELF magic.
+    NotElf,
+    /// Not a 64-bit little-endian ELF file.
+    Not64BitLittleEndian,
+    /// ELF, but an object file or core dump rather than an executable.
+    NotExecutable(u16),
+    /// An executable for a machine Lambda does not run.
+    UnsupportedMachine(u16),
+}
+
+impl std::fmt::Display for NotBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotBootstrap::NotElf => f.write_str("not a Linux ELF executable"),
+            NotBootstrap::Not64BitLittleEndian => f.write_str("not a 64-bit little-endian ELF file"),
+            NotBootstrap::NotExecutable(t) => {
+                write!(f, "an ELF file of type {t}, not an executable")
+            }
+            NotBootstrap::UnsupportedMachine(m) => {
+                write!(f, "an executable for ELF machine {m}; Lambda runs x86_64 (62) and arm64 (183)")
+            }
+        }
+    }
+}
+
+/// Reads the ELF header: Lambda runs 64-bit little-endian Linux executables for x86_64 or arm64.
+pub fn lambda_arch(bytes: &[u8]) -> Result<Arch, NotBootstrap> {
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Err(NotBootstrap::NotElf);
+    }
+    // e_ident[EI_CLASS] = 2 (64-bit), e_ident[EI_DATA] = 1 (little-endian).
+    if bytes[4] != 2 || bytes[5] != 1 {
+        return Err(NotBootstrap::Not64BitLittleEndian);
+    }
+    let e_type = u16::from_le_bytes([bytes[16], bytes[17]]);
+    // ET_EXEC = 2; ET_DYN = 3 covers position-independent executables (static-pie included).
+    if e_type != 2 && e_type != 3 {
+        return Err(NotBootstrap::NotExecutable(e_type));
+    }
+    match u16::from_le_bytes([bytes[18], bytes[19]]) {
+        62 => Ok(Arch::X86_64),
+        183 => Ok(Arch::Arm64),
+        m => Err(NotBootstrap::UnsupportedMachine(m)),
+    }
+}
+
+/// A zipped function ready to upload.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The zip: one entry, `bootstrap`, mode 0755.
+    pub zip: Vec<u8>,
+    /// Hex SHA-256 of `zip`.
+    pub sha256: String,
+    /// Architecture of the executable.
+    pub arch: Arch,
+    /// Size of the executable before zipping.
+    pub binary_len: usize,
+    /// Where the executable came from.
+    pub source: PathBuf,
+}
+
+/// Zips the executable at `path` (this process's own file when `None`).
+pub fn package(path: Option<&Path>) -> Result<Artifact, Error> {
+    let source = match path {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| Error::io("this executable's path", e))?,
+    };
+    let bytes = std::fs::read(&source).map_err(|e| Error::io(source.display().to_string(), e))?;
+    let arch = lambda_arch(&bytes).map_err(|why| {
+        Error::usage(
+            format!("{} is {why}", source.display()),
+            "pass --bootstrap a Linux executable built for x86_64 or arm64 (e.g. scripts/build's output)",
+        )
+    })?;
+    let zip = zip_bootstrap(&bytes).map_err(|e| Error::io("zipping bootstrap", e))?;
+    let sha256 = hex::encode(Sha256::digest(&zip));
+    Ok(Artifact { zip, sha256, arch, binary_len: bytes.len(), source })
+}
+
+/// One-entry zip holding `bootstrap` (0755). The fixed timestamp makes the zip, and so its hash,
+/// depend only on the executable: the same binary is never uploaded twice.
+pub fn zip_bootstrap(executable: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::with_capacity(executable.len() / 2)));
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .unix_permissions(0o755)
+        .last_modified_time(zip::DateTime::DEFAULT);
+    zip.start_file("bootstrap", options).map_err(std::io::Error::other)?;
+    zip.write_all(executable)?;
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// The artifact bucket `stream` manages: one per account and region, like SAM's managed bucket.
+pub fn bucket_name(account: &str, region: &str) -> String {
+    format!("stream-artifacts-{account}-{region}")
+}
+
+/// Key of a function zip: the stack as prefix (so destroy removes only its own), the zip's SHA-256 as name.
+pub fn key(stack: &str, sha256: &str) -> String {
+    format!("{stack}/{sha256}.zip")
+}
+
+/// The account the credentials belong to.
+pub async fn account_id(clients: &Clients) -> Result<String, Error> {
+    let me = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetCallerIdentity", "this account", e))?;
+    me.account.ok_or_else(|| Error::failed("GetCallerIdentity returned no account", "check the credentials in use"))
+}
+
+/// Creates the artifact bucket when missing: private, public access blocked.
+pub async fn ensure_bucket(clients: &Clients) -> Result<String, Error> {
+    let bucket = bucket_name(&account_id(clients).await?, &clients.region);
+    match clients.s3.head_bucket().bucket(&bucket).send().await {
+        Ok(_) => return Ok(bucket),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(Error::aws("HeadBucket", &bucket, e)),
+    }
+    progress::status(format!("creating artifact bucket {bucket}"));
+    let mut create = clients.s3.create_bucket().bucket(&bucket);
+    // us-east-1 is the one region that takes no LocationConstraint.
+    if clients.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(clients.region.as_str()))
+                .build(),
+        );
+    }
+    create.send().await.map_err(|e| Error::aws("CreateBucket", &bucket, e))?;
+    clients
+        .s3
+        .put_public_access_block()
+        .bucket(&bucket)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutPublicAccessBlock", &bucket, e))?;
+    Ok(bucket)
+}
+
+/// Uploads the zip unless an object with its hash is already there. Returns whether it uploaded.
+pub async fn upload_if_missing(clients: &Clients, bucket: &str, key: &str, artifact: &Artifact) -> Result<bool, Error> {
+    let location = format!("s3://{bucket}/{key}");
+    match clients.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => {
+            progress::status(format!("artifact {location} already uploaded"));
+            return Ok(false);
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(Error::aws("HeadObject", location, e)),
+    }
+    progress::status(format!("uploading {location}"));
+    clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(artifact.zip.clone()))
+        .content_type("application/zip")
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutObject", &location, e))?;
+    Ok(true)
+}
+
+/// Deletes every version and delete marker of every object under `prefix` (a versioned bucket keeps
+/// old versions otherwise); deletes the bucket when nothing else is left in it. Returns the number
+/// of artifacts (keys) removed and whether the bucket went too.
+pub async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Result<(usize, bool), Error> {
+    let versions = match list_versions(clients, bucket, Some(prefix)).await? {
+        Some(v) => v,
+        None => return Ok((0, false)),
+    };
+    let keys: HashSet<&str> = versions.iter().map(|(k, _)| k.as_str()).collect();
+    let removed = keys.len();
+    // DeleteObjects takes at most 1,000 keys per call.
+    for chunk in versions.chunks(1000) {
+        let objects: Vec<ObjectIdentifier> = chunk
+            .iter()
+            .filter_map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build().ok())
+            .collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::failed(format!("building DeleteObjects: {e}"), "report this as a bug"))?;
+        let out = clients
+            .s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DeleteObjects", bucket, e))?;
+        if let Some(err) = out.errors().first() {
+            return Err(Error::failed(
+                format!(
+                    "could not delete s3://{bucket}/{}: {}",
+                    err.key().unwrap_or("?"),
+                    err.message().unwrap_or_else(|| err.code().unwrap_or("no reason given"))
+                ),
+                "check s3:DeleteObjectVersion on the artifact bucket, then run destroy again",
+            ));
+        }
+    }
+    let empty = list_versions(clients, bucket, None).await?.is_none_or(|v| v.is_empty());
+    if empty {
+        clients.s3.delete_bucket().bucket(bucket).send().await.map_err(|e| Error::aws("DeleteBucket", bucket, e))?;
+    }
+    Ok((removed, empty))
+}
+
+/// (key, version id) of every object version and delete marker under `prefix` (the whole bucket
+/// when `None`); `None` when the bucket does not exist.
+async fn list_versions(
+    clients: &Clients,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Option<Vec<(String, Option<String>)>>, Error> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = clients
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix(prefix.map(str::to_string))
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if e.as_service_error().is_some_and(|s| s.code() == Some("NoSuchBucket")) => return Ok(None),
+            Err(e) => return Err(Error::aws("ListObjectVersions", bucket, e)),
+        };
+        out.extend(
+            page.versions().iter().filter_map(|v| Some((v.key()?.to_string(), v.version_id().map(str::to_string)))),
+        );
+        out.extend(
+            page.delete_markers()
+                .iter()
+                .filter_map(|m| Some((m.key()?.to_string(), m.version_id().map(str::to_string)))),
+        );
+        if page.is_truncated() != Some(true) {
+            return Ok(Some(out));
+        }
+        key_marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+        if key_marker.is_none() {
+            return Ok(Some(out));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elf(class: u8, data: u8, e_type: u16, machine: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = class;
+        b[5] = data;
+        b[16..18].copy_from_slice(&e_type.to_le_bytes());
+        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn lambda_architectures_are_recognised() {
+        assert_eq!(lambda_arch(&elf(2, 1, 3, 62)), Ok(Arch::X86_64));
+        assert_eq!(lambda_arch(&elf(2, 1, 2, 183)), Ok(Arch::Arm64));
+    }
+
+    #[test]
+    fn non_lambda_files_are_refused() {
+        assert_eq!(lambda_arch(b"#!/bin/sh\necho hi\n"), Err(NotBootstrap::NotElf));
+        assert_eq!(lambda_arch(&elf(1, 1, 2, 3)), Err(NotBootstrap::Not64BitLittleEndian));
+        assert_eq!(lambda_arch(&elf(2, 1, 1, 62)), Err(NotBootstrap::NotExecutable(1)));
+        assert_eq!(lambda_arch(&elf(2, 1, 2, 40)), Err(NotBootstrap::UnsupportedMachine(40)));
+    }
+
+    #[test]
+    fn zip_holds_an_executable_bootstrap_and_is_reproducible() {
+        let exe = elf(2, 1, 3, 62);
+        let a = zip_bootstrap(&exe).expect("zip");
+        let b = zip_bootstrap(&exe).expect("zip");
+        assert_eq!(a, b, "same input, same bytes");
+        let mut archive = zip::ZipArchive::new(Cursor::new(a)).expect("readable zip");
+        assert_eq!(archive.len(), 1);
+        let entry = archive.by_name("bootstrap").expect("bootstrap entry");
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+    }
+
+    #[test]
+    fn artifacts_are_keyed_by_stack_and_hash() {
+        assert_eq!(bucket_name("123456789012", "eu-west-1"), "stream-artifacts-123456789012-eu-west-1");
+        assert_eq!(key("s1", "ab12"), "s1/ab12.zip");
+    }
+
+    #[test]
+    fn this_test_binary_packages_as_x86_64() {
+        let artifact = package(None).expect("package self");
+        assert_eq!(artifact.arch, Arch::X86_64);
+        assert_eq!(artifact.sha256.len(), 64);
+    }
+}

@@ -1,0 +1,188 @@
+//! `stream deploy` and `stream destroy`: package this binary (`artifact`), keep it in an artifact
+//! bucket that `stream` manages, show the plan (`plan`), create or update the stack with the
+//! parameters given (`params`) while showing its events (`events`), hand the producer's access key
+//! to a local profile (`producer_key`) — the steps are in `flow` — and undo all of it (`destroy`).
+//! Reading a deployed stack is `stack`'s job.
+
+pub mod artifact;
+pub mod destroy;
+pub mod events;
+pub mod flow;
+pub mod params;
+pub mod plan;
+pub mod producer_key;
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::args::{email_or_empty, range};
+
+pub use destroy::{DestroyOutput, run as destroy};
+pub use flow::{DeployOutput, StackAction, run as deploy};
+
+/// `stream deploy`
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Upload this Linux executable as the function instead of this binary
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap: Option<PathBuf>,
+
+    /// The stack's parameters; each left out keeps the stack's value (or the default on create).
+    #[command(flatten)]
+    pub params: StackParams,
+
+    /// Apply the plan without asking, even when it replaces or removes resources (for CI)
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Seconds to wait for the stack operation
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub wait: u64,
+
+    /// Delete and recreate a stack whose creation failed (ROLLBACK_COMPLETE and the like)
+    #[arg(long)]
+    pub recreate: bool,
+
+    /// Only replace the function's code (no stack update) and wait until Lambda has it
+    #[arg(long, conflicts_with_all = ["recreate", STACK_PARAMS])]
+    pub code_only: bool,
+}
+
+/// Id of the clap group that holds every stack parameter flag: `--code-only` conflicts with it whole.
+pub const STACK_PARAMS: &str = "stack-params";
+
+/// The stack parameters as flags, checked against AWS's ranges by clap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[group(id = STACK_PARAMS, multiple = true)]
+pub struct StackParams {
+    /// Shards in the Kinesis stream (1-500; default: keep, or 1 on create)
+    #[arg(long, value_name = "N", conflicts_with = "on_demand", value_parser = range::<u32>(1, 500))]
+    pub shards: Option<u32>,
+
+    /// On-demand capacity mode: Kinesis scales the shards (default: keep, or provisioned)
+    #[arg(long)]
+    pub on_demand: bool,
+
+    /// Hours the stream keeps records (24-8760; default: keep, or 24)
+    #[arg(long, value_name = "HOURS", value_parser = range::<u32>(24, 8_760))]
+    pub retention_hours: Option<u32>,
+
+    /// Seconds the mapping gathers records before invoking (0-300; default: keep, or 0)
+    #[arg(long, value_name = "SECONDS", value_parser = range::<u32>(0, 300))]
+    pub batching_window: Option<u32>,
+
+    /// Batches of one shard processed at once (1-10; default: keep, or 1)
+    #[arg(long, value_name = "N", value_parser = range::<u32>(1, 10))]
+    pub parallelization: Option<u32>,
+
+    /// Function memory in MB (128-10240; default: keep, or 256)
+    #[arg(long, value_name = "MB", value_parser = range::<u32>(128, 10_240))]
+    pub memory: Option<u32>,
+
+    /// Function timeout in seconds (1-900; default: keep, or 60)
+    #[arg(long, value_name = "SECONDS", value_parser = range::<u32>(1, 900))]
+    pub timeout: Option<u32>,
+
+    /// Email the iterator-age alarm goes to, through SNS ('' removes it; default: keep, or none)
+    #[arg(long, value_name = "ADDRESS", value_parser = email_or_empty)]
+    pub alarm_email: Option<String>,
+
+    /// Records per function invocation (1-10000; default: keep, or 100)
+    #[arg(long, value_name = "N", value_parser = range::<u32>(1, 10_000))]
+    pub batch_size: Option<u32>,
+
+    /// Retries of a failing batch before Lambda moves past it (0-10000; default: keep, or 10)
+    #[arg(long, value_name = "N", value_parser = range::<u32>(0, 10_000))]
+    pub max_retries: Option<u32>,
+
+    /// Skip records older than this many seconds (60-604800; default: keep, or 3600)
+    #[arg(long, value_name = "SECONDS", value_parser = range::<u32>(60, 604_800))]
+    pub max_record_age: Option<u32>,
+
+    /// What happens to the tables when the stack is deleted (default: keep, or delete)
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub data_retention: Option<DataRetention>,
+}
+
+/// `--data-retention`: the tables' DeletionPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataRetention {
+    /// The tables are deleted with the stack.
+    Delete,
+    /// The tables and their items stay when the stack is deleted.
+    Retain,
+}
+
+/// `stream destroy`
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Keep the event and quarantine tables with their items (the stack, stream and function go)
+    #[arg(long)]
+    pub keep_data: bool,
+
+    /// Seconds to wait for the stack deletion
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub wait: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Deploy {
+        #[command(flatten)]
+        args: DeployArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DeployArgs, clap::Error> {
+        Deploy::try_parse_from(std::iter::once("deploy").chain(args.iter().copied())).map(|d| d.args)
+    }
+
+    /// `--code-only` changes no stack parameter, so every parameter flag conflicts with it.
+    #[test]
+    fn code_only_conflicts_with_every_stack_parameter() {
+        let flags: &[&[&str]] = &[
+            &["--shards", "2"],
+            &["--on-demand"],
+            &["--retention-hours", "48"],
+            &["--batching-window", "5"],
+            &["--parallelization", "2"],
+            &["--memory", "512"],
+            &["--timeout", "30"],
+            &["--alarm-email", "ops@example.com"],
+            &["--batch-size", "10"],
+            &["--max-retries", "5"],
+            &["--max-record-age", "600"],
+            &["--data-retention", "retain"],
+            &["--recreate"],
+        ];
+        for flag in flags {
+            let mut args = vec!["--code-only"];
+            args.extend_from_slice(flag);
+            let err = parse(&args).expect_err(flag[0]);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{flag:?}");
+            assert!(parse(flag).is_ok(), "{flag:?} alone is fine");
+        }
+        let ok = parse(&["--code-only", "--yes", "--wait", "60", "--bootstrap", "/x"]).expect("not parameters");
+        assert!(ok.code_only && ok.params == StackParams::default());
+    }
+
+    #[test]
+    fn stack_parameter_flags_are_all_in_the_group() {
+        use clap::CommandFactory;
+        let cmd = Deploy::command();
+        let group = cmd.get_groups().find(|g| g.get_id() == STACK_PARAMS).expect("group");
+        let members: Vec<&str> = group.get_args().map(|a| a.as_str()).collect();
+        let declared = StackParams::augment_args(clap::Command::new("x"));
+        let flags: Vec<&str> = declared.get_arguments().map(|a| a.get_id().as_str()).collect();
+        assert_eq!(members.len(), 12);
+        assert_eq!(members, flags);
+    }
+}

@@ -1,0 +1,167 @@
+//! The stack's parameters: the flags given (`StackParams`, range-checked by clap) as template
+//! parameters, the full list sent with a create or an update (absent flags keep the stack's value),
+//! what changes, and the DataRetention that the template's tables get.
+
+use aws_sdk_cloudformation::types::{Parameter, Stack};
+
+use super::plan::ParameterChange;
+use super::{DataRetention, StackParams};
+use crate::stack;
+use crate::template::{self, Retention, param};
+
+impl StackParams {
+    /// The values given on the command line, as (template parameter, value).
+    pub fn values(&self) -> Vec<(&'static str, String)> {
+        let mut values = Vec::new();
+        for (name, value) in [
+            (param::SHARD_COUNT, self.shards),
+            (param::BATCH_SIZE, self.batch_size),
+            (param::MAX_RETRIES, self.max_retries),
+            (param::MAX_RECORD_AGE, self.max_record_age),
+            (param::RETENTION_HOURS, self.retention_hours),
+            (param::BATCHING_WINDOW, self.batching_window),
+            (param::PARALLELIZATION, self.parallelization),
+            (param::MEMORY, self.memory),
+            (param::TIMEOUT, self.timeout),
+        ] {
+            if let Some(v) = value {
+                values.push((name, v.to_string()));
+            }
+        }
+        if self.on_demand {
+            values.push((param::STREAM_MODE, "ON_DEMAND".into()));
+        } else if self.shards.is_some() {
+            values.push((param::STREAM_MODE, "PROVISIONED".into()));
+        }
+        if let Some(email) = &self.alarm_email {
+            values.push((param::ALARM_EMAIL, email.clone()));
+        }
+        if let Some(r) = self.data_retention {
+            let r = match r {
+                DataRetention::Delete => Retention::Delete,
+                DataRetention::Retain => Retention::Retain,
+            };
+            values.push((param::DATA_RETENTION, r.as_str().into()));
+        }
+        values
+    }
+}
+
+/// One parameter: a value, or (`None`) the stack's previous value.
+pub fn parameter(name: &str, value: Option<String>) -> Parameter {
+    let b = Parameter::builder().parameter_key(name);
+    match value {
+        Some(v) => b.parameter_value(v).build(),
+        None => b.use_previous_value(true).build(),
+    }
+}
+
+/// Every parameter of a create (`existing` is `None`) or an update, after the code location.
+/// On update an absent flag keeps the stack's value (UsePreviousValue; a parameter added by a newer
+/// template takes its default). On create every parameter is given, defaults included, so that
+/// later updates can always refer to a previous value.
+pub fn for_operation(
+    given: &[(&'static str, String)],
+    existing: Option<&Stack>,
+    code: [(&str, String); 3],
+) -> Vec<Parameter> {
+    let mut parameters: Vec<Parameter> = code.iter().map(|(n, v)| parameter(n, Some(v.clone()))).collect();
+    let defaults = template::parameter_defaults();
+    let is_code = |n: &str| code.iter().any(|(c, _)| *c == n);
+    for name in param::ALL.iter().filter(|n| !is_code(n)) {
+        let value = given.iter().find(|(p, _)| p == name).map(|(_, v)| v.clone());
+        let previous = existing.is_some_and(|s| s.parameters().iter().any(|p| p.parameter_key() == Some(name)));
+        match value {
+            Some(v) => parameters.push(parameter(name, Some(v))),
+            None if previous => parameters.push(parameter(name, None)),
+            None => {
+                if let Some((_, d)) = defaults.iter().find(|(n, _)| n == name) {
+                    parameters.push(parameter(name, Some(d.clone())));
+                }
+            }
+        }
+    }
+    parameters
+}
+
+/// The value `name` will have after the operation: given, else the stack's, else none.
+pub fn resolved<'a>(parameters: &'a [Parameter], existing: Option<&'a Stack>, name: &str) -> Option<&'a str> {
+    let p = parameters.iter().find(|p| p.parameter_key() == Some(name))?;
+    p.parameter_value().or_else(|| existing.and_then(|s| stack::parameter(s, name)))
+}
+
+/// The DataRetention the tables will have after the operation.
+pub fn retention(parameters: &[Parameter], existing: Option<&Stack>) -> Retention {
+    Retention::from_param(resolved(parameters, existing, param::DATA_RETENTION))
+}
+
+/// Every parameter's value after the operation, for evaluating the template's conditions.
+pub fn resolved_values(parameters: &[Parameter], existing: Option<&Stack>) -> Vec<(String, String)> {
+    parameters
+        .iter()
+        .filter_map(|p| {
+            let name = p.parameter_key()?;
+            Some((name.to_string(), resolved(parameters, existing, name)?.to_string()))
+        })
+        .collect()
+}
+
+/// The parameters given a new value, compared with the stack's current ones.
+pub fn changes(stack: &Stack, parameters: &[Parameter]) -> Vec<ParameterChange> {
+    parameters
+        .iter()
+        .filter_map(|p| {
+            let name = p.parameter_key()?;
+            let to = p.parameter_value()?;
+            let from = stack::parameter(stack, name).unwrap_or_default();
+            (from != to).then(|| ParameterChange { name: name.into(), from: from.into(), to: to.into() })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code() -> [(&'static str, String); 3] {
+        [(param::CODE_BUCKET, "b".into()), (param::CODE_KEY, "k".into()), (param::ARCHITECTURE, "x86_64".into())]
+    }
+
+    #[test]
+    fn flags_become_template_parameters() {
+        assert!(StackParams::default().values().is_empty());
+        let p = StackParams { shards: Some(500), batch_size: Some(10_000), memory: Some(128), ..Default::default() };
+        let values = p.values();
+        assert!(values.contains(&(param::SHARD_COUNT, "500".into())));
+        assert!(values.contains(&(param::STREAM_MODE, "PROVISIONED".into())));
+        let on_demand = StackParams { on_demand: true, ..Default::default() }.values();
+        assert_eq!(on_demand, vec![(param::STREAM_MODE, "ON_DEMAND".to_string())]);
+        let retain = StackParams { data_retention: Some(DataRetention::Retain), ..Default::default() }.values();
+        assert_eq!(retain, vec![(param::DATA_RETENTION, "Retain".to_string())]);
+    }
+
+    #[test]
+    fn create_gives_every_parameter_and_update_keeps_what_is_not_given() {
+        let given = vec![(param::BATCH_SIZE, "50".to_string())];
+        let create = for_operation(&given, None, code());
+        assert_eq!(create.len(), param::ALL.len());
+        assert!(create.iter().all(|p| p.parameter_value().is_some()), "create sends values only");
+        assert_eq!(resolved(&create, None, param::BATCH_SIZE), Some("50"));
+        assert_eq!(resolved(&create, None, param::MEMORY), Some("256"), "the template's default");
+
+        let existing = Stack::builder()
+            .parameters(Parameter::builder().parameter_key(param::MEMORY).parameter_value("1024").build())
+            .parameters(Parameter::builder().parameter_key(param::DATA_RETENTION).parameter_value("Retain").build())
+            .build();
+        let update = for_operation(&given, Some(&existing), code());
+        let memory = update.iter().find(|p| p.parameter_key() == Some(param::MEMORY)).expect("memory");
+        assert_eq!(memory.use_previous_value(), Some(true));
+        assert_eq!(resolved(&update, Some(&existing), param::MEMORY), Some("1024"));
+        assert_eq!(retention(&update, Some(&existing)), Retention::Retain);
+        // A parameter the stack does not have yet takes the default.
+        assert_eq!(resolved(&update, Some(&existing), param::TIMEOUT), Some("60"));
+        let changed = changes(&existing, &update);
+        assert!(changed.iter().any(|c| c.name == param::BATCH_SIZE && c.to == "50"));
+        assert!(!changed.iter().any(|c| c.name == param::MEMORY));
+    }
+}

@@ -1,0 +1,23 @@
+//! The integration tests, one test binary (as ripgrep's `tests/`): every module below links the
+//! SDK once. Tests that need the emulator are `#[ignore = "needs moto: scripts/test"]`; plain
+//! `cargo test` runs the rest offline. `scripts/test` starts a fresh moto server and runs them all.
+//! Shared helpers are modules: `common` (run the real binary, read what landed), `fault_proxy`
+//! (faults moto cannot produce).
+
+mod common;
+mod fault_proxy;
+
+mod cli;
+mod deploy;
+mod e2e;
+mod faults;
+mod fuzz_decode;
+mod kpl_interop;
+mod lambda_mode;
+mod live_sources;
+mod local;
+mod poison;
+mod produce;
+mod static_binary;
+mod template_lint;
+mod tidy;

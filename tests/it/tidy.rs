@@ -1,0 +1,277 @@
+//! The project's own rules, kept as tests (as rust-analyzer keeps its tidy rules): the layer map in
+//! the crate doc is true (no module imports from a layer above or from its own, every module is on
+//! the map, so no import cycle); no non-test function in src/ is longer than 80 lines; every
+//! source file starts with its `//!` header; tests share helpers as modules, not `#[path]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::common;
+
+/// Longest non-test function allowed in src/, in lines (signature and closing brace included).
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The layer map of the crate doc: module name → layer number (1 at the top).
+fn layer_map(lib_rs: &str) -> BTreeMap<String, usize> {
+    let src = common::repo().join("src");
+    let is_module = |name: &str| name == "main" || src.join(format!("{name}.rs")).is_file() || src.join(name).is_dir();
+    let mut map = BTreeMap::new();
+    let mut layer = 0;
+    let mut in_layers = false;
+    for line in lib_rs.lines().filter_map(|l| l.strip_prefix("//!")).map(str::trim) {
+        if line.starts_with('#') {
+            in_layers = line == "# Layers";
+            continue;
+        }
+        if !in_layers {
+            continue;
+        }
+        if let Some((n, _)) = line.split_once(". ")
+            && let Ok(n) = n.parse::<usize>()
+        {
+            layer = n;
+        }
+        for name in line.split('`').skip(1).step_by(2) {
+            if layer > 0 && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && is_module(name) {
+                let previous = map.insert(name.to_string(), layer);
+                assert!(previous.is_none() || previous == Some(layer), "{name} is on two layers of the map");
+            }
+        }
+    }
+    map
+}
+
+/// The top-level module a source file belongs to (`None` for lib.rs, the crate root).
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).expect("under src");
+    let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+    match first.as_str() {
+        "lib.rs" => None,
+        _ => Some(first.trim_end_matches(".rs").to_string()),
+    }
+}
+
+/// The crate's top-level modules a file uses (`crate::x` in the library, `stream::x` in main.rs),
+/// outside comments and outside its tests.
+fn imports(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in code_lines(text) {
+        let code = line.split("//").next().unwrap_or_default();
+        for (i, _) in code.match_indices(prefix) {
+            let rest = &code[i + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                // `use stream::{a, b::c, d}`: the first segment of each item.
+                Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                if !name.is_empty() && name != "self" {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The lines of a file before its `#[cfg(test)]` module.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().take_while(|l| l.trim() != "#[cfg(test)]")
+}
+
+/// Checks the layer rule against a map and a set of (module, imports); returns the violations.
+fn layer_violations(map: &BTreeMap<String, usize>, uses: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (module, imported) in uses {
+        let Some(&own) = map.get(module) else {
+            problems.push(format!("module `{module}` is not on the layer map in src/lib.rs"));
+            continue;
+        };
+        for other in imported.iter().filter(|o| *o != module) {
+            match map.get(other) {
+                None => problems.push(format!("`{module}` imports `{other}`, which is not on the layer map")),
+                Some(&theirs) if theirs < own => {
+                    problems.push(format!("`{module}` (layer {own}) imports `{other}` from layer {theirs}, above it"))
+                }
+                Some(&theirs) if theirs == own => {
+                    problems.push(format!("`{module}` imports `{other}` from its own layer {own}"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Every module's imports, read from src/.
+fn crate_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = common::repo().join("src");
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        let Some(module) = module_of(&src, &file) else { continue };
+        let text = std::fs::read_to_string(&file).expect("source file");
+        let prefix = if module == "main" { "stream::" } else { "crate::" };
+        uses.entry(module).or_default().extend(imports(&text, prefix));
+    }
+    uses
+}
+
+/// Arrows only point down: the crate doc's layer map holds for every import in src/.
+#[test]
+fn imports_follow_the_layer_map() {
+    let lib = std::fs::read_to_string(common::repo().join("src/lib.rs")).expect("lib.rs");
+    let map = layer_map(&lib);
+    assert!(map.len() >= 20, "the map lists the modules: {map:?}");
+    let uses = crate_imports();
+    let problems = layer_violations(&map, &uses);
+    assert!(problems.is_empty(), "layer map broken:\n{}", problems.join("\n"));
+    // Every module declared in lib.rs is on the map.
+    for line in lib.lines().filter_map(|l| l.strip_prefix("pub mod ")) {
+        let name = line.trim_end_matches(';');
+        assert!(map.contains_key(name), "`{name}` is declared in lib.rs but missing from the layer map");
+    }
+}
+
+/// The checker itself catches an upward import, a sideways one, and a module missing from the map.
+#[test]
+fn the_layer_check_can_fail() {
+    let map: BTreeMap<String, usize> = [("cli", 2), ("deploy", 3), ("produce", 3), ("error", 9)]
+        .into_iter()
+        .map(|(m, l)| (m.to_string(), l))
+        .collect();
+    let uses = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
+        pairs.iter().map(|(m, i)| (m.to_string(), i.iter().map(|s| s.to_string()).collect())).collect()
+    };
+    assert!(layer_violations(&map, &uses(&[("deploy", &["error"]), ("cli", &["deploy"])])).is_empty());
+    let up = layer_violations(&map, &uses(&[("error", &["cli"])]));
+    assert!(up.len() == 1 && up[0].contains("above it"), "{up:?}");
+    let sideways = layer_violations(&map, &uses(&[("deploy", &["produce"])]));
+    assert!(sideways.len() == 1 && sideways[0].contains("its own layer"), "{sideways:?}");
+    let unmapped = layer_violations(&map, &uses(&[("newthing", &[])]));
+    assert!(unmapped.len() == 1 && unmapped[0].contains("not on the layer map"), "{unmapped:?}");
+    assert_eq!(
+        imports("use crate::kinesis::{self, Entry};\nuse crate::{retry, error::Error};\n// crate::nope\n", "crate::"),
+        ["error", "kinesis", "retry"].into_iter().map(String::from).collect()
+    );
+}
+
+/// (file, function name, lines) of every function in `text` before its tests longer than `max`.
+fn long_functions(text: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code_lines(text).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let head = trimmed
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("pub ")
+            .trim_start_matches("const ")
+            .trim_start_matches("async ");
+        let Some(rest) = head.strip_prefix("fn ") else { continue };
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        // A declaration without a body (in a trait) ends with `;` before any `{`.
+        let closing = format!("{}}}", " ".repeat(indent));
+        let Some(end) = lines[i..].iter().position(|l| {
+            *l == closing
+                || (l.trim_end().ends_with('}') && l.len() - l.trim_start().len() == indent && l.contains('{'))
+        }) else {
+            continue;
+        };
+        let before_body =
+            lines[i..=i + end].iter().take_while(|l| !l.contains('{')).any(|l| l.trim_end().ends_with(';'));
+        if before_body {
+            continue;
+        }
+        if end + 1 > max {
+            out.push((name, end + 1));
+        }
+    }
+    out
+}
+
+/// No function outside tests grows past 80 lines: past that, split it into named steps.
+#[test]
+fn no_function_is_longer_than_80_lines() {
+    let src = common::repo().join("src");
+    let mut long = Vec::new();
+    for file in rust_files(&src) {
+        let text = std::fs::read_to_string(&file).expect("source file");
+        for (name, n) in long_functions(&text, MAX_FUNCTION_LINES) {
+            long.push(format!(
+                "{}: fn {name} is {n} lines",
+                file.strip_prefix(common::repo()).expect("in repo").display()
+            ));
+        }
+    }
+    assert!(long.is_empty(), "functions over {MAX_FUNCTION_LINES} lines:\n{}", long.join("\n"));
+    // The measure itself: a 3-line function, a long one, a trait declaration.
+    let body = format!(
+        "fn short() {{\n    x();\n}}\n\npub async fn long() {{\n{}}}\n\n    fn decl(&self);\n",
+        "    x();\n".repeat(90)
+    );
+    assert_eq!(long_functions(&body, MAX_FUNCTION_LINES), vec![("long".to_string(), 92)]);
+}
+
+/// Every source file says what it owns in a `//!` header at its top.
+#[test]
+fn every_file_starts_with_its_module_header() {
+    let repo = common::repo();
+    let mut files = rust_files(&repo.join("src"));
+    files.extend(rust_files(&repo.join("tests/it")));
+    files.extend(rust_files(&repo.join("benches")));
+    files.push(repo.join("build.rs"));
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).expect("source file");
+            !text.lines().find(|l| !l.trim().is_empty() && !l.starts_with("#![")).is_some_and(|l| l.starts_with("//!"))
+        })
+        .map(|f| f.strip_prefix(repo).expect("in repo").display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
+}
+
+/// Integration tests are one crate: helpers are modules, not files included by path.
+#[test]
+fn tests_are_one_crate_without_path_includes() {
+    let repo = common::repo();
+    let entries: Vec<String> = std::fs::read_dir(repo.join("tests"))
+        .expect("tests/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(entries.is_empty(), "test files outside tests/it (each would be its own binary): {entries:?}");
+    let mut files = rust_files(&repo.join("tests"));
+    files.extend(rust_files(&repo.join("benches")));
+    let needle = concat!("#[", "path");
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("file");
+        let included = text.lines().any(|l| l.trim_start().starts_with(needle));
+        assert!(!included, "{} includes a file by path", f.display());
+    }
+}
