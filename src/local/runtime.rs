@@ -500,12 +500,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_init_error_or_an_exit_is_the_invocations_error() {
-        let (_dir, spec) = environment_with("exec sleep 0.3", Duration::from_secs(20));
+        // The "bootstrap" exits only once the test has reported its init error: no race with a timer.
+        let (dir, spec) = environment_with("while [ ! -e go ]; do sleep 0.01; done", Duration::from_secs(20));
         let mut env = Environment::new(spec).await.expect("environment");
         let addr = env.api_address();
+        let go = dir.path().join("go");
         let client = async {
             let error = r#"{"errorType":"Runtime.ConfigError","errorMessage":"TABLE_NAME is not set"}"#;
             assert_eq!(call(addr, "POST", "/init/error", error).await.0, 202);
+            std::fs::write(&go, b"").expect("let the bootstrap exit");
         };
         let (outcome, ()) = tokio::join!(env.invoke(Bytes::from_static(b"{}")), client);
         assert_eq!(outcome, Outcome::InitError("Runtime.ConfigError: TABLE_NAME is not set".into()));

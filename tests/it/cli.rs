@@ -6,22 +6,12 @@ use crate::common;
 
 use common::{World, run_plain};
 
-/// An endpoint nothing listens on: a test that passes with it made no AWS call.
-const DEAD_ENDPOINT: &str = "http://127.0.0.1:9";
+use common::{DEAD_ENDPOINT, assert_error_lines};
 
 fn offline(args: &[&str], code: i32) -> (String, String) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--endpoint-url", DEAD_ENDPOINT]);
     run_plain(&all, &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")], code)
-}
-
-/// The two lines every error prints.
-fn assert_error_lines(stderr: &str, what: &str, hint: &str) {
-    let lines: Vec<&str> =
-        stderr.lines().filter(|l| l.starts_with("stream: error:") || l.starts_with("hint:")).collect();
-    assert_eq!(lines.len(), 2, "one error line and one hint line: {stderr}");
-    assert!(lines[0].contains(what), "error names {what:?}: {stderr}");
-    assert!(lines[1].contains(hint), "hint says {hint:?}: {stderr}");
 }
 
 #[test]
@@ -119,7 +109,13 @@ fn unreachable_endpoint_says_so() {
 #[test]
 fn bad_flag_is_a_usage_error() {
     let (_, err) = run_plain(&["produce", "--count", "many"], &[], 2);
-    assert!(err.contains("invalid value 'many'"), "{err}");
+    assert_error_lines(&err, "invalid value 'many' for '--count <N>'", "stream produce --help");
+    // A flag that does not exist: clap's own tip names the one meant.
+    let (_, err) = run_plain(&["deploy", "--shard", "2"], &[], 2);
+    assert_error_lines(&err, "unexpected argument '--shard'", "--shards");
+    // --code-only changes no parameter: every parameter flag is refused with it (it was 6 of 12).
+    let (_, err) = run_plain(&["deploy", "--code-only", "--max-retries", "5"], &[], 2);
+    assert_error_lines(&err, "--code-only cannot be used with --max-retries", "leave out --code-only or --max-retries");
 }
 
 #[test]

@@ -118,6 +118,30 @@ pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec
     out
 }
 
+/// An endpoint nothing listens on: a command that passes with it made no AWS call.
+pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:9";
+
+/// The two lines every error prints: what went wrong (naming `what`) and what to do (`hint`).
+pub fn assert_error_lines(stderr: &str, what: &str, hint: &str) {
+    let lines: Vec<&str> =
+        stderr.lines().filter(|l| l.starts_with("stream: error:") || l.starts_with("hint:")).collect();
+    assert_eq!(lines.len(), 2, "one error line and one hint line: {stderr}");
+    assert!(lines[0].contains(what), "error names {what:?}: {stderr}");
+    assert!(lines[1].contains(hint), "hint says {hint:?}: {stderr}");
+}
+
+/// True when an SDK error is the service's "no such resource" answer (not any other failure).
+pub fn is_not_found<T, E, R>(result: &Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    const NOT_FOUND: &[&str] = &["ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFound", "NoSuchKey"];
+    match result {
+        Ok(_) => false,
+        Err(e) => e.as_service_error().and_then(|s| s.code()).is_some_and(|c| NOT_FOUND.contains(&c)),
+    }
+}
+
 /// The repository root.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -15,18 +15,38 @@ use aws_sdk_kinesis::primitives::Blob;
 use common::World;
 use fault_proxy::{FaultProxy, Faults};
 
-/// Pids of the processes named `name` whose parent is `parent`.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
+/// A process as the kernel knows it: its pid and its start time (clock ticks after boot). The
+/// pair stays unique when a pid is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Process {
+    pid: u32,
+    started: u64,
+}
+
+/// (command name, parent pid, start time) of a live process, from /proc/<pid>/stat.
+fn stat(pid: u32) -> Option<(String, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid … with the start time as field 22.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+    Some((stat[open + 1..close].to_string(), rest.get(1)?.parse().ok()?, rest.get(19)?.parse().ok()?))
+}
+
+/// True while this very process (not a later one with its pid) is alive.
+fn alive(p: Process) -> bool {
+    stat(p.pid).is_some_and(|(_, _, started)| started == p.started)
+}
+
+/// The processes named `name` whose parent is `parent`.
+fn children_named(parent: u32, name: &str) -> Vec<Process> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid …
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = &stat[open + 1..close];
-        let ppid = stat[close + 2..].split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if comm == name && ppid == Some(parent) {
-            out.push(pid);
+        if let Some((comm, ppid, started)) = stat(pid)
+            && comm == name
+            && ppid == parent
+        {
+            out.push(Process { pid, started });
         }
     }
     out
@@ -45,7 +65,7 @@ fn start_local(w: &World, extra: &[&str]) -> Child {
 }
 
 /// Waits for a bootstrap child of `local` that is not in `seen`.
-fn next_bootstrap(local: u32, seen: &[u32], within: Duration) -> u32 {
+fn next_bootstrap(local: u32, seen: &[Process], within: Duration) -> Process {
     let until = Instant::now() + within;
     while Instant::now() < until {
         if let Some(pid) = children_named(local, "bootstrap").into_iter().find(|p| !seen.contains(p)) {
@@ -54,6 +74,16 @@ fn next_bootstrap(local: u32, seen: &[u32], within: Duration) -> u32 {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("no new bootstrap process under {local} within {within:?}");
+}
+
+/// Waits until the function's log gains a "batch done" line it did not have when called.
+fn wait_for_new_batch_line(log: &std::path::Path, within: Duration) {
+    let count = || std::fs::read_to_string(log).map(|t| t.matches("\"batch done\"").count()).unwrap_or(0);
+    let (before, until) = (count(), Instant::now() + within);
+    while count() == before {
+        assert!(Instant::now() < until, "no batch finished within {within:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn finish(child: Child, code: i32) -> serde_json::Value {
@@ -96,18 +126,24 @@ async fn a_bootstrap_killed_mid_batch_twice_loses_nothing() {
     assert!(expected.len() > 9_900, "distinct tweets: {}", expected.len());
 
     let local = start_local(&w, &[]);
+    let log = w.state_dir().join(format!("local/{}/{}/function.log", w.region, w.stack));
     let mut killed = Vec::new();
     for _ in 0..2 {
-        let pid = next_bootstrap(local.id(), &killed, Duration::from_secs(60));
-        // Let it take a batch, then kill it in the middle of its work.
-        std::thread::sleep(Duration::from_millis(150));
-        signal(pid, "-KILL");
-        killed.push(pid);
+        let process = next_bootstrap(local.id(), &killed, Duration::from_secs(60));
+        // Kill it once it has finished a batch: the shard has records queued, so it is working on
+        // the next one (the summary below proves a batch was in flight).
+        wait_for_new_batch_line(&log, Duration::from_secs(60));
+        signal(process.pid, "-KILL");
+        killed.push(process);
     }
     let summary = finish(local, 0);
-    assert!(summary["crashes"].as_u64() >= Some(2), "{summary}");
-    assert!(summary["cold_starts"].as_u64() >= Some(3), "{summary}");
+    assert_eq!(summary["crashes"], 2, "{summary}");
+    assert_eq!(summary["cold_starts"], 3, "the first process and one after each kill: {summary}");
     assert_eq!(summary["records"], 10_000, "{summary}");
+    assert!(
+        summary["deliveries"].as_u64() > Some(10_000),
+        "the batches in flight at the kills were delivered again: {summary}"
+    );
     assert_eq!(summary["skipped"], 0, "{summary}");
     assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every tweet exactly once");
     w.run(&["destroy", "--yes"], 0);
@@ -202,14 +238,14 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
 
     let started = Instant::now();
     let local = start_local(&w, &[]);
-    let pid = next_bootstrap(local.id(), &[], Duration::from_secs(60));
+    let hung = next_bootstrap(local.id(), &[], Duration::from_secs(60));
     // The process hangs (as a function stuck on a call would): only the deadline ends it.
-    signal(pid, "-STOP");
+    signal(hung.pid, "-STOP");
     let summary = finish(local, 0);
-    assert!(summary["timeouts"].as_u64() >= Some(1), "{summary}");
-    assert!(summary["cold_starts"].as_u64() >= Some(2), "a new process after the timeout: {summary}");
+    assert_eq!(summary["timeouts"], 1, "{summary}");
+    assert_eq!(summary["cold_starts"], 2, "a new process after the timeout: {summary}");
     assert!(started.elapsed() >= Duration::from_secs(2), "the timeout ran its course");
-    assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err(), "the hung process was killed");
+    assert!(!alive(hung), "the hung process was killed");
     assert_eq!(summary["records"], 300, "{summary}");
     assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
     w.run(&["destroy", "--yes"], 0);
@@ -223,10 +259,15 @@ async fn parallel_batches_of_a_shard_keep_each_keys_order() {
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "3", "--parallelization", "4"], 0);
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
-    // 24 users, each with ten versions of one tweet, interleaved: only per-key order leaves "v9".
+    // 7 users (not a multiple of the 4 lanes), each with ten versions of one tweet in a row: a
+    // key's versions span adjacent batches of 3, which only lanes chosen by key keep in order (by
+    // position or round robin, its batches would run at once in different lanes).
+    const USERS: usize = 7;
+    let lanes: BTreeSet<usize> = (0..USERS).map(|u| stream::local::mapping::lane_of(&format!("user{u}"), 4)).collect();
+    assert!(lanes.len() > 1, "the keys use several lanes: {lanes:?}");
     let mut entries = Vec::new();
-    for v in 0..10 {
-        for u in 0..24 {
+    for u in 0..USERS {
+        for v in 0..10 {
             let data = serde_json::json!({
                 "id_str": format!("{}", 1000 + u), "created_at": "Wed Oct 10 20:19:24 +0000 2018",
                 "text": format!("v{v}"), "user": {"name": format!("user{u}"), "screen_name": format!("user{u}"), "id_str": "1"}
@@ -244,7 +285,7 @@ async fn parallel_batches_of_a_shard_keep_each_keys_order() {
     assert_eq!(out.await.expect("put").failed_record_count(), Some(0));
 
     let summary = finish(start_local(&w, &[]), 0);
-    assert_eq!(summary["records"], 240, "{summary}");
+    assert_eq!(summary["records"], 70, "{summary}");
     assert!(summary["peak_concurrency"].as_u64() > Some(1), "batches of the shard ran in parallel: {summary}");
     assert!(summary["peak_concurrency"].as_u64() <= Some(4), "at most ParallelizationFactor: {summary}");
     let (items, _) = w.run(&["scan-table", "--output", "jsonl"], 0);
@@ -254,7 +295,7 @@ async fn parallel_batches_of_a_shard_keep_each_keys_order() {
             serde_json::from_str::<serde_json::Value>(l).expect("jsonl")["Message"].as_str().unwrap_or("").to_string()
         })
         .collect();
-    assert_eq!(messages.len(), 24);
+    assert_eq!(messages.len(), USERS);
     assert!(messages.iter().all(|m| m == "v9"), "the last version of every tweet wins: {messages:?}");
     w.run(&["destroy", "--yes"], 0);
 }
@@ -283,10 +324,10 @@ async fn ctrl_c_stops_cleanly_and_a_new_run_resumes_where_it_stopped() {
     // Wait until part of the stream is done, then press Ctrl-C.
     let until = Instant::now() + Duration::from_secs(60);
     let checkpoints = w.state_dir().join(format!("local/{}/{}/checkpoints.json", w.region, w.stack));
-    while !checkpoints.exists() && Instant::now() < until {
+    while !checkpoints.exists() {
+        assert!(Instant::now() < until, "no checkpoint within a minute");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
     use std::io::Write;
     script.stdin.as_mut().expect("stdin").write_all(b"\x03").expect("ctrl-c");
     let out = script.wait_with_output().expect("script ends");
@@ -337,6 +378,7 @@ async fn an_init_error_is_reported_and_the_mapping_gives_up_after_its_retries() 
     assert_eq!(stderr.matches("failed to start").count(), 1, "{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(summary["skipped"], 5, "{summary}");
-    assert_eq!(summary["written"], 0, "{summary}");
+    let items = clients.dynamodb.scan().table_name(&outputs.table_name).send().await.expect("scan");
+    assert_eq!(items.count(), 0, "nothing was written");
     w.run(&["destroy", "--yes"], 0);
 }

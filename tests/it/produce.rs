@@ -73,9 +73,22 @@ async fn records_go_to_their_shard_in_order_and_aggregates_read_back_whole() {
     expected.sort();
     assert_eq!(users, expected);
 
-    // The function writes what the producer aggregated.
-    let (out, _) = w.run(&["local", "--until-idle"], 0);
-    assert!(out.contains("2200 items written"), "{out}");
+    // The function writes what the producer aggregated: the table holds every tweet made, once.
+    w.run(&["local", "--until-idle"], 0);
+    let made: BTreeSet<(String, String)> = Synthetic::new(Some(5))
+        .take(1500)
+        .chain(Synthetic::new(Some(6)).take(700))
+        .map(|t| stream::tweet::item_from_payload(&t.to_bytes()).expect("valid tweet"))
+        .map(|i| (i.username, i.id))
+        .collect();
+    let mut table = BTreeSet::new();
+    let mut pages = clients.dynamodb.scan().table_name(&outputs.table_name).into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        table.insert((s("Username"), s("Id")));
+    }
+    assert_eq!(table, made);
     w.run(&["destroy", "--yes"], 0);
 }
 
@@ -124,8 +137,8 @@ async fn file_source_sends_good_lines_and_names_bad_ones() {
     assert!(stdout.contains("produced 10 records"), "{stdout}");
     assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len(), 110);
 
-    let (_, err) = w.run(&["produce", "--source", "file"], 2);
-    assert!(err.contains("--source file needs --file"), "{err}");
+    let (_, err) = w.run(&["produce", "--source", "file", "--endpoint-url", common::DEAD_ENDPOINT], 2);
+    common::assert_error_lines(&err, "--source file needs --file", "--file PATH");
     w.run(&["destroy", "--yes"], 0);
 }
 
@@ -169,7 +182,7 @@ async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered()
     ];
     let (out, err) = w.run(&args, 3);
     assert!(out.contains("20 failed"), "{out}");
-    assert!(err.contains("20 of 20 records were not accepted") && err.contains("dead.jsonl"), "{err}");
+    common::assert_error_lines(&err, "20 of 20 records were not accepted", "dead.jsonl");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
         .expect("dead letters")
         .lines()
@@ -190,18 +203,23 @@ fn bad_producer_input_is_refused_before_any_call() {
         &[("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().expect("utf8"))],
         2,
     );
-    assert!(err.contains("no producer profile \"s1\"") && err.contains("stream deploy --stack s1"), "{err}");
+    common::assert_error_lines(&err, "no producer profile \"s1\"", "stream deploy --stack s1");
     let (_, err) = common::run_plain(
         &["produce", "--source", "file", "--file", "/no/such/file.jsonl", "--endpoint-url", "http://127.0.0.1:9"],
         &[("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("c").to_str().expect("utf8"))],
         2,
     );
-    assert!(err.contains("/no/such/file.jsonl is not a readable file"), "{err}");
+    common::assert_error_lines(&err, "/no/such/file.jsonl is not a readable file", "JSON-lines file");
     let (_, err) =
-        common::run_plain(&["produce", "--batch-size", "501", "--endpoint-url", "http://127.0.0.1:9"], &[], 2);
-    assert!(err.contains("--batch-size 501 is out of range"), "{err}");
+        common::run_plain(&["produce", "--batch-size", "501", "--endpoint-url", common::DEAD_ENDPOINT], &[], 2);
+    common::assert_error_lines(&err, "--batch-size 501 is out of range", "from 1 to 500");
+    let (_, err) = common::run_plain(&["produce", "--rate", "0", "--endpoint-url", common::DEAD_ENDPOINT], &[], 2);
+    common::assert_error_lines(&err, "--rate 0 is out of range", "at least 1");
 }
 
+/// Ctrl-C while records are in flight: every record taken from the source (`made`) is either in
+/// the stream or in the dead-letter file, and the stream holds exactly the first `made` tweets of
+/// the seed, in order per key — nothing buffered is dropped.
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
 async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
@@ -210,12 +228,17 @@ async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
     w.run(&["deploy", "--shards", "2"], 0);
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let child = w
-        .cmd(&["produce", "--count", "1000000", "--rate", "400", "--output", "json"])
+        .cmd(&["produce", "--count", "1000000", "--rate", "400", "--seed", "9", "--output", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Interrupt as soon as the first records landed: later ones are still in the workers' batches.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while read_all(&clients.kinesis, &outputs.stream_name).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no record reached the stream");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(kill.success());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.expect("join");
@@ -223,10 +246,20 @@ async fn ctrl_c_flushes_what_is_in_flight_and_exits_130() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary printed");
     assert_eq!(summary["interrupted"], true);
-    let sent = summary["sent"].as_u64().expect("sent");
-    assert!(sent > 100 && sent < 5_000, "{summary}");
-    assert_eq!(summary["failed"], 0);
-    assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len() as u64, sent, "every record made was sent");
+    let (made, sent, failed) = (summary["made"].as_u64(), summary["sent"].as_u64(), summary["failed"].as_u64());
+    let (made, sent, failed) = (made.expect("made"), sent.expect("sent"), failed.expect("failed"));
+    assert_eq!(made, sent + failed, "every record made is sent or dead-lettered: {summary}");
+    assert_eq!(failed, 0, "{summary}");
+    assert!(made > 0 && made < 1_000_000, "{summary}");
+    let mut landed: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (_, key, data) in read_all(&clients.kinesis, &outputs.stream_name).await {
+        landed.entry(key).or_default().push(data);
+    }
+    let mut expected: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for t in Synthetic::new(Some(9)).take(made as usize) {
+        expected.entry(t.user.screen_name.clone()).or_default().push(t.to_bytes());
+    }
+    assert_eq!(landed, expected, "the stream holds exactly the first {made} tweets, in order per key");
     w.run(&["destroy", "--yes"], 0);
 }
 

@@ -74,7 +74,7 @@ fn release_binary_is_static_and_runs_in_an_empty_root() {
     let args = ["scan-table", "--stack", "no-such-stack", "--region", "us-east-1", "--endpoint-url", &by_name];
     let out = chroot(&args);
     let (_, err) = common::check(&out, 1, &args);
-    assert!(err.contains("stack \"no-such-stack\" does not exist"), "{err}");
+    common::assert_error_lines(&err, "stack \"no-such-stack\" does not exist", "stream deploy --stack no-such-stack");
 }
 
 fn walk(dir: &Path) -> Vec<String> {

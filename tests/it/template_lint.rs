@@ -46,16 +46,64 @@ fn checkov_fails_nothing_and_every_skip_is_justified() {
     }
 }
 
-/// No IAM action is `*`, and no statement grants on every resource.
-#[test]
-fn no_wildcard_iam_action_or_resource() {
-    let (template, _) = common::run_plain(&["template"], &[], 0);
-    for line in template.lines().map(str::trim) {
-        let value = line.trim_start_matches("- ").trim_start_matches("Action:").trim_start_matches("Resource:").trim();
-        assert!(value != "\"*\"" && value != "'*'" && value != "*", "wildcard in: {line}");
-        if line.starts_with("- ") && line.contains(':') && !line.contains(' ') {
-            assert!(!line.ends_with(":*"), "service-wide action: {line}");
+/// Every statement of every IAM policy in a template: (where, statement).
+fn statements(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (id, resource) in doc["Resources"].as_object().into_iter().flatten() {
+        let props = &resource["Properties"];
+        let documents = props["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| &p["PolicyDocument"])
+            .chain([&props["PolicyDocument"], &props["AssumeRolePolicyDocument"]]);
+        for document in documents {
+            for statement in document["Statement"].as_array().into_iter().flatten() {
+                out.push((id.clone(), statement.clone()));
+            }
         }
     }
-    assert!(!template.contains("Action: \"*\""));
+    out
+}
+
+/// What is too broad in a policy statement: a `*` action, a service-wide `service:*` action, or
+/// a `*` resource.
+fn too_broad(statement: &serde_json::Value) -> Vec<String> {
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    for action in list(&statement["Action"]) {
+        if action == "*" || action.ends_with(":*") {
+            out.push(format!("action {action}"));
+        }
+    }
+    if list(&statement["Resource"]).iter().any(|r| r == "*") {
+        out.push("resource *".into());
+    }
+    out
+}
+
+/// No IAM action is `*` or a whole service (`kinesis:*`), and no statement grants on every
+/// resource: read from the template as data, every policy of every resource.
+#[test]
+fn no_wildcard_iam_action_or_resource() {
+    let doc = stream::template::document();
+    let all = statements(doc);
+    assert!(all.len() >= 6, "the role's and the producer's statements are read: {}", all.len());
+    for (id, statement) in &all {
+        assert!(too_broad(statement).is_empty(), "{id}: {:?} in {statement}", too_broad(statement));
+    }
+    // The check catches what it is for: each broad grant, in a copy of the template.
+    for (action, resource) in [("kinesis:*", "arn:x"), ("*", "arn:x"), ("kinesis:PutRecords", "*")] {
+        let mut bad = doc.clone();
+        bad["Resources"]["ProducerUser"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0] =
+            serde_json::json!({"Effect": "Allow", "Action": [action], "Resource": resource});
+        let found: Vec<String> = statements(&bad).iter().flat_map(|(_, s)| too_broad(s)).collect();
+        assert_eq!(found.len(), 1, "{action} on {resource}: {found:?}");
+    }
 }
