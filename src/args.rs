@@ -40,6 +40,14 @@ where
     numbers(min, max, format!("give {{flag}} a value from {min} to {max}"))
 }
 
+/// `range`, with the limit's source named in the hint ("PutRecords' limit").
+pub fn range_of<T>(min: u64, max: u64, limit: &'static str) -> impl TypedValueParser<Value = T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    numbers(min, max, format!("give {{flag}} a value from {min} to {max} ({limit})"))
+}
+
 /// A parser for whole numbers of at least `min`, as the flag's type `T` (`--rate`, `--limit`).
 pub fn at_least<T>(min: u64) -> impl TypedValueParser<Value = T>
 where

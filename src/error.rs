@@ -112,7 +112,6 @@ const REJECTED_CODES: &[&str] = &[
     "SerializationException",
     "InvalidArgumentException",
     "InvalidParameterValueException",
-    "ItemCollectionSizeLimitExceededException",
 ];
 
 /// Error codes after which no call of this process can succeed.

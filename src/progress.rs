@@ -121,14 +121,9 @@ pub fn init_cli_logs(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(stderr_is_tty() && colour_allowed())
+        .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .with_target(false)
         .try_init();
-}
-
-/// NO_COLOR (any non-empty value) turns colour off, as <https://no-color.org> asks.
-fn colour_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]

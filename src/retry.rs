@@ -44,8 +44,11 @@ impl Policy {
 /// What resending came to.
 #[derive(Debug, Default)]
 pub struct Resent {
-    /// Items (indices into what was given) still failing after the last attempt, with the last reason.
+    /// Items (indices into what was given) still failing after the last attempt, with the last
+    /// error code: the item's own, or that of the call that failed as a whole.
     pub failed: Vec<(usize, String)>,
+    /// The last call that failed as a whole, in words (operation, resource, code, message).
+    pub last_error: Option<String>,
     /// Calls made.
     pub calls: usize,
     /// Calls after the first.
@@ -56,7 +59,7 @@ pub struct Resent {
     pub stopped_by: Option<Error>,
 }
 
-/// Sends items `0..n` with `call` and sends again only those it reports failed (index and reason),
+/// Sends items `0..n` with `call` and sends again only those it reports failed (index and code),
 /// until none is left, the attempts or the time run out, or a call fails in a way no repetition
 /// can fix. A call that fails as a whole and is `Transient` counts as an attempt for every item in it.
 pub async fn resend<F, Fut>(n: usize, policy: Policy, mut call: F) -> Resent
@@ -85,16 +88,15 @@ where
         out.calls += 1;
         match call(pending.iter().map(|(i, _)| *i).collect()).await {
             Ok(failed) => pending = failed,
-            Err(e) if e.disposition() == Disposition::Transient => {
-                let reason = e.to_string();
-                tracing::warn!(error = %reason, attempt, "call failed as a whole; trying again");
-                pending.iter_mut().for_each(|(_, r)| r.clone_from(&reason));
-            }
             Err(e) => {
-                let reason = e.to_string();
-                pending.iter_mut().for_each(|(_, r)| r.clone_from(&reason));
-                out.stopped_by = Some(e);
-                break;
+                let code = e.code().unwrap_or("RequestFailed").to_string();
+                pending.iter_mut().for_each(|(_, r)| r.clone_from(&code));
+                out.last_error = Some(e.to_string());
+                if e.disposition() != Disposition::Transient {
+                    out.stopped_by = Some(e);
+                    break;
+                }
+                tracing::warn!(error = %e, attempt, "call failed as a whole; trying again");
             }
         }
     }
@@ -196,7 +198,8 @@ mod tests {
                 resend(3, Policy::attempts(8), |_items: Vec<usize>| async move { Err(service_error(code)) }).await;
             assert_eq!(out.calls, 1, "{code}: no second call");
             assert_eq!(out.failed.len(), 3);
-            assert!(out.failed[0].1.contains(code));
+            assert_eq!(out.failed[0].1, code, "the code of the call, for each item");
+            assert!(out.last_error.as_deref().is_some_and(|e| e.contains("no")), "and the error in words");
             assert_eq!(out.stopped_by.map(|e| e.disposition()), Some(expected));
         }
     }

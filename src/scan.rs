@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use clap::{Args, ValueEnum};
 use unicode_width::UnicodeWidthStr;
 
-use crate::args::{BadValue, at_least, range};
+use crate::args::{BadValue, at_least, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::process::store::rejected_attr;
@@ -39,7 +39,7 @@ pub struct ScanArgs {
     pub user: Option<String>,
 
     /// Scan in N parallel segments (1-1000)
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "user", value_parser = range::<u32>(1, 1000))]
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "user", value_parser = range_of::<u32>(1, 1000, "DynamoDB's parallel scan limit"))]
     pub segments: u32,
 }
 

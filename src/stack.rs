@@ -13,17 +13,20 @@ use crate::error::Error;
 use crate::template::{MANAGED_TAG, output};
 
 /// Checks a stack name before any call. CloudFormation allows `[A-Za-z][A-Za-z0-9-]*` up to 128
-/// characters; the function name `<stack>-DDBEventProcessor` must fit Lambda's 64, so 46 here.
+/// characters; the function's name (the template's `<stack>-DDBEventProcessor`) must fit Lambda's
+/// 64, so 46 here.
 pub fn validate_name(name: &str) -> Result<(), Error> {
-    const MAX: usize = 64 - "-DDBEventProcessor".len();
-    let hint = format!("use 1-{MAX} letters, digits and hyphens, starting with a letter (e.g. --stack stream-dev)");
+    const LAMBDA_NAME_MAX: usize = 64;
+    let suffix = crate::template::physical_name("Function", "").map_or(0, |n| n.len());
+    let max = LAMBDA_NAME_MAX - suffix;
+    let hint = format!("use 1-{max} letters, digits and hyphens, starting with a letter (e.g. --stack stream-dev)");
     let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let starts_with_letter = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
     if name.is_empty() || !ok_chars || !starts_with_letter || name.ends_with('-') {
         return Err(Error::usage(format!("invalid stack name \"{name}\""), hint));
     }
-    if name.len() > MAX {
-        return Err(Error::usage(format!("stack name \"{name}\" is {} characters, over {MAX}", name.len()), hint));
+    if name.len() > max {
+        return Err(Error::usage(format!("stack name \"{name}\" is {} characters, over {max}", name.len()), hint));
     }
     Ok(())
 }
@@ -174,6 +177,11 @@ pub async fn load(clients: &Clients, name: &str) -> Result<Deployed, Error> {
     Ok(Deployed { stack, outputs })
 }
 
+/// The tag `stream deploy` puts on its stacks (and on their change sets).
+pub fn managed_tag() -> aws_sdk_cloudformation::types::Tag {
+    aws_sdk_cloudformation::types::Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build()
+}
+
 /// `NotManaged` unless the stack carries the tag `stream deploy` puts on its stacks.
 pub fn ensure_managed(stack: &Stack, name: &str) -> Result<(), Error> {
     let managed = stack.tags().iter().any(|t| t.key() == Some(MANAGED_TAG.0) && t.value() == Some(MANAGED_TAG.1));
@@ -186,6 +194,8 @@ pub fn ensure_managed(stack: &Stack, name: &str) -> Result<(), Error> {
 pub enum Phase {
     /// Created or updated (or an update rolled back): usable, and ready for the next operation.
     Ready,
+    /// An update failed with rollback disabled: usable, and may be updated again.
+    UpdateFailed,
     /// An operation is running; nothing new can start until it ends.
     InProgress,
     /// Creation failed, or a deletion did: nothing of it is worth keeping; delete and create again.
@@ -197,27 +207,40 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Reads a stack status.
+    /// Reads a stack status. A status this version does not know counts as in progress: it is
+    /// neither used nor updated, and following an operation waits for the waiter to decide.
     pub fn of(status: &str) -> Phase {
         match status {
-            s if s.ends_with("_IN_PROGRESS") => Phase::InProgress,
+            "CREATE_COMPLETE"
+            | "UPDATE_COMPLETE"
+            | "UPDATE_ROLLBACK_COMPLETE"
+            | "IMPORT_COMPLETE"
+            | "IMPORT_ROLLBACK_COMPLETE" => Phase::Ready,
+            // An update that failed with rollback disabled can be updated again; CloudFormation may
+            // still roll it back, so it does not end an operation being followed.
+            "UPDATE_FAILED" => Phase::UpdateFailed,
             "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" => Phase::NeedsRecreate,
-            "UPDATE_ROLLBACK_FAILED" | "UPDATE_FAILED" | "IMPORT_ROLLBACK_FAILED" => Phase::RollbackFailed,
+            "UPDATE_ROLLBACK_FAILED" | "IMPORT_ROLLBACK_FAILED" => Phase::RollbackFailed,
             "DELETE_COMPLETE" => Phase::Deleted,
-            _ => Phase::Ready,
+            _ => Phase::InProgress,
         }
     }
 
-    /// True once the operation is over, one way or the other.
+    /// True once an operation is over, one way or the other.
     pub fn is_terminal(self) -> bool {
-        self != Phase::InProgress
+        !matches!(self, Phase::InProgress | Phase::UpdateFailed)
+    }
+
+    /// True when a new update may start.
+    pub fn can_update(self) -> bool {
+        matches!(self, Phase::Ready | Phase::UpdateFailed)
     }
 
     /// True when the stack's resources exist and can be used: created, or being updated (an update
     /// or its rollback leaves the resources in place).
     pub fn resources_usable(self, status: &str) -> bool {
         match self {
-            Phase::Ready | Phase::RollbackFailed => true,
+            Phase::Ready | Phase::UpdateFailed | Phase::RollbackFailed => true,
             Phase::InProgress => status.starts_with("UPDATE_"),
             Phase::NeedsRecreate | Phase::Deleted => false,
         }
@@ -232,7 +255,7 @@ pub fn state_error(name: &str, status: &str, action: &'static str) -> Error {
             "fix the resource named in its events, run `aws cloudformation continue-update-rollback --stack-name {name}`, then deploy again"
         ),
         Phase::Deleted => format!("run `stream deploy --stack {name}` to create it again"),
-        Phase::InProgress | Phase::Ready => {
+        Phase::InProgress | Phase::Ready | Phase::UpdateFailed => {
             format!("wait until stack \"{name}\" finishes its current operation, then run the command again")
         }
     };
@@ -272,11 +295,16 @@ mod tests {
             ("DELETE_FAILED", Phase::NeedsRecreate, false),
             ("UPDATE_ROLLBACK_FAILED", Phase::RollbackFailed, true),
             ("DELETE_COMPLETE", Phase::Deleted, false),
+            ("UPDATE_FAILED", Phase::UpdateFailed, true),
+            ("SOME_NEW_STATUS", Phase::InProgress, false),
         ] {
             assert_eq!(Phase::of(status), phase, "{status}");
             assert_eq!(phase.resources_usable(status), usable, "{status}");
-            assert_eq!(phase.is_terminal(), !status.ends_with("_IN_PROGRESS"), "{status}");
+            let terminal =
+                !status.ends_with("_IN_PROGRESS") && status != "UPDATE_FAILED" && status != "SOME_NEW_STATUS";
+            assert_eq!(phase.is_terminal(), terminal, "{status}");
         }
+        assert!(Phase::UpdateFailed.can_update() && Phase::Ready.can_update() && !Phase::RollbackFailed.can_update());
     }
 
     #[test]

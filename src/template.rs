@@ -302,6 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn resources_keep_the_template_order() {
+        let ids: Vec<String> = resources().into_iter().map(|r| r.logical_id).collect();
+        let yaml_order: Vec<&str> = stack_yaml()
+            .lines()
+            .skip_while(|l| *l != "Resources:")
+            .take_while(|l| *l != "Outputs:")
+            .filter_map(|l| l.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|n| !n.starts_with(' ')))
+            .collect();
+        assert_eq!(ids, yaml_order);
+        assert_eq!(ids[0], "Stream");
+    }
+
+    #[test]
     fn short_form_tags_are_read_as_intrinsic_functions() {
         let doc = document();
         assert_eq!(

@@ -6,19 +6,19 @@
 use std::fmt;
 use std::time::Duration;
 
-use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use super::events::{self, Op};
-use super::{DestroyArgs, artifact, flow, params, producer_key};
+use super::{DestroyArgs, artifact, params, plan, producer_key};
 use crate::aws::Clients;
 use crate::credentials;
 use crate::dynamo;
 use crate::error::Error;
 use crate::progress;
 use crate::stack::{self, Outputs};
-use crate::template::{self, MANAGED_TAG, Retention, param};
+use crate::template::{self, Retention, param};
 
 /// The result of `stream destroy`.
 #[derive(Debug, Clone, Serialize)]
@@ -161,12 +161,12 @@ async fn retain_tables(clients: &Clients, stack_name: &str, stack: &Stack, max_w
         .template_body(template::body_for(Retention::Retain))
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+        .tags(stack::managed_tag())
         .send()
         .await;
     match result {
         Ok(_) => events::follow(clients, stack_name, &id, seen, Op::Update, max_wait).await,
-        Err(e) if e.as_service_error().is_some_and(|s| flow::is_no_update(s.code(), s.message())) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| plan::is_no_update(s.code(), s.message())) => Ok(()),
         Err(e) => Err(Error::aws("UpdateStack", stack_name, e)),
     }
 }

@@ -119,8 +119,9 @@ pub async fn follow(
         ),
         None => format!("stack \"{stack_name}\" ended in {status}"),
     };
-    let hint = if stack::Phase::of(&status) == stack::Phase::NeedsRecreate {
-        format!("fix the cause, run `stream destroy --stack {stack_name}`, then deploy again")
+    // A creation that failed left a stack that can only be deleted and created again.
+    let hint = if op == Op::Create && stack::Phase::of(&status) == stack::Phase::NeedsRecreate {
+        format!("fix the cause, then run `stream deploy --stack {stack_name} --recreate`")
     } else {
         "fix the cause above and run the command again".to_string()
     };

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use aws_sdk_cloudformation::types::{Capability, Stack, Tag};
+use aws_sdk_cloudformation::types::{Capability, Stack};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use serde::Serialize;
 
 use super::artifact::{self, Artifact};
@@ -19,7 +20,7 @@ use crate::dynamo;
 use crate::error::Error;
 use crate::progress;
 use crate::stack::{self, Outputs, Phase};
-use crate::template::{self, MANAGED_TAG, param};
+use crate::template::{self, param};
 
 /// What happened to the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,17 +110,18 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
     let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
 
     let code = Code { bucket: &bucket, key: &key, artifact: &artifact };
-    let action = match &existing {
-        Some(_) if args.code_only => {
-            let deployed = stack::load(clients, stack_name).await?;
-            let wait = Duration::from_secs(args.wait);
-            update_code(clients, &deployed.outputs.function_name, &code, wait).await?;
-            StackAction::CodeUpdated
+    let (action, outputs) = match &existing {
+        Some(s) if args.code_only => {
+            // A code update leaves the stack as it is: its outputs are the ones just read.
+            let outputs = Outputs::from_stack(s)?;
+            update_code(clients, &outputs.function_name, &code, Duration::from_secs(args.wait)).await?;
+            (StackAction::CodeUpdated, outputs)
         }
-        None => create(clients, stack_name, args, &code).await?,
-        Some(s) => update(clients, stack_name, s, args, &code).await?,
+        None => (create(clients, stack_name, args, &code).await?, stack::load(clients, stack_name).await?.outputs),
+        Some(s) => {
+            (update(clients, stack_name, s, args, &code).await?, stack::load(clients, stack_name).await?.outputs)
+        }
     };
-    let outputs = stack::load(clients, stack_name).await?.outputs;
     let (producer_profile, new_producer_key) =
         producer_key::ensure(clients, stack_name, &outputs.producer_user).await?;
     Ok(DeployOutput {
@@ -141,7 +143,7 @@ async fn existing_stack(clients: &Clients, args: &DeployArgs, stack_name: &str) 
     stack::ensure_managed(&s, stack_name)?;
     let status = stack::status_of(&s);
     match Phase::of(status) {
-        Phase::Ready => Ok(Some(s)),
+        phase if phase.can_update() => Ok(Some(s)),
         Phase::Deleted => Ok(None),
         // A stack whose creation failed holds no data yet: it can only be deleted and created again.
         Phase::NeedsRecreate if args.recreate => {
@@ -150,7 +152,7 @@ async fn existing_stack(clients: &Clients, args: &DeployArgs, stack_name: &str) 
             Ok(None)
         }
         Phase::InProgress => Err(stack::state_error(stack_name, status, "updated now")),
-        Phase::NeedsRecreate | Phase::RollbackFailed => Err(stack::state_error(stack_name, status, "updated")),
+        _ => Err(stack::state_error(stack_name, status, "updated")),
     }
 }
 
@@ -204,7 +206,7 @@ async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &C
         .template_body(template)
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+        .tags(stack::managed_tag())
         .send()
         .await
         .map_err(|e| Error::aws("CreateStack", stack_name, e))?;
@@ -267,7 +269,7 @@ async fn update_code(clients: &Clients, function: &str, code: &Code<'_>, max_wai
     let wait = |phase: &'static str| async move {
         let done = clients.lambda.wait_until_function_updated_v2().function_name(function).wait(max_wait).await;
         done.map(|_| ()).map_err(|e| match e {
-            aws_smithy_runtime_api::client::waiters::error::WaiterError::ExceededMaxWait(_) => Error::failed(
+            WaiterError::ExceededMaxWait(_) => Error::failed(
                 format!("function {function} was still updating after {} s ({phase})", max_wait.as_secs()),
                 "check the function in the Lambda console, or deploy with a longer --wait",
             ),
@@ -301,22 +303,5 @@ async fn update_code(clients: &Clients, function: &str, code: &Code<'_>, max_wai
             ),
             "fix the cause and deploy again",
         )),
-    }
-}
-
-/// CloudFormation answers an update with nothing to change with an unmodelled `ValidationError`.
-pub fn is_no_update(code: Option<&str>, message: Option<&str>) -> bool {
-    code == Some("ValidationError") && message.is_some_and(|m| m.contains("No updates are to be performed"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_update_is_recognised() {
-        assert!(is_no_update(Some("ValidationError"), Some("No updates are to be performed.")));
-        assert!(!is_no_update(Some("ValidationError"), Some("Template format error")));
-        assert!(!is_no_update(Some("Throttling"), Some("No updates are to be performed.")));
     }
 }

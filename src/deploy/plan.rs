@@ -8,14 +8,15 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement, Tag,
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::progress::{self, BAD, BUSY, GOOD, paint};
-use crate::template::{self, MANAGED_TAG};
+use crate::stack;
+use crate::template;
 
 /// How often a change set's status is read while CloudFormation computes it.
 const CHANGE_SET_POLL: Duration = Duration::from_secs(2);
@@ -254,7 +255,7 @@ pub async fn create_update(clients: &Clients, req: UpdateRequest<'_>) -> Result<
         .template_body(req.template)
         .set_parameters(Some(req.parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build())
+        .tags(stack::managed_tag())
         .description("made by stream deploy")
         .send()
         .await;
@@ -301,7 +302,12 @@ pub async fn create_update(clients: &Clients, req: UpdateRequest<'_>) -> Result<
     Ok(Some(ChangeSet { id, plan: Plan { changes, parameters: Vec::new() } }))
 }
 
-/// True for the reasons CloudFormation gives a change set that changes nothing.
+/// CloudFormation answers an UpdateStack that changes nothing with an unmodelled `ValidationError`.
+pub fn is_no_update(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("ValidationError") && message.is_some_and(is_empty_change_set)
+}
+
+/// True for the reasons CloudFormation gives a change set (or an update) that changes nothing.
 pub fn is_empty_change_set(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
@@ -436,6 +442,13 @@ mod tests {
         let with_alarm = creation_plan(&[("AlarmEmail".into(), "ops@example.com".into())]);
         assert_eq!(with_alarm.changes.len(), plan.changes.len() + 1);
         assert!(!plan.is_destructive());
+    }
+
+    #[test]
+    fn empty_update_is_recognised() {
+        assert!(is_no_update(Some("ValidationError"), Some("No updates are to be performed.")));
+        assert!(!is_no_update(Some("ValidationError"), Some("Template format error")));
+        assert!(!is_no_update(Some("Throttling"), Some("No updates are to be performed.")));
     }
 
     #[test]

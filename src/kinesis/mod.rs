@@ -123,8 +123,10 @@ pub async fn list_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> Resu
 /// What putting one batch came to.
 #[derive(Debug, Default)]
 pub struct Put {
-    /// Items (indices into the batch) the stream did not accept, with the last error code or reason.
+    /// Items (indices into the batch) the stream did not accept, with their last error code.
     pub failed: Vec<(usize, String)>,
+    /// The last PutRecords call that failed as a whole, in words.
+    pub last_error: Option<String>,
     /// PutRecords calls made.
     pub calls: usize,
     /// Entries sent again after a failure.
@@ -159,7 +161,13 @@ pub async fn put_records<T: Carries>(client: &aws_sdk_kinesis::Client, stream: &
         Ok(indices.into_iter().zip(out.records).filter_map(|(i, r)| Some((i, r.error_code?))).collect())
     })
     .await;
-    Put { failed: resent.failed, calls: resent.calls, resent: resent.resent_items, stopped_by: resent.stopped_by }
+    Put {
+        failed: resent.failed,
+        last_error: resent.last_error,
+        calls: resent.calls,
+        resent: resent.resent_items,
+        stopped_by: resent.stopped_by,
+    }
 }
 
 #[cfg(test)]

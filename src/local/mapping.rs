@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::Ctx;
 use super::checkpoint::Progress;
-use super::reader::{IDLE_POLL, ShardReader, event_record};
+use super::reader::{IDLE_POLL, ShardReader, Start, event_record};
 use super::runtime::Outcome;
 use crate::error::Error;
 use crate::process::Record;
@@ -26,17 +26,6 @@ use crate::tweet::iso_millis;
 
 /// Lambda's limit on an invocation's payload.
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
-
-/// Where a shard without a checkpoint starts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Start {
-    /// The oldest record.
-    TrimHorizon,
-    /// Only records put from now on.
-    Latest,
-    /// Records from this time (seconds since the epoch).
-    AtTimestamp(f64),
-}
 
 /// The mapping's settings, as ListEventSourceMappings reports them.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::{EncryptionType, Record, ShardIteratorType};
 
 use super::Ctx;
-use super::mapping::Start;
 use crate::error::{Disposition, Error};
 use crate::process::event::KinesisData;
 use crate::stack::Outputs;
@@ -17,6 +16,17 @@ use crate::stack::Outputs;
 pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Kinesis allows five GetRecords calls per second per shard.
 const MIN_READ_GAP: Duration = Duration::from_millis(200);
+
+/// Where a shard without a checkpoint starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// The oldest record.
+    TrimHorizon,
+    /// Only records put from now on.
+    Latest,
+    /// Records from this time (seconds since the epoch).
+    AtTimestamp(f64),
+}
 
 /// Where one shard is read.
 pub struct ShardReader {

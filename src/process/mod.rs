@@ -1,5 +1,6 @@
 //! The function: `handle_batch` turns one Kinesis batch into table writes in four steps — decode,
-//! dedupe, write, quarantine — and returns one `BatchOutcome`: the response Lambda needs, the
+//! dedupe, write (the items, and the poison into quarantine), quarantine what DynamoDB refused —
+//! and returns one `BatchOutcome`: the response Lambda needs, the
 //! counts, and whether the function can work at all. `lambda::run_lambda` wires it to the Runtime
 //! API. Decoding a record is `tweet`'s job (and `kpl`'s for aggregates); writes go through `store`,
 //! resends through `retry`.
@@ -122,20 +123,7 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
     // Items DynamoDB refused one by one can never be written either: quarantine their records.
     if !report.refused.is_empty() && report.fatal.is_none() {
         let refused = std::mem::take(&mut report.refused);
-        let poison: Vec<Poison<'_>> = refused
-            .into_iter()
-            .map(|(pos, why)| Poison {
-                pos,
-                sub: None,
-                partition_key: &records[pos].kinesis.partition_key,
-                payload: payloads[pos].as_deref().unwrap_or_default(),
-                reason: format!("DynamoDB refused the item: {why}"),
-            })
-            .collect();
-        let extra: Vec<(usize, Attrs)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
-        let units: Vec<_> = extra.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)).collect();
-        let more = write_all(store, &units, opts).await;
-        // The quarantine itself refused them: report them, so they are delivered again.
+        let more = quarantine_refused(store, records, &payloads, refused, now, opts).await;
         report.absorb(more);
     }
 
@@ -155,6 +143,30 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
         response.add_failure(records[pos].kinesis.sequence_number.clone());
     }
     BatchOutcome { response, stats, fatal: report.fatal }
+}
+
+/// Quarantines the records of items DynamoDB refused on their own (batch position, why).
+async fn quarantine_refused<S: Store>(
+    store: &S,
+    records: &[Record],
+    payloads: &[Option<Vec<u8>>],
+    refused: Vec<(usize, String)>,
+    now: chrono::DateTime<chrono::Utc>,
+    opts: &Options,
+) -> WriteReport {
+    let poison: Vec<Poison<'_>> = refused
+        .into_iter()
+        .map(|(pos, why)| Poison {
+            pos,
+            sub: None,
+            partition_key: &records[pos].kinesis.partition_key,
+            payload: payloads[pos].as_deref().unwrap_or_default(),
+            reason: format!("DynamoDB refused the item: {why}"),
+        })
+        .collect();
+    let items: Vec<(usize, Attrs)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
+    let units: Vec<_> = items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)).collect();
+    write_all(store, &units, opts).await
 }
 
 /// The payloads of the records, base64-decoded; `None` for data that is not base64. Kept whole

@@ -331,13 +331,15 @@ impl Worker {
             Counters::add(&c.kinesis_records, 1);
         }
         if !put.failed.is_empty() {
+            let fatal = put.stopped_by.as_ref().is_some_and(|e| e.disposition() == Disposition::Fatal);
+            let why = put.stopped_by.as_ref().map(Error::to_string).or(put.last_error.clone());
             let mut dl = shared.dead_letter.lock().await;
-            for (i, reason) in &put.failed {
-                // An entry's own ErrorCode, or the code of the call that failed as a whole.
-                let code = put.stopped_by.as_ref().and_then(Error::code);
-                let code = code.unwrap_or(if reason.contains(' ') { "RequestFailed" } else { reason });
+            for (i, code) in &put.failed {
+                // The entry's own ErrorCode or the failed call's; NotSent when nothing could be sent.
+                let code = if fatal { "NotSent" } else { code.as_str() };
+                let reason = why.clone().unwrap_or_else(|| format!("{code} on every attempt"));
                 Counters::add(&c.failed, batch[*i].user_records);
-                let _ = dl.add(&batch[*i].entry, code, reason);
+                let _ = dl.add(&batch[*i].entry, code, &reason);
             }
         }
         if let Some(e) = put.stopped_by.filter(|e| e.disposition() == Disposition::Fatal) {

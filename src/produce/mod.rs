@@ -11,13 +11,15 @@ pub mod source;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::args::{at_least, range};
+use crate::args::{at_least, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::kinesis::{self, MAX_RECORDS_PER_CALL, ShardMap};
@@ -68,7 +70,7 @@ pub struct ProduceArgs {
     pub seed: Option<u64>,
 
     /// Records per PutRecords call (1-500)
-    #[arg(long, default_value_t = MAX_RECORDS_PER_CALL, value_name = "N", value_parser = range::<usize>(1, MAX_RECORDS_PER_CALL as u64))]
+    #[arg(long, default_value_t = MAX_RECORDS_PER_CALL, value_name = "N", value_parser = range_of::<usize>(1, MAX_RECORDS_PER_CALL as u64, "PutRecords' limit"))]
     pub batch_size: usize,
 
     /// Milliseconds a partly filled batch may wait for more records
@@ -262,7 +264,8 @@ pub async fn run(
     let delivery = Delivery::start(map, settings);
     let live = live_line(&delivery, started);
     let (tx, mut rx) = mpsc::channel(source::CHANNEL_DEPTH);
-    let source = source::spawn(args, tx);
+    let bad_lines = Arc::new(AtomicU64::new(0));
+    let source = source::spawn(args, tx, bad_lines.clone());
     let limit = match args.source {
         // The synthetic source makes exactly --count tweets.
         SourceKind::Synthetic => u64::MAX,
@@ -274,19 +277,19 @@ pub async fn run(
     source.abort();
     let source_end = match source.await {
         Ok(end) => end,
-        Err(e) if e.is_cancelled() => Ok(source::SourceEnd::default()),
+        Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(Error::failed(format!("the source stopped: {e}"), "run `stream produce` again")),
     };
     let finished = delivery.finish().await;
     live.finish();
     let finished = finished?;
-    let source_end = source_end?;
+    source_end?;
     Ok(ProduceOutput {
         stream,
         shards,
         made: fed.made,
         counts: finished.counts,
-        bad_lines: source_end.bad_lines,
+        bad_lines: bad_lines.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
         dead_letter: finished.dead_letter,
         interrupted: fed.interrupted,

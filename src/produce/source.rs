@@ -7,6 +7,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -19,16 +22,10 @@ use crate::tweet::{Entities, ExtendedTweet, Hashtag, Tweet, User, twitter_time};
 /// Records a source may send ahead of delivery.
 pub const CHANNEL_DEPTH: usize = 1024;
 
-/// How a source ended.
-#[derive(Debug, Default)]
-pub struct SourceEnd {
-    /// Input lines that were not tweets (file source), reported and skipped.
-    pub bad_lines: u64,
-}
-
 /// Starts the source `args` names, sending on `tx`. Synthetic makes `--count` tweets (100 by
-/// default); a file ends at its end; the live sources run until the receiver is gone.
-pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>) -> JoinHandle<Result<SourceEnd, Error>> {
+/// default); a file ends at its end; the live sources run until the receiver is gone. Input lines
+/// that are not tweets (file source) are reported, skipped and counted in `bad_lines`.
+pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>, bad_lines: Arc<AtomicU64>) -> JoinHandle<Result<(), Error>> {
     match args.source {
         SourceKind::Synthetic => {
             let (seed, count) = (args.seed, args.count.unwrap_or(100));
@@ -40,16 +37,16 @@ pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>) -> JoinHandle<Result<
                         break;
                     }
                 }
-                Ok(SourceEnd::default())
+                Ok(())
             })
         }
-        SourceKind::File => tokio::spawn(read_file(args.file.clone().unwrap_or_default(), args.count, tx)),
+        SourceKind::File => tokio::spawn(read_file(args.file.clone().unwrap_or_default(), args.count, tx, bad_lines)),
         SourceKind::Bluesky => {
             let backoff = live::Backoff { scale: args.reconnect_scale };
             let url = args.bluesky_url.clone();
             tokio::spawn(async move {
                 live::bluesky(url, tx, backoff).await;
-                Ok(SourceEnd::default())
+                Ok(())
             })
         }
         SourceKind::X => {
@@ -59,7 +56,7 @@ pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>) -> JoinHandle<Result<
             let (url, track) = (args.x_url.clone(), args.track.clone());
             tokio::spawn(async move {
                 live::x(url, token, track, tx, backoff).await;
-                Ok(SourceEnd::default())
+                Ok(())
             })
         }
     }
@@ -67,7 +64,12 @@ pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>) -> JoinHandle<Result<
 
 /// Sends the tweet lines of `path` (`-`: stdin), at most `limit`; lines that are not tweets are
 /// reported with their line number and skipped.
-async fn read_file(path: std::path::PathBuf, limit: Option<u64>, tx: mpsc::Sender<Record>) -> Result<SourceEnd, Error> {
+async fn read_file(
+    path: std::path::PathBuf,
+    limit: Option<u64>,
+    tx: mpsc::Sender<Record>,
+    bad_lines: Arc<AtomicU64>,
+) -> Result<(), Error> {
     let io = |e| Error::io(path.display().to_string(), e);
     let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if path.as_os_str() == "-" {
         Box::new(tokio::io::stdin())
@@ -75,7 +77,6 @@ async fn read_file(path: std::path::PathBuf, limit: Option<u64>, tx: mpsc::Sende
         Box::new(tokio::fs::File::open(&path).await.map_err(io)?)
     };
     let mut lines = tokio::io::BufReader::new(reader).lines();
-    let mut end = SourceEnd::default();
     let (mut number, mut sent) = (0u64, 0u64);
     while sent < limit.unwrap_or(u64::MAX) {
         let Some(line) = lines.next_line().await.map_err(io)? else { break };
@@ -91,12 +92,12 @@ async fn read_file(path: std::path::PathBuf, limit: Option<u64>, tx: mpsc::Sende
                 sent += 1;
             }
             Err(reason) => {
-                end.bad_lines += 1;
+                bad_lines.fetch_add(1, Ordering::Relaxed);
                 crate::progress::status(format!("{}:{number}: skipped: {reason}", path.display()));
             }
         }
     }
-    Ok(end)
+    Ok(())
 }
 
 /// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.
