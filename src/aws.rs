@@ -1,5 +1,8 @@
 //! One `SdkConfig` per process from the AWS CLI's flags and the standard chain, and the service
 //! clients built once from it. The only place that knows about endpoints, TLS, retries and timeouts.
+//! Endpoints resolve as in the AWS CLI v2: `--endpoint-url` beats everything; otherwise aws-config
+//! reads `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then the profile's `services`
+//! section and `endpoint_url`, unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` turns them off.
 
 use std::time::Duration;
 
@@ -12,6 +15,19 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::error::{CREDENTIALS_HINT, Error};
 
+/// The environment variable of the global endpoint; `<it>_<SERVICE>` names a service's.
+pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL";
+
+/// Service ids as the SDKs spell them (`AWS_ENDPOINT_URL_<ID upper-cased, spaces as _>`), for the
+/// services `stream` and its function talk to.
+pub const SERVICE_IDS: [&str; 10] =
+    ["CloudFormation", "Kinesis", "DynamoDB", "S3", "IAM", "STS", "Lambda", "CloudWatch", "CloudWatch Logs", "SQS"];
+
+/// The environment variable that sets `service_id`'s endpoint.
+pub fn endpoint_variable(service_id: &str) -> String {
+    format!("{ENDPOINT_ENV}_{}", service_id.to_uppercase().replace(' ', "_"))
+}
+
 /// Region used when neither the flag, the environment nor the profile names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -22,7 +38,8 @@ pub struct AwsArgs {
     pub region: Option<String>,
     /// `--profile`: credentials and region come from this profile, even when env credentials exist.
     pub profile: Option<String>,
-    /// `--endpoint-url` / `AWS_ENDPOINT_URL`.
+    /// `--endpoint-url`: every service of this call goes there. (The environment's and the
+    /// profile's endpoints are aws-config's to read, per service.)
     pub endpoint_url: Option<String>,
 }
 
@@ -34,13 +51,23 @@ impl AwsArgs {
         {
             return Err(invalid_region(region));
         }
+        let is_url = |url: &str| url.starts_with("http://") || url.starts_with("https://");
         if let Some(url) = &self.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !is_url(url)
         {
             return Err(Error::usage(
                 format!("invalid endpoint URL \"{url}\""),
                 "give a URL with a scheme, e.g. --endpoint-url http://127.0.0.1:4566",
             ));
+        }
+        // The SDK would take these as they are and fail far from here.
+        for (name, url) in std::env::vars().filter(|(k, _)| k.starts_with(ENDPOINT_ENV)) {
+            if !url.is_empty() && !is_url(&url) {
+                return Err(Error::usage(
+                    format!("invalid endpoint URL \"{url}\" in {name}"),
+                    format!("give {name} a URL with a scheme, e.g. http://127.0.0.1:4566, or unset it"),
+                ));
+            }
         }
         Ok(())
     }
@@ -166,18 +193,35 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// The region every client talks to.
     pub region: String,
-    /// The endpoint every client talks to, when not AWS's own.
-    pub endpoint_url: Option<String>,
+    /// `--endpoint-url`, when given: every service goes there.
+    pub endpoint_override: Option<String>,
     /// The configuration the clients were built from (credentials for `stream local`'s function).
     pub config: SdkConfig,
 }
 
+/// The endpoint a service's client of `config` talks to when it is not AWS's own: `--endpoint-url`,
+/// else what aws-config read for the service (its variable, the global one, the profile's).
+pub fn endpoint(config: &SdkConfig, service_id: &str) -> Option<String> {
+    use aws_types::service_config::ServiceConfigKey;
+    if config.get_origin("endpoint_url").is_client_config() {
+        return config.endpoint_url().map(str::to_string);
+    }
+    let key =
+        ServiceConfigKey::builder().service_id(service_id).env(ENDPOINT_ENV).profile("endpoint_url").build().ok()?;
+    config.service_config().and_then(|s| s.load_config(key)).or_else(|| config.endpoint_url().map(str::to_string))
+}
+
 impl Clients {
+    /// The endpoint `service_id` talks to, when not AWS's own.
+    pub fn endpoint(&self, service_id: &str) -> Option<String> {
+        endpoint(&self.config, service_id)
+    }
+
     /// Builds every client from `config`.
     pub fn new(config: &SdkConfig) -> Self {
         // A custom endpoint (an emulator) serves buckets by path, not by virtual host name.
         let s3_config =
-            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+            aws_sdk_s3::config::Builder::from(config).force_path_style(endpoint(config, "S3").is_some()).build();
         Clients {
             cfn: aws_sdk_cloudformation::Client::new(config),
             kinesis: aws_sdk_kinesis::Client::new(config),
@@ -189,7 +233,11 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
-            endpoint_url: config.endpoint_url().map(str::to_string),
+            endpoint_override: config
+                .get_origin("endpoint_url")
+                .is_client_config()
+                .then(|| config.endpoint_url().map(str::to_string))
+                .flatten(),
             config: config.clone(),
         }
     }

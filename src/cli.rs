@@ -39,8 +39,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Send every AWS call to this endpoint (e.g. a local emulator)
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    /// Send every AWS call to this endpoint (e.g. a local emulator); without it, AWS_ENDPOINT_URL,
+    /// AWS_ENDPOINT_URL_<SERVICE> and the profile's endpoints apply, as in the AWS CLI
+    #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
     /// CloudFormation stack that holds the pipeline

@@ -173,8 +173,17 @@ impl Error {
         R: fmt::Debug + Send + Sync + 'static,
     {
         let detail = DisplayErrorContext(&err).to_string();
-        let code = err.code().map(str::to_string);
-        let (kind, message) = classify(&err);
+        let (kind, mut message) = classify(&err);
+        let mut code = err.code().map(str::to_string);
+        // A refusal in a shape the SDK does not read (an emulator answering a JSON service in
+        // XML) is still a refusal: its body names the code, or its status says what it is.
+        if code.is_none() && kind == AwsFailure::Service {
+            let (status, body_code) = raw_status_and_code(&err);
+            code = body_code.or_else(|| (status == Some(403)).then(|| "AccessDenied".to_string()));
+            if let Some(c) = &code {
+                message = format!("{c}: HTTP {} with an error body the SDK could not read", status.unwrap_or(0));
+            }
+        }
         Error::Aws { op, resource: resource.into(), message, kind, code, detail }
     }
 
@@ -255,6 +264,27 @@ impl Error {
     }
 }
 
+/// The HTTP status of the response a failed call got, and the error code its body names
+/// (`<Code>…</Code>` or `"__type"`), when the SDK could not read it.
+fn raw_status_and_code<E, R: 'static>(err: &SdkError<E, R>) -> (Option<u16>, Option<String>) {
+    let Some(http) = err
+        .raw_response()
+        .and_then(|r| (r as &dyn std::any::Any).downcast_ref::<aws_smithy_runtime_api::http::Response>())
+    else {
+        return (None, None);
+    };
+    let body = http.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    let between = |open: &str, close: &str| {
+        let start = body.find(open)? + open.len();
+        let end = body[start..].find(close)? + start;
+        Some(body[start..end].trim().to_string()).filter(|c| !c.is_empty() && !c.contains(' '))
+    };
+    let code = between("<Code>", "</Code>")
+        .or_else(|| between("\"__type\":\"", "\""))
+        .map(|c| c.rsplit('#').next().unwrap_or(&c).to_string());
+    (Some(http.status().as_u16()), code)
+}
+
 /// Sorts an SDK error into what the user can act on, and the message to show.
 fn classify<E, R>(err: &SdkError<E, R>) -> (AwsFailure, String)
 where
@@ -332,6 +362,29 @@ mod tests {
         assert_eq!(disposition(None, AwsFailure::Unreachable), Transient);
         assert_eq!(disposition(Some("ThrottlingException"), AwsFailure::Credentials), Fatal);
         assert_eq!(Error::failed("x", "y").disposition(), Fatal);
+    }
+
+    /// An answer of 403 whose body names no code is a refusal all the same; a 500 stays transient.
+    #[test]
+    fn a_403_without_a_code_is_access_denied() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let failed = |status: u16, body: &'static str| {
+            let response = Response::new(StatusCode::try_from(status).expect("status"), SdkBody::from(body));
+            let err = SdkError::service_error(BatchWriteItemError::generic(ErrorMetadata::builder().build()), response);
+            Error::aws("BatchWriteItem", "t", err)
+        };
+        let denied = failed(403, "");
+        assert_eq!((denied.code(), denied.disposition()), (Some("AccessDenied"), Disposition::Fatal));
+        assert!(denied.to_string().contains("AccessDenied"), "{denied}");
+        let xml = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code></Error></Errors></ErrorResponse>";
+        assert_eq!(failed(403, xml).code(), Some("SignatureDoesNotMatch"), "the body names it");
+        let json = r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException"}"#;
+        assert_eq!(failed(400, json).code(), Some("AccessDeniedException"));
+        let broken = failed(500, "");
+        assert_eq!((broken.code(), broken.disposition()), (None, Disposition::Transient));
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! 1. `main`: detects the mode, parses, runs one command, prints, exits.
 //! 2. `cli`: the command line: global flags, the subcommand enum, clap's refusals as our two lines.
 //! 3. Commands, each with its own clap arguments and a `run`: `deploy` (deploy and destroy: flow,
-//!    params, artifact, events, plan, producer_key, destroy), `produce` (source, live, delivery,
-//!    deadletter), `local` (function, runtime, mapping, reader, checkpoint, stats), `scan`,
-//!    `status`, `replay`.
+//!    params, artifact, elf, events, plan, producer_key, destroy), `produce` (source, live,
+//!    delivery, deadletter), `local` (function, runtime, limits, mapping, reader, checkpoint,
+//!    stats), `scan`, `status`, `replay`.
 //! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics) and `stack` (a deployed
 //!    stack: finding it, whether it is ours, what its status allows, its outputs, function, mapping).
 //! 5. AWS helpers by service, shared by every command that needs them: `kinesis` (limits, entries,
@@ -20,7 +20,8 @@
 //! 6. `retry`: the backoff and the one loop that resends only what failed.
 //! 7. `aws`: one SdkConfig and the service clients.
 //! 8. Leaves, with no AWS calls: `tweet` (record shape and table item), `kpl` (the KPL aggregate
-//!    format), `template` (the embedded template, as YAML and as data), `credentials` (the
+//!    format), `template` (the embedded template, as YAML and as data), `filter` (Lambda's event
+//!    filter patterns: checked, and matched against a record), `credentials` (the
 //!    producer's profile), `net` (TCP/TLS for the live sources), `progress` (what people see on
 //!    stderr), `output` (stdout), `args` (flag value parsers), `mode`, `shutdown`.
 //! 9. `error`: the one error type, and the one reading of a failed call (`Disposition`).
@@ -41,6 +42,7 @@ pub mod credentials;
 pub mod deploy;
 pub mod dynamo;
 pub mod error;
+pub mod filter;
 pub mod kinesis;
 pub mod kpl;
 pub mod local;

@@ -43,8 +43,10 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     let aws_args = aws::AwsArgs::from(g);
     aws_args.validate()?;
     // The command's own files and profiles first: bad input is named even where AWS is not set up.
-    if let Command::Produce(a) = &cli.command {
-        produce::precheck(a, &g.stack)?;
+    match &cli.command {
+        Command::Produce(a) => produce::precheck(a, &g.stack)?,
+        Command::Deploy(a) => a.params.values().map(drop)?,
+        _ => {}
     }
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };

@@ -59,12 +59,21 @@ impl Retention {
 /// The resource type whose DeletionPolicy and UpdateReplacePolicy carry DataRetention.
 const RETAINED_TYPE: &str = "AWS::DynamoDB::Table";
 
+/// The logical id of the event source mapping, whose FilterCriteria `body_for` writes.
+pub const MAPPING: &str = "EventSourceMapping";
+
 /// The template as sent to CloudFormation (JSON): every table's DeletionPolicy and
-/// UpdateReplacePolicy set to the DataRetention value. CloudFormation takes only literals there
-/// (intrinsic functions need the AWS::LanguageExtensions transform, which emulators do not run),
-/// so `stream` writes them, as data.
-pub fn body_for(retention: Retention) -> String {
+/// UpdateReplacePolicy set to the DataRetention value, and the mapping's FilterCriteria holding
+/// `filters` (none: an empty FilterCriteria). CloudFormation takes only literals for the policies
+/// (intrinsic functions there need the AWS::LanguageExtensions transform, which emulators do not
+/// run), and a list of filters cannot be built from one parameter: `stream` writes both, as data.
+pub fn body_for(retention: Retention, filters: &[String]) -> String {
     let mut doc = document().clone();
+    // No filters is an empty FilterCriteria, not a missing one: an update then clears filters the
+    // mapping had (leaving the property out is not read as "none" everywhere).
+    let list: Vec<Value> = filters.iter().map(|p| serde_json::json!({ "Pattern": p })).collect();
+    let criteria = if list.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "Filters": list }) };
+    doc["Resources"][MAPPING]["Properties"]["FilterCriteria"] = criteria;
     if let Some(resources) = doc.get_mut("Resources").and_then(Value::as_object_mut) {
         for resource in resources.values_mut().filter(|r| r["Type"] == RETAINED_TYPE) {
             for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
@@ -216,9 +225,11 @@ pub mod param {
 
     /// Delete or Retain: the tables' deletion policy.
     pub const DATA_RETENTION: &str = "DataRetention";
+    /// The mapping's filter patterns, one per line.
+    pub const FILTER_PATTERNS: &str = "FilterPatterns";
 
     /// Every parameter the template declares.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         CODE_BUCKET,
         CODE_KEY,
         ARCHITECTURE,
@@ -234,6 +245,7 @@ pub mod param {
         TIMEOUT,
         ALARM_EMAIL,
         DATA_RETENTION,
+        FILTER_PATTERNS,
     ];
 }
 
@@ -339,8 +351,12 @@ mod tests {
     fn retention_sets_the_policies_of_every_table_and_nothing_else() {
         let tables = retained_tables();
         assert_eq!(tables, vec!["EventDataTable".to_string(), "RejectedTable".to_string()]);
-        let delete: Value = serde_json::from_str(&body_for(Retention::Delete)).expect("json");
-        let retain: Value = serde_json::from_str(&body_for(Retention::Retain)).expect("json");
+        let mut delete: Value = serde_json::from_str(&body_for(Retention::Delete, &[])).expect("json");
+        let mut retain: Value = serde_json::from_str(&body_for(Retention::Retain, &[])).expect("json");
+        for doc in [&mut delete, &mut retain] {
+            let props = doc["Resources"][MAPPING]["Properties"].as_object_mut().expect("properties");
+            assert_eq!(props.remove("FilterCriteria"), Some(serde_json::json!({})), "no filters");
+        }
         assert_eq!(&delete, document(), "the template already says Delete");
         for t in &tables {
             for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
@@ -357,6 +373,16 @@ mod tests {
         assert_eq!(&patched, document());
         assert_eq!(Retention::from_param(Some("Retain")), Retention::Retain);
         assert_eq!(Retention::from_param(None), Retention::Delete);
+    }
+
+    #[test]
+    fn filters_are_written_into_the_mapping() {
+        let patterns = [r#"{"data":{"lang":["en"]}}"#.to_string(), r#"{"data":{"lang":["de"]}}"#.to_string()];
+        let doc: Value = serde_json::from_str(&body_for(Retention::Delete, &patterns)).expect("json");
+        let filters = &doc["Resources"][MAPPING]["Properties"]["FilterCriteria"]["Filters"];
+        assert_eq!(filters, &serde_json::json!([{"Pattern": patterns[0]}, {"Pattern": patterns[1]}]));
+        let none: Value = serde_json::from_str(&body_for(Retention::Delete, &[])).expect("json");
+        assert_eq!(none["Resources"][MAPPING]["Properties"]["FilterCriteria"], serde_json::json!({}));
     }
 
     #[test]

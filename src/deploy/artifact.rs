@@ -16,77 +16,10 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use super::elf::{Arch, Linkage, lambda_arch};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::progress;
-
-/// The instruction sets Lambda runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// x86_64 (ELF machine 62).
-    X86_64,
-    /// arm64 / aarch64 (ELF machine 183).
-    Arm64,
-}
-
-impl Arch {
-    /// The name CloudFormation's `Architectures` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-}
-
-/// Why a file cannot be a Lambda `bootstrap`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotBootstrap {
-    /// No ELF magic.
-    NotElf,
-    /// Not a 64-bit little-endian ELF file.
-    Not64BitLittleEndian,
-    /// ELF, but an object file or core dump rather than an executable.
-    NotExecutable(u16),
-    /// An executable for a machine Lambda does not run.
-    UnsupportedMachine(u16),
-}
-
-impl std::fmt::Display for NotBootstrap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NotBootstrap::NotElf => f.write_str("not a Linux ELF executable"),
-            NotBootstrap::Not64BitLittleEndian => f.write_str("not a 64-bit little-endian ELF file"),
-            NotBootstrap::NotExecutable(t) => {
-                write!(f, "an ELF file of type {t}, not an executable")
-            }
-            NotBootstrap::UnsupportedMachine(m) => {
-                write!(f, "an executable for ELF machine {m}; Lambda runs x86_64 (62) and arm64 (183)")
-            }
-        }
-    }
-}
-
-/// Reads the ELF header: Lambda runs 64-bit little-endian Linux executables for x86_64 or arm64.
-pub fn lambda_arch(bytes: &[u8]) -> Result<Arch, NotBootstrap> {
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        return Err(NotBootstrap::NotElf);
-    }
-    // e_ident[EI_CLASS] = 2 (64-bit), e_ident[EI_DATA] = 1 (little-endian).
-    if bytes[4] != 2 || bytes[5] != 1 {
-        return Err(NotBootstrap::Not64BitLittleEndian);
-    }
-    let e_type = u16::from_le_bytes([bytes[16], bytes[17]]);
-    // ET_EXEC = 2; ET_DYN = 3 covers position-independent executables (static-pie included).
-    if e_type != 2 && e_type != 3 {
-        return Err(NotBootstrap::NotExecutable(e_type));
-    }
-    match u16::from_le_bytes([bytes[18], bytes[19]]) {
-        62 => Ok(Arch::X86_64),
-        183 => Ok(Arch::Arm64),
-        m => Err(NotBootstrap::UnsupportedMachine(m)),
-    }
-}
 
 /// A zipped function ready to upload.
 #[derive(Debug, Clone)]
@@ -116,9 +49,30 @@ pub fn package(path: Option<&Path>) -> Result<Artifact, Error> {
             "pass --bootstrap a Linux executable built for x86_64 or arm64 (e.g. scripts/build's output)",
         )
     })?;
+    check_runs_on_al2023(&source, &bytes)?;
     let zip = zip_bootstrap(&bytes).map_err(|e| Error::io("zipping bootstrap", e))?;
     let sha256 = hex::encode(Sha256::digest(&zip));
     Ok(Artifact { zip, sha256, arch, binary_len: bytes.len(), source })
+}
+
+/// Refuses (on a terminal: asks about) an executable that needs what provided.al2023 lacks: a
+/// glibc newer than its 2.34, or another shared library. It would run here and fail at start there.
+fn check_runs_on_al2023(source: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let missing = Linkage::read(bytes).missing_on_al2023();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = format!("{} needs {}, which provided.al2023 lacks", source.display(), missing.join(" and "));
+    if progress::stdin_is_tty() {
+        progress::status(format!("warning: {what}"));
+        if progress::confirm("Upload it anyway? It would fail at start in Lambda") {
+            return Ok(());
+        }
+    }
+    Err(Error::usage(
+        what,
+        "build with scripts/build (a static binary that needs nothing of the machine), or link against glibc 2.34 or older",
+    ))
 }
 
 /// One-entry zip holding `bootstrap` (0755). The fixed timestamp makes the zip, and so its hash,
@@ -319,20 +273,6 @@ mod tests {
         b[16..18].copy_from_slice(&e_type.to_le_bytes());
         b[18..20].copy_from_slice(&machine.to_le_bytes());
         b
-    }
-
-    #[test]
-    fn lambda_architectures_are_recognised() {
-        assert_eq!(lambda_arch(&elf(2, 1, 3, 62)), Ok(Arch::X86_64));
-        assert_eq!(lambda_arch(&elf(2, 1, 2, 183)), Ok(Arch::Arm64));
-    }
-
-    #[test]
-    fn non_lambda_files_are_refused() {
-        assert_eq!(lambda_arch(b"#!/bin/sh\necho hi\n"), Err(NotBootstrap::NotElf));
-        assert_eq!(lambda_arch(&elf(1, 1, 2, 3)), Err(NotBootstrap::Not64BitLittleEndian));
-        assert_eq!(lambda_arch(&elf(2, 1, 1, 62)), Err(NotBootstrap::NotExecutable(1)));
-        assert_eq!(lambda_arch(&elf(2, 1, 2, 40)), Err(NotBootstrap::UnsupportedMachine(40)));
     }
 
     #[test]

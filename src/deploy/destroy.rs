@@ -158,7 +158,7 @@ async fn retain_tables(clients: &Clients, stack_name: &str, stack: &Stack, max_w
         .cfn
         .update_stack()
         .stack_name(&id)
-        .template_body(template::body_for(Retention::Retain))
+        .template_body(template::body_for(Retention::Retain, &params::filters(&parameters, Some(stack))))
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
         .tags(stack::managed_tag())

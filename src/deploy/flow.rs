@@ -193,8 +193,8 @@ impl Code<'_> {
 
 /// Creates the stack after showing what it will hold, following its events.
 async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &Code<'_>) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values(), None, code.parameters());
-    let template = template::body_for(params::retention(&parameters, None));
+    let parameters = params::for_operation(&args.params.values()?, None, code.parameters());
+    let template = template::body_for(params::retention(&parameters, None), &params::filters(&parameters, None));
     let plan = plan::creation_plan(&params::resolved_values(&parameters, None));
     progress::status(format!("plan for new stack {stack_name}:"));
     plan::approve(&plan, stack_name, args.yes, "Create")?;
@@ -223,8 +223,9 @@ async fn update(
     args: &DeployArgs,
     code: &Code<'_>,
 ) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values(), Some(existing), code.parameters());
-    let template = template::body_for(params::retention(&parameters, Some(existing)));
+    let parameters = params::for_operation(&args.params.values()?, Some(existing), code.parameters());
+    let retention = params::retention(&parameters, Some(existing));
+    let template = template::body_for(retention, &params::filters(&parameters, Some(existing)));
     let max_wait = Duration::from_secs(args.wait);
     let id = existing.stack_id().unwrap_or(stack_name).to_string();
     let parameter_changes = params::changes(existing, &parameters);

@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod destroy;
+pub mod elf;
 pub mod events;
 pub mod flow;
 pub mod params;
@@ -16,7 +17,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::args::{email_or_empty, range};
+use crate::args::{BadValue, email_or_empty, range};
+use crate::filter;
 
 pub use destroy::{DestroyOutput, run as destroy};
 pub use flow::{DeployOutput, StackAction, run as deploy};
@@ -103,6 +105,26 @@ pub struct StackParams {
     /// What happens to the tables when the stack is deleted (default: keep, or delete)
     #[arg(long, value_enum, value_name = "POLICY")]
     pub data_retention: Option<DataRetention>,
+
+    /// Only records whose data matches (Lambda's filter grammar, e.g. '{"data":{"lang":["en"]}}');
+    /// repeat for up to 5 filters, ORed; '' removes them (default: keep, or none)
+    #[arg(long, value_name = "PATTERN", value_parser = filter_pattern)]
+    pub filter: Vec<String>,
+}
+
+/// A `--filter` pattern, checked and made compact (one line); '' stays '' (no filters).
+fn filter_pattern(text: &str) -> Result<String, BadValue> {
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let refuse = |what: String| BadValue {
+        value: format!("{text:?}"),
+        what,
+        hint: "give {flag} a JSON pattern on data, e.g. '{\"data\":{\"lang\":[\"en\"]}}'".into(),
+    };
+    let pattern = filter::parse(text).map_err(refuse)?;
+    let value: serde_json::Value = serde_json::from_str(pattern.text()).map_err(|e| refuse(e.to_string()))?;
+    Ok(value.to_string())
 }
 
 /// `--data-retention`: the tables' DeletionPolicy.
@@ -161,6 +183,7 @@ mod tests {
             &["--max-retries", "5"],
             &["--max-record-age", "600"],
             &["--data-retention", "retain"],
+            &["--filter", r#"{"data":{"lang":["en"]}}"#],
             &["--recreate"],
         ];
         for flag in flags {
@@ -175,6 +198,15 @@ mod tests {
     }
 
     #[test]
+    fn filters_are_checked_and_made_compact() {
+        let args = parse(&["--filter", "{ \"data\" : {\n \"lang\": [\"en\"] } }", "--filter", ""]).expect("valid");
+        assert_eq!(args.params.filter, [r#"{"data":{"lang":["en"]}}"#, ""]);
+        let err = parse(&["--filter", r#"{"partitionKey":["a"]}"#]).expect_err("not on data");
+        let bad = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("our error");
+        assert!(bad.what.contains("filters on \"partitionKey\""), "{bad:?}");
+    }
+
+    #[test]
     fn stack_parameter_flags_are_all_in_the_group() {
         use clap::CommandFactory;
         let cmd = Deploy::command();
@@ -182,7 +214,7 @@ mod tests {
         let members: Vec<&str> = group.get_args().map(|a| a.as_str()).collect();
         let declared = StackParams::augment_args(clap::Command::new("x"));
         let flags: Vec<&str> = declared.get_arguments().map(|a| a.get_id().as_str()).collect();
-        assert_eq!(members.len(), 12);
+        assert_eq!(members.len(), 13);
         assert_eq!(members, flags);
     }
 }

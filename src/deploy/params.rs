@@ -6,12 +6,18 @@ use aws_sdk_cloudformation::types::{Parameter, Stack};
 
 use super::plan::ParameterChange;
 use super::{DataRetention, StackParams};
+use crate::error::Error;
+use crate::filter;
 use crate::stack;
 use crate::template::{self, Retention, param};
 
+/// Bytes a CloudFormation parameter value holds: every `--filter` pattern goes in one.
+const MAX_PARAMETER_BYTES: usize = 4096;
+
 impl StackParams {
-    /// The values given on the command line, as (template parameter, value).
-    pub fn values(&self) -> Vec<(&'static str, String)> {
+    /// The values given on the command line, as (template parameter, value). Filters beyond what
+    /// the mapping and its one parameter take are refused here, before any call.
+    pub fn values(&self) -> Result<Vec<(&'static str, String)>, Error> {
         let mut values = Vec::new();
         for (name, value) in [
             (param::SHARD_COUNT, self.shards),
@@ -43,8 +49,39 @@ impl StackParams {
             };
             values.push((param::DATA_RETENTION, r.as_str().into()));
         }
-        values
+        if !self.filter.is_empty() {
+            values.push((param::FILTER_PATTERNS, filter_lines(&self.filter)?));
+        }
+        Ok(values)
     }
+}
+
+/// The `--filter` patterns as the parameter holds them: one per line ('' alone removes them).
+fn filter_lines(patterns: &[String]) -> Result<String, Error> {
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+    if patterns.len() > filter::MAX_FILTERS {
+        return Err(Error::usage(
+            format!("{} --filter patterns are more than a mapping takes ({})", patterns.len(), filter::MAX_FILTERS),
+            format!("give at most {} --filter patterns; they are ORed", filter::MAX_FILTERS),
+        ));
+    }
+    let joined = patterns.join("\n");
+    if joined.len() > MAX_PARAMETER_BYTES {
+        return Err(Error::usage(
+            format!(
+                "the --filter patterns take {} bytes, more than the {MAX_PARAMETER_BYTES} a stack parameter holds",
+                joined.len()
+            ),
+            "shorten the patterns (stream keeps them in one CloudFormation parameter)",
+        ));
+    }
+    Ok(joined)
+}
+
+/// The filter patterns the mapping will have after the operation.
+pub fn filters(parameters: &[Parameter], existing: Option<&Stack>) -> Vec<String> {
+    let lines = resolved(parameters, existing, param::FILTER_PATTERNS).unwrap_or_default();
+    lines.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
 /// One parameter: a value, or (`None`) the stack's previous value.
@@ -129,20 +166,39 @@ mod tests {
 
     #[test]
     fn flags_become_template_parameters() {
-        assert!(StackParams::default().values().is_empty());
+        assert!(StackParams::default().values().expect("valid").is_empty());
         let p = StackParams { shards: Some(500), batch_size: Some(10_000), memory: Some(128), ..Default::default() };
-        let values = p.values();
+        let values = p.values().expect("valid");
         assert!(values.contains(&(param::SHARD_COUNT, "500".into())));
         assert!(values.contains(&(param::STREAM_MODE, "PROVISIONED".into())));
-        let on_demand = StackParams { on_demand: true, ..Default::default() }.values();
+        let on_demand = StackParams { on_demand: true, ..Default::default() }.values().expect("valid");
         assert_eq!(on_demand, vec![(param::STREAM_MODE, "ON_DEMAND".to_string())]);
-        let retain = StackParams { data_retention: Some(DataRetention::Retain), ..Default::default() }.values();
+        let retain =
+            StackParams { data_retention: Some(DataRetention::Retain), ..Default::default() }.values().expect("valid");
         assert_eq!(retain, vec![(param::DATA_RETENTION, "Retain".to_string())]);
+        let two = StackParams {
+            filter: vec!["{\"data\":{\"a\":[1]}}".into(), "{\"data\":{\"b\":[2]}}".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            two.values().expect("valid"),
+            vec![(param::FILTER_PATTERNS, "{\"data\":{\"a\":[1]}}\n{\"data\":{\"b\":[2]}}".to_string())]
+        );
+        let clear = StackParams { filter: vec![String::new()], ..Default::default() };
+        assert_eq!(clear.values().expect("valid"), vec![(param::FILTER_PATTERNS, String::new())]);
+        let six = StackParams { filter: vec!["{\"data\":{\"a\":[1]}}".into(); 6], ..Default::default() };
+        assert_eq!(six.values().expect_err("six").exit_code(), 2);
+        let long = StackParams {
+            filter: vec![format!("{{\"data\":{{\"a\":[\"{}\"]}}}}", "x".repeat(4090))],
+            ..Default::default()
+        };
+        assert!(long.values().expect_err("too long").to_string().contains("4096"));
     }
 
     #[test]
     fn create_gives_every_parameter_and_update_keeps_what_is_not_given() {
         let given = vec![(param::BATCH_SIZE, "50".to_string())];
+        assert!(filters(&for_operation(&given, None, code()), None).is_empty(), "no filter by default");
         let create = for_operation(&given, None, code());
         assert_eq!(create.len(), param::ALL.len());
         assert!(create.iter().all(|p| p.parameter_value().is_some()), "create sends values only");

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// The position of a shard that is closed (split or merged) and whose every record is done, as
+/// Lambda checkpoints it: its children take over.
+pub const SHARD_END: &str = "SHARD_END";
+
 /// What the file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoints {

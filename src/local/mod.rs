@@ -7,11 +7,13 @@
 
 pub mod checkpoint;
 pub mod function;
+pub mod limits;
 pub mod mapping;
 pub mod reader;
 pub mod runtime;
 pub mod stats;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,14 +28,18 @@ use crate::aws::Clients;
 use crate::error::Error;
 use crate::kinesis;
 use crate::output::SummaryFormat;
-use crate::progress::LiveLine;
+use crate::progress::{self, LiveLine};
 use crate::shutdown::Shutdown;
 use crate::stack::{self, Deployed, Outputs};
 use crate::template::param;
 use checkpoint::CheckpointFile;
-use mapping::Settings;
+use limits::Limits;
+use mapping::{Settings, ShardEnd};
 use runtime::{FunctionSpec, Pool};
 use stats::{Counts, Stats};
+
+/// How often the stream's shards are listed again while running (splits and merges).
+const SHARD_RELIST: Duration = Duration::from_secs(5);
 
 /// `stream local`
 #[derive(Debug, Clone, Args)]
@@ -70,6 +76,8 @@ pub struct LocalOutput {
     pub counts: Counts,
     /// Bootstrap processes started (cold starts).
     pub cold_starts: u64,
+    /// The memory and CPU the function was held to, and how.
+    pub limits: String,
     /// Wall time in seconds.
     pub seconds: f64,
     /// The function's log (its stdout and stderr).
@@ -106,7 +114,8 @@ impl fmt::Display for LocalOutput {
             f,
             "processed {} records from {} shard(s) in {} invocation(s) in {:.2} s: {} items written, \
              {} duplicates dropped, {} quarantined, {} batch retries, {} bisections, {} function errors \
-             ({} timeouts, {} crashes), {} cold starts, {} given up",
+             ({} timeouts, {} crashes), {} cold starts, {} given up, {} filtered out, {} read throttles\n\
+             limits: {}",
             c.records,
             self.shards,
             c.invocations,
@@ -120,7 +129,10 @@ impl fmt::Display for LocalOutput {
             c.timeouts,
             c.crashes,
             self.cold_starts,
-            c.skipped
+            c.skipped,
+            c.filtered,
+            c.read_throttles,
+            self.limits
         )
     }
 }
@@ -137,8 +149,9 @@ pub struct Ctx {
     pub function_arn: String,
     /// The function's execution role (invokeIdentityArn).
     pub role_arn: String,
-    /// The on-failure queue's URL.
-    pub on_failure_url: Option<String>,
+    /// The on-failure queue: a client signing as the function's role (Lambda sends these records
+    /// with the execution role), and the queue's URL.
+    pub on_failure: Option<(aws_sdk_sqs::Client, String)>,
     /// Warm environments.
     pub pool: Pool,
     /// Saved positions.
@@ -160,8 +173,10 @@ pub async fn run(
     let function = stack::function_configuration(clients, &deployed.outputs.function_name).await?;
     check_architecture(&function)?;
     let settings = mapping_settings(clients, &deployed.outputs, args).await?;
-    let on_failure_url = match &settings.on_failure {
-        Some(arn) => queue_url(clients, arn).await?,
+    let role_arn = function.role().unwrap_or_default().to_string();
+    let role = function::assume_role(clients, &role_arn, &deployed.outputs.function_name).await?;
+    let on_failure = match &settings.on_failure {
+        Some(arn) => on_failure_queue(clients, arn, &role).await?,
         None => None,
     };
     let dir = state_dir(args, &clients.region, stack_name)?;
@@ -171,39 +186,42 @@ pub async fn run(
         CheckpointFile::open(&dir.join("checkpoints.json"), &deployed.outputs.stream_arn, &settings.uuid, args.reset)?;
     let stats = Arc::new(Stats::default());
     let (log_path, log) = function::log_sink(&dir, stats.clone())?;
+    let task_root = bootstrap.parent().map(Path::to_path_buf).unwrap_or_default();
+    let memory_mb = function.memory_size().unwrap_or(128).max(128) as u64;
     let spec = FunctionSpec {
-        task_root: bootstrap.parent().map(Path::to_path_buf).unwrap_or_default(),
+        env: function::environment(clients, &function, &task_root),
+        task_root,
         bootstrap,
-        env: function::environment(clients, &function, &dir).await?,
+        credentials: Some(role),
+        memory_mb: Some(memory_mb),
         function_arn: function.function_arn().unwrap_or_default().to_string(),
         timeout: Duration::from_secs(function.timeout().unwrap_or(3).max(1) as u64),
+        init_timeout: runtime::INIT_TIMEOUT,
         log,
         starts: AtomicU64::new(0),
     };
     let ctx = Arc::new(Ctx {
         clients: clients.clone(),
         function_arn: spec.function_arn.clone(),
-        role_arn: function.role().unwrap_or_default().to_string(),
+        role_arn,
         pool: Pool::new(Arc::new(spec)),
         outputs: deployed.outputs,
         settings,
-        on_failure_url,
+        on_failure,
         checkpoints,
         stats,
         shutdown: shutdown.child(),
     });
-    let shards = kinesis::list_shards(&clients.kinesis, &ctx.outputs.stream_name).await?;
     let started = Instant::now();
     let live = live_line(ctx.clone(), started);
-    let ids: Vec<String> = shards.iter().map(|s| s.shard_id().to_string()).collect();
-    let failure = run_shards(&ctx, &ids, args.until_idle).await;
+    let ran = run_shards(&ctx, args.until_idle).await;
     live.finish();
     ctx.pool.shutdown().await;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let shards = ran?;
+    let limits = ctx.pool.limits().unwrap_or_else(|| Limits::new(memory_mb, "stream-local-probe").describe());
     Ok(LocalOutput {
-        shards: ids.len(),
+        shards,
+        limits,
         counts: ctx.stats.snapshot(),
         cold_starts: ctx.pool.cold_starts(),
         seconds: started.elapsed().as_secs_f64(),
@@ -213,21 +231,64 @@ pub async fn run(
     })
 }
 
-/// One task per shard; the first to fail stops the others. Returns that failure.
-async fn run_shards(ctx: &Arc<Ctx>, shards: &[String], until_idle: bool) -> Option<Error> {
-    let tasks: Vec<_> =
-        shards.iter().map(|shard| tokio::spawn(mapping::run_shard(ctx.clone(), shard.clone(), until_idle))).collect();
-    let mut failure = None;
-    for t in tasks {
-        let error = match t.await {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => Error::failed(format!("a shard task stopped: {e}"), "run `stream local` again"),
+/// The shards, as Lambda reads them across a split or a merge: one task per shard, a child
+/// started only once its parents are closed and done (so a key's records stay in order), the
+/// shard list read again while running. The first task to fail stops the others. Returns how many
+/// shards were read.
+async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let (mut started, mut closed) = (BTreeSet::new(), BTreeSet::<String>::new());
+    let mut relist = tokio::time::interval(SHARD_RELIST);
+    loop {
+        let shards = match kinesis::list_shards(&ctx.clients.kinesis, &ctx.outputs.stream_name).await {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.shutdown.fire();
+                while tasks.join_next().await.is_some() {}
+                return Err(e);
+            }
         };
-        failure.get_or_insert(error);
-        ctx.shutdown.fire();
+        let listed: BTreeSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
+        for shard in &shards {
+            if parents_done(shard, &closed, &listed)
+                && !ctx.shutdown.is_triggered()
+                && started.insert(shard.shard_id().to_string())
+            {
+                let (ctx, id) = (ctx.clone(), shard.shard_id().to_string());
+                tasks.spawn(async move { (id.clone(), mapping::run_shard(ctx, id, until_idle).await) });
+            }
+        }
+        if tasks.is_empty() {
+            return Ok(started.len());
+        }
+        tokio::select! {
+            Some(done) = tasks.join_next() => {
+                let (shard, end) = done.unwrap_or_else(|e| {
+                    (String::new(), Err(Error::failed(format!("a shard task stopped: {e}"), "run `stream local` again")))
+                });
+                match end {
+                    Ok(ShardEnd::Closed) => {
+                        progress::status(format!("stream local: shard {shard} is closed and done; its children may start"));
+                        closed.insert(shard);
+                    }
+                    Ok(ShardEnd::Idle | ShardEnd::Stopped) => {}
+                    Err(e) => {
+                        ctx.shutdown.fire();
+                        while tasks.join_next().await.is_some() {}
+                        return Err(e);
+                    }
+                }
+            }
+            _ = relist.tick() => {}
+        }
     }
-    failure
+}
+
+/// True when `shard` may be read: each of its parents (a split has one, a merge two) is closed and
+/// done, or no longer listed (expired with its records).
+fn parents_done(shard: &aws_sdk_kinesis::types::Shard, closed: &BTreeSet<String>, listed: &BTreeSet<&str>) -> bool {
+    let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()];
+    parents.into_iter().flatten().all(|p| closed.contains(p) || !listed.contains(p))
 }
 
 /// The function's architecture must be this machine's: its bootstrap runs here.
@@ -258,7 +319,7 @@ async fn mapping_settings(clients: &Clients, outputs: &Outputs, args: &LocalArgs
             "enable it (aws lambda update-event-source-mapping --enabled) as Lambda would need too",
         ));
     }
-    let mut settings = Settings::from_mapping(&mapping);
+    let mut settings = Settings::from_mapping(&mapping)?;
     if let Some(n) = args.batch_size {
         settings.batch_size = n as usize;
     }
@@ -292,12 +353,16 @@ fn state_dir(args: &LocalArgs, region: &str, stack: &str) -> Result<PathBuf, Err
     Ok(base.join("local").join(region).join(stack))
 }
 
-/// The URL of an SQS queue from its ARN (arn:aws:sqs:region:account:name).
-async fn queue_url(clients: &Clients, arn: &str) -> Result<Option<String>, Error> {
+/// The on-failure destination: an SQS client that signs as the function's role, and the queue's
+/// URL (from its ARN, arn:aws:sqs:region:account:name).
+async fn on_failure_queue(
+    clients: &Clients,
+    arn: &str,
+    role: &aws_credential_types::provider::SharedCredentialsProvider,
+) -> Result<Option<(aws_sdk_sqs::Client, String)>, Error> {
     let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() != 6 || parts[2] != "sqs" {
-        tracing::warn!("on-failure destination {arn} is not an SQS queue: on-failure records are only counted");
-        return Ok(None);
+    if parts.len() != 6 {
+        return Err(mapping::unsupported(&format!("an on-failure destination that is not a queue ARN ({arn})")));
     }
     let out = clients
         .sqs
@@ -307,7 +372,8 @@ async fn queue_url(clients: &Clients, arn: &str) -> Result<Option<String>, Error
         .send()
         .await
         .map_err(|e| Error::aws("GetQueueUrl", arn, e))?;
-    Ok(out.queue_url)
+    let config = aws_sdk_sqs::config::Builder::from(&clients.config).credentials_provider(role.clone()).build();
+    Ok(out.queue_url.map(|url| (aws_sdk_sqs::Client::from_conf(config), url)))
 }
 
 /// The live line on a terminal: invocations, records/s, lag per shard, errors.
@@ -331,4 +397,39 @@ fn live_line(ctx: Arc<Ctx>, started: Instant) -> LiveLine {
             c.retries,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::types::Shard;
+
+    fn shard(id: &str, parent: Option<&str>, adjacent: Option<&str>) -> Shard {
+        Shard::builder()
+            .shard_id(id)
+            .set_parent_shard_id(parent.map(str::to_string))
+            .set_adjacent_parent_shard_id(adjacent.map(str::to_string))
+            .build()
+            .expect("shard")
+    }
+
+    /// Children wait for their parents (one after a split, two after a merge); a parent that is
+    /// no longer listed has expired and holds nothing to wait for.
+    #[test]
+    fn a_child_is_read_after_its_parents() {
+        let listed: BTreeSet<&str> = ["s0", "s1", "s2", "s3", "s4"].into_iter().collect();
+        let mut closed = BTreeSet::new();
+        let split_child = shard("s3", Some("s0"), None);
+        let merged = shard("s4", Some("s1"), Some("s2"));
+        assert!(parents_done(&shard("s0", None, None), &closed, &listed));
+        assert!(!parents_done(&split_child, &closed, &listed));
+        closed.insert("s0".to_string());
+        assert!(parents_done(&split_child, &closed, &listed));
+        closed.insert("s1".to_string());
+        assert!(!parents_done(&merged, &closed, &listed), "both parents of a merge");
+        closed.insert("s2".to_string());
+        assert!(parents_done(&merged, &closed, &listed));
+        let orphan = shard("s9", Some("gone"), None);
+        assert!(parents_done(&orphan, &BTreeSet::new(), &listed), "an expired parent");
+    }
 }

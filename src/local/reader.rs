@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::{EncryptionType, Record, ShardIteratorType};
 
 use super::Ctx;
+use super::checkpoint::SHARD_END;
 use crate::error::{Disposition, Error};
 use crate::process::event::KinesisData;
 use crate::stack::Outputs;
@@ -35,14 +36,28 @@ pub struct ShardReader {
     last_read: Option<String>,
     next_read: Instant,
     caught_up: bool,
+    closed: bool,
 }
 
 impl ShardReader {
     /// Starts after the shard's checkpoint, or at the mapping's starting position.
     pub async fn open(ctx: &Ctx, shard: &str) -> Result<ShardReader, Error> {
         let last_read = ctx.checkpoints.get(shard);
+        if last_read.as_deref() == Some(SHARD_END) {
+            // Closed and done in an earlier run.
+            let (next_read, caught_up, closed) = (Instant::now(), true, true);
+            return Ok(ShardReader {
+                shard: shard.to_string(),
+                iterator: None,
+                last_read,
+                next_read,
+                caught_up,
+                closed,
+            });
+        }
         let iterator = iterator_after(ctx, shard, last_read.as_deref()).await?;
-        Ok(ShardReader { shard: shard.to_string(), iterator, last_read, next_read: Instant::now(), caught_up: false })
+        let (next_read, caught_up, closed) = (Instant::now(), false, false);
+        Ok(ShardReader { shard: shard.to_string(), iterator, last_read, next_read, caught_up, closed })
     }
 
     /// When the next read may start.
@@ -55,6 +70,11 @@ impl ShardReader {
         self.caught_up
     }
 
+    /// True when the shard is closed (split or merged) and every record of it has been read.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
     /// One GetRecords of at most `limit` records, when its turn has come; an empty list otherwise.
     /// Only an error that no wait can fix (the stream is gone, reading is denied) ends the shard.
     pub async fn read(&mut self, ctx: &Ctx, limit: usize) -> Result<Vec<Record>, Error> {
@@ -64,7 +84,7 @@ impl ShardReader {
         }
         let Some(it) = self.iterator.clone() else {
             // A closed shard read to its end.
-            self.caught_up = true;
+            (self.caught_up, self.closed) = (true, true);
             return Ok(Vec::new());
         };
         let limit = limit.min(10_000) as i32;
@@ -95,8 +115,11 @@ impl ShardReader {
                 self.iterator = iterator_after(ctx, &self.shard, self.last_read.as_deref()).await?;
                 Ok(())
             }
-            // The shard's read allowance is shared with other consumers: wait and read again.
-            Some("ProvisionedThroughputExceededException") => Ok(()),
+            // The shard's read allowance is shared with other consumers: wait, count, read again.
+            Some("ProvisionedThroughputExceededException") => {
+                ctx.stats.read_throttled();
+                Ok(())
+            }
             _ if err.disposition() == Disposition::Fatal => Err(err),
             _ => {
                 ctx.stats.error(err.to_string());

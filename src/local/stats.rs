@@ -41,6 +41,10 @@ pub struct Counts {
     pub skipped: u64,
     /// On-failure records sent.
     pub on_failure_records: u64,
+    /// Records the mapping's FilterCriteria dropped (checkpointed past, never invoked).
+    pub filtered: u64,
+    /// GetRecords calls throttled (the shard's five reads a second are shared): backed off.
+    pub read_throttles: u64,
 }
 
 /// The counts as they are updated, plus each shard's lag and the problems already reported.
@@ -59,6 +63,8 @@ pub struct Stats {
     crashes: AtomicU64,
     skipped: AtomicU64,
     on_failure: AtomicU64,
+    filtered: AtomicU64,
+    read_throttles: AtomicU64,
     inflight: AtomicU64,
     peak: AtomicU64,
     lag: Mutex<BTreeMap<String, i64>>,
@@ -88,6 +94,8 @@ impl Stats {
             peak_concurrency: get(&self.peak),
             skipped: get(&self.skipped),
             on_failure_records: get(&self.on_failure),
+            filtered: get(&self.filtered),
+            read_throttles: get(&self.read_throttles),
         }
     }
 
@@ -146,6 +154,16 @@ impl Stats {
     /// An invocation is over.
     pub fn returned(&self) {
         self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Records the filters dropped.
+    pub fn filtered(&self, n: usize) {
+        add(&self.filtered, n as u64);
+    }
+
+    /// A GetRecords call was throttled.
+    pub fn read_throttled(&self) {
+        add(&self.read_throttles, 1);
     }
 
     /// Records done.

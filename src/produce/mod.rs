@@ -235,7 +235,7 @@ async fn producer_client(clients: &Clients, stack_name: &str) -> Result<aws_sdk_
     let args = crate::aws::AwsArgs {
         region: Some(clients.region.clone()),
         profile: Some(stack_name.to_string()),
-        endpoint_url: clients.endpoint_url.clone(),
+        endpoint_url: clients.endpoint_override.clone(),
     };
     let config = crate::aws::load_config(&args, crate::aws::RetryMode::Adaptive).await;
     Ok(aws_sdk_kinesis::Client::new(&config))

@@ -192,3 +192,33 @@ async fn a_stack_not_made_by_stream_is_left_alone() {
     let still = stream::stack::find(&clients, &w.stack).await.expect("describe");
     assert!(still.is_some(), "the foreign stack is untouched");
 }
+
+/// An executable linked against a glibc newer than provided.al2023's 2.34 would start here and
+/// fail in Lambda: deploy refuses it (no terminal to ask), before any call.
+#[test]
+fn a_bootstrap_linked_against_a_newer_glibc_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("new.c");
+    // arc4random arrived in glibc 2.36.
+    std::fs::write(&source, "#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1); }\n")
+        .expect("write");
+    let exe = dir.path().join("new-glibc");
+    let built = std::process::Command::new("gcc").arg(&source).arg("-o").arg(&exe).status().expect("gcc runs");
+    assert!(built.success(), "gcc builds the probe");
+    let (_, err) = offline(&["deploy", "--bootstrap", exe.to_str().expect("utf8")], 2);
+    assert_error_lines(&err, "needs GLIBC_2.36 (provided.al2023 has glibc 2.34)", "scripts/build");
+}
+
+/// A filter pattern is checked before any call; more filters than a mapping takes are refused.
+#[test]
+fn bad_filters_are_refused_before_any_call() {
+    let (_, err) = offline(&["deploy", "--filter", r#"{"partitionKey":["a"]}"#], 2);
+    assert_error_lines(&err, "filters on \"partitionKey\"", "--filter a JSON pattern on data");
+    let pattern = r#"{"data":{"lang":["en"]}}"#;
+    let mut args = vec!["deploy"];
+    for _ in 0..6 {
+        args.extend(["--filter", pattern]);
+    }
+    let (_, err) = offline(&args, 2);
+    assert_error_lines(&err, "6 --filter patterns are more than a mapping takes (5)", "at most 5");
+}

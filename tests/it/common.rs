@@ -146,3 +146,52 @@ where
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A moto server of a test's own (the project's venv, 127.0.0.1, a free port), for setups the
+/// shared one cannot be: a second emulator, IAM enforcement. Stopped on drop.
+pub struct Moto {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Moto {
+    /// Starts moto with `env` added to its environment and waits until it answers.
+    pub fn start(env: &[(&str, &str)]) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut cmd = Command::new(repo().join(".venv/bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("moto_server from the venv (scripts/local-aws install)");
+        let url = format!("http://127.0.0.1:{port}");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "moto did not start on {url}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Moto { url, child }
+    }
+
+    /// Clients of this server (region `region`), signing with `credentials` (id, secret).
+    pub async fn clients(&self, region: &str, credentials: (&str, &str)) -> Clients {
+        let creds = aws_credential_types::Credentials::new(credentials.0, credentials.1, None, None, "test");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(&self.url)
+            .credentials_provider(creds)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .load()
+            .await;
+        Clients::new(&config)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -239,7 +239,10 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
     let started = Instant::now();
     let local = start_local(&w, &[]);
     let hung = next_bootstrap(local.id(), &[], Duration::from_secs(60));
-    // The process hangs (as a function stuck on a call would): only the deadline ends it.
+    // Once it works on the stream, the process hangs (as a function stuck on a call would): only
+    // the deadline ends it. (Stopped during its init, the init limit would end it instead.)
+    let log = w.state_dir().join(format!("local/{}/{}/function.log", w.region, w.stack));
+    wait_for_new_batch_line(&log, Duration::from_secs(60));
     signal(hung.pid, "-STOP");
     let summary = finish(local, 0);
     assert_eq!(summary["timeouts"], 1, "{summary}");

@@ -32,7 +32,9 @@ fn program_header_types(bytes: &[u8]) -> Vec<u32> {
 fn release_binary_is_static_and_runs_in_an_empty_root() {
     let bin = static_bin();
     let bytes = std::fs::read(&bin).expect("read binary");
-    assert_eq!(stream::deploy::artifact::lambda_arch(&bytes), Ok(stream::deploy::artifact::Arch::X86_64));
+    assert_eq!(stream::deploy::elf::lambda_arch(&bytes), Ok(stream::deploy::elf::Arch::X86_64));
+    let linkage = stream::deploy::elf::Linkage::read(&bytes);
+    assert!(linkage.needed.is_empty() && linkage.versions.is_empty(), "needs nothing of the machine: {linkage:?}");
     const PT_INTERP: u32 = 3;
     assert!(!program_header_types(&bytes).contains(&PT_INTERP), "no dynamic loader requested");
     let ldd = Command::new("ldd").arg(&bin).output().expect("ldd runs");

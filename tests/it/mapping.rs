@@ -1,0 +1,196 @@
+//! The event source mapping's lifecycle under `stream local`, on moto: FilterCriteria set by
+//! `deploy --filter` is the mapping's and is applied as Lambda applies it; settings `stream local`
+//! cannot honour are refused, not ignored; a shard split mid-run keeps each key's last version.
+
+use crate::common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use common::World;
+use stream::produce::source::Synthetic;
+
+const ENGLISH: &str = r#"{"data":{"lang":["en"]}}"#;
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn filters_are_the_mappings_and_drop_what_does_not_match() {
+    let w = World::new("filter", "eu-south-1");
+    let clients = w.clients().await;
+    let lambda = w.lambda().await;
+    w.run(&["deploy", "--filter", ENGLISH], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
+    // The mapping in the stack holds the pattern.
+    let mappings =
+        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
+    let patterns: Vec<&str> = mappings.event_source_mappings()[0]
+        .filter_criteria()
+        .map(|c| c.filters().iter().filter_map(|f| f.pattern()).collect())
+        .unwrap_or_default();
+    assert_eq!(patterns, [ENGLISH]);
+
+    w.run(&["produce", "-n", "300", "--seed", "12"], 0);
+    let tweets: Vec<_> = Synthetic::new(Some(12)).take(300).collect();
+    let english: BTreeSet<(String, String)> = tweets
+        .iter()
+        .filter(|t| t.lang.as_deref() == Some("en"))
+        .map(|t| stream::tweet::item_from_payload(&t.to_bytes()).expect("tweet"))
+        .map(|i| (i.username, i.id))
+        .collect();
+    let others = tweets.iter().filter(|t| t.lang.as_deref() != Some("en")).count();
+    assert!(!english.is_empty() && others > 0, "both kinds were made");
+
+    let (out, _) = w.run(&["local", "--until-idle", "--output", "json"], 0);
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(summary["records"], 300, "every record done: {summary}");
+    assert_eq!(summary["filtered"], others, "{summary}");
+    assert_eq!(summary["deliveries"], 300 - others as u64, "filtered records are never delivered: {summary}");
+    let mut table = BTreeSet::new();
+    let mut pages = clients.dynamodb.scan().table_name(&outputs.table_name).into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        table.insert((s("Username"), s("Id")));
+    }
+    assert_eq!(table, english, "only the English tweets landed");
+
+    // Removed with '': the mapping has no filter any more.
+    w.run(&["deploy", "--filter", "", "--yes"], 0);
+    let mappings =
+        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
+    let left = mappings.event_source_mappings()[0].filter_criteria().map_or(0, |c| c.filters().len());
+    assert_eq!(left, 0);
+    w.run(&["destroy", "--yes"], 0);
+}
+
+/// A tumbling window or an SNS on-failure destination would be honoured by Lambda: refused.
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn settings_local_cannot_honour_are_refused() {
+    use aws_sdk_lambda::types::{DestinationConfig, OnFailure};
+    let w = World::new("refuse", "eu-west-3");
+    let clients = w.clients().await;
+    let lambda = w.lambda().await;
+    w.run(&["deploy"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
+    let uuid = lambda
+        .list_event_source_mappings()
+        .function_name(&outputs.function_name)
+        .send()
+        .await
+        .expect("list")
+        .event_source_mappings()[0]
+        .uuid()
+        .expect("uuid")
+        .to_string();
+    lambda.update_event_source_mapping().uuid(&uuid).tumbling_window_in_seconds(60).send().await.expect("window");
+    let (_, err) = w.run(&["local", "--until-idle"], 2);
+    common::assert_error_lines(&err, "a tumbling window (TumblingWindowInSeconds 60)", "Lambda would honour it");
+    let sns = DestinationConfig::builder()
+        .on_failure(OnFailure::builder().destination("arn:aws:sns:eu-west-3:123456789012:t").build())
+        .build();
+    lambda
+        .update_event_source_mapping()
+        .uuid(&uuid)
+        .tumbling_window_in_seconds(0)
+        .destination_config(sns)
+        .send()
+        .await
+        .expect("sns");
+    let (_, err) = w.run(&["local", "--until-idle"], 2);
+    common::assert_error_lines(&err, "an on-failure destination other than SQS", "test this in AWS");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+/// The stream is resharded (UpdateShardCount) while `stream local` runs; the same keys are written
+/// before and after. Every key ends with its last version, and the new shards are listed without
+/// being read before their parent is done. (moto keeps routing writes to the closed parent and
+/// never ends its iterator, so on moto the parent is never done and its children stay idle:
+/// `stream local` waits for it, as Lambda would.)
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_shard_split_mid_run_keeps_each_keys_last_version() {
+    let w = World::new("reshard", "sa-east-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "7"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
+    let put = |key: usize, version: usize| {
+        let (kinesis, stream) = (clients.kinesis.clone(), outputs.stream_name.clone());
+        async move {
+            let data = serde_json::json!({"id_str": format!("{}", 500 + key), "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+                "text": format!("v{version}"), "user": {"name": format!("k{key}"), "screen_name": format!("k{key}"), "id_str": "1"}});
+            kinesis
+                .put_record()
+                .stream_name(stream)
+                .partition_key(format!("k{key}"))
+                .data(Blob::new(data.to_string()))
+                .send()
+                .await
+                .expect("put");
+        }
+    };
+    for v in 0..5 {
+        for k in 0..9 {
+            put(k, v).await;
+        }
+    }
+    let local = w
+        .cmd(&["local", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("stream local");
+    let messages = || async {
+        let mut out = BTreeMap::new();
+        let mut pages = clients.dynamodb.scan().table_name(&outputs.table_name).into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            let item = item.expect("scan");
+            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            out.insert(s("Username"), s("Message"));
+        }
+        out
+    };
+    let wait_for = |version: &'static str| async move {
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            let m = messages().await;
+            if m.len() == 9 && m.values().all(|v| v == version) {
+                return;
+            }
+            assert!(Instant::now() < until, "the table never showed {version} for every key: {m:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    wait_for("v4").await;
+    let resharded = clients
+        .kinesis
+        .update_shard_count()
+        .stream_name(&outputs.stream_name)
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("UpdateShardCount");
+    assert_eq!(resharded.target_shard_count(), Some(2));
+    for v in 5..10 {
+        for k in 0..9 {
+            put(k, v).await;
+        }
+    }
+    wait_for("v9").await;
+    std::process::Command::new("kill").args(["-INT", &local.id().to_string()]).status().expect("kill");
+    let out = local.wait_with_output().expect("stream local ends");
+    let (stdout, stderr) = common::check(&out, 130, &["local"]);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    let shards = stream::kinesis::list_shards(&clients.kinesis, &outputs.stream_name).await.expect("shards");
+    let children: Vec<&str> = shards.iter().filter(|s| s.parent_shard_id().is_some()).map(|s| s.shard_id()).collect();
+    assert_eq!(children.len(), 2, "the split made two children: {children:?}");
+    // A child is read only after its parent is closed and done.
+    if summary["shards"].as_u64() > Some(1) {
+        assert!(stderr.contains("shard shardId-000000000000 is closed and done"), "{stderr}");
+    }
+    let last = messages().await;
+    assert!(last.values().all(|m| m == "v9"), "every key's last version: {last:?}");
+    w.run(&["destroy", "--yes"], 0);
+}
