@@ -1,7 +1,9 @@
 //! Build script: parses template/stack.yaml once, at build time, and writes it as JSON
 //! ($OUT_DIR/stack.json) with CloudFormation's short-form tags (`!Ref`, `!Sub`, `!GetAtt`, …)
 //! written in their long form. The binary reads and edits the template as data from that JSON;
-//! a template that is not valid YAML fails the build, not a deploy.
+//! a template that is not valid YAML fails the build, not a deploy. It also names the commit the
+//! binary is built from (STREAM_COMMIT, for `stream --version`): `git rev-parse`, or the
+//! STREAM_COMMIT the build is given (a build outside a clone), or "unknown".
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ use serde_yaml_ng::Value as Yaml;
 const TEMPLATE: &str = "template/stack.yaml";
 
 fn main() {
+    commit();
     println!("cargo::rerun-if-changed={TEMPLATE}");
     let text = std::fs::read_to_string(TEMPLATE).unwrap_or_else(|e| panic!("reading {TEMPLATE}: {e}"));
     let yaml: Yaml = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{TEMPLATE} is not valid YAML: {e}"));
@@ -20,6 +23,32 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("stack.json");
     std::fs::write(&out, json.to_string()).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
+/// Sets STREAM_COMMIT to the commit being built, and asks to run again when HEAD moves.
+fn commit() {
+    println!("cargo::rerun-if-env-changed=STREAM_COMMIT");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success())?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+    };
+    let commit = std::env::var("STREAM_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
+    // HEAD names a branch whose ref file (or packed-refs) moves with each commit; in a worktree
+    // these live in the git dir and the common dir.
+    for (dir, files) in [("--git-dir", &["HEAD"][..]), ("--git-common-dir", &["packed-refs"][..])] {
+        if let Some(d) = git(&["rev-parse", dir]) {
+            for f in files {
+                println!("cargo::rerun-if-changed={d}/{f}");
+            }
+        }
+    }
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r])) {
+        println!("cargo::rerun-if-changed={r}");
+    }
+    println!("cargo::rustc-env=STREAM_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
 }
 
 /// One YAML value as JSON; a tagged value (`!Name x`) becomes `{"Fn::Name": x}` (`Ref` and

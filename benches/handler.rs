@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::local::runtime::{Environment, FunctionSpec, Outcome};
 use stream::process::{BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
 use stream::produce::source::Synthetic;
+use stream::sandbox::{Environment, FunctionSpec, Outcome};
 
 /// CPU time of the calling thread, from the kernel's scheduler statistics (nanoseconds).
 fn thread_cpu_ns() -> u64 {
@@ -149,7 +149,7 @@ async fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
         credentials: None,
         memory_mb: None,
-        init_timeout: stream::local::runtime::INIT_TIMEOUT,
+        init_timeout: stream::sandbox::INIT_TIMEOUT,
         timeout: Duration::from_secs(300),
         log: Arc::new(|_: &str| {}),
         starts: AtomicU64::new(0),

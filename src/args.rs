@@ -84,6 +84,36 @@ pub fn email_or_empty(s: &str) -> Result<String, BadValue> {
     }
 }
 
+/// A parser for a point in time, as seconds since the epoch: an RFC 3339 time
+/// (`2026-11-26T09:30:00Z`, any offset) or a time ago (`90s`, `15m`, `2h`, `7d`).
+pub fn point_in_time(s: &str) -> Result<f64, BadValue> {
+    let refuse = |what: &str| BadValue {
+        value: format!("{s:?}"),
+        what: what.into(),
+        hint: "give {flag} a time like 2026-11-26T09:30:00Z, or a time ago like 90s, 15m, 2h or 7d".into(),
+    };
+    let t = s.trim();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let unit = match t.chars().last() {
+        Some('s') => Some(1.0),
+        Some('m') => Some(60.0),
+        Some('h') => Some(3600.0),
+        Some('d') => Some(86_400.0),
+        _ => None,
+    };
+    if let Some(unit) = unit
+        && let Ok(n) = t[..t.len() - 1].parse::<u32>()
+    {
+        return Ok(now - f64::from(n) * unit);
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(t).map_err(|_| refuse("is not a time"))?;
+    let secs = at.timestamp() as f64 + f64::from(at.timestamp_subsec_millis()) / 1000.0;
+    if secs > now + 60.0 {
+        return Err(refuse("is in the future"));
+    }
+    Ok(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +132,22 @@ mod tests {
     fn refused(args: &[&str]) -> BadValue {
         let err = Flags::try_parse_from(args).expect_err("refused");
         std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("our error").clone()
+    }
+
+    #[test]
+    fn points_in_time_are_absolute_or_ago() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+        assert_eq!(point_in_time("2026-11-20T09:30:00.250Z"), Ok(1_795_167_000.25));
+        assert_eq!(point_in_time("2026-11-20T10:30:00+01:00"), Ok(1_795_167_000.0));
+        for (ago, secs) in [("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("7d", 604_800.0)] {
+            let t = point_in_time(ago).expect(ago);
+            assert!((now - secs - t).abs() < 5.0, "{ago}: {t}");
+        }
+        for bad in ["yesterday", "15", "m", "-5m", "2026-13-01T00:00:00Z", "2999-01-01T00:00:00Z"] {
+            let lines = point_in_time(bad).expect_err(bad).lines("--since");
+            assert!(lines.0.starts_with(&format!("--since {bad:?} is ")), "{lines:?}");
+            assert!(lines.1.contains("give --since a time like"), "{lines:?}");
+        }
     }
 
     #[test]

@@ -189,8 +189,10 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     /// CloudWatch: the function's metrics.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// SQS: the mapping's on-failure destination (`stream local`).
+    /// SQS: the mapping's on-failure destination (`stream local`, `stream redrive`).
     pub sqs: aws_sdk_sqs::Client,
+    /// CloudWatch Logs: the function's log (`stream logs`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The region every client talks to.
     pub region: String,
     /// `--endpoint-url`, when given: every service goes there.
@@ -232,6 +234,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into()),
             endpoint_override: config
                 .get_origin("endpoint_url")

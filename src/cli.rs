@@ -7,20 +7,27 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::args::BadValue;
 use crate::aws::AwsArgs;
+use crate::capacity::PlanArgs;
 use crate::deploy::{DeployArgs, DestroyArgs};
 use crate::error::{EXIT_CODES_HELP, exit};
 use crate::local::LocalArgs;
+use crate::logs::LogsArgs;
 use crate::produce::ProduceArgs;
+use crate::redrive::RedriveArgs;
 use crate::replay::ReplayArgs;
 use crate::scan::ScanArgs;
 use crate::status::StatusArgs;
+use crate::tail::TailArgs;
+
+/// `stream --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("STREAM_COMMIT"), ")");
 
 /// Default stack name when neither --stack nor STREAM_STACK is given.
 pub const DEFAULT_STACK: &str = "stream-dev";
 
 /// Real-time stream processing on AWS: Kinesis → Lambda → DynamoDB, in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "stream", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "stream", version = VERSION, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -74,10 +81,37 @@ pub enum Command {
     Local(LocalArgs),
     /// Print the table's items (or the quarantined records)
     ScanTable(ScanArgs),
+    /// Print the function's log (CloudWatch Logs, or `stream local`'s with --local); -f follows it
+    Logs(LogsArgs),
+    /// Follow the stream's records across all shards (each shard read at most once a second)
+    Tail(TailArgs),
     /// Put quarantined records back into the stream (after a fix)
     Replay(ReplayArgs),
+    /// Send the batches the mapping gave up on (its on-failure queue) through the function again
+    Redrive(RedriveArgs),
+    /// Shards, concurrency, write units and monthly cost for a record rate, before traffic arrives
+    Plan(PlanArgs),
     /// Print the embedded CloudFormation template
     Template,
+    /// Print a completion script for your shell (bash, zsh, fish, powershell, elvish)
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where each shell's completion script goes, for `stream completions --help`.
+const COMPLETIONS_HELP: &str = "Load them:
+  bash        stream completions bash > ~/.local/share/bash-completion/completions/stream
+  zsh         stream completions zsh > \"${fpath[1]}/_stream\"   (then: compinit)
+  fish        stream completions fish > ~/.config/fish/completions/stream.fish
+  powershell  stream completions powershell >> $PROFILE";
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "stream", out);
 }
 
 /// Parses the process's arguments. Help and version are printed as clap prints them (`Err(0)`);
@@ -147,9 +181,12 @@ pub fn refusal(e: &clap::Error, args: &[std::ffi::OsString]) -> (String, String)
         Some(s) => format!("`stream {s} --help`"),
         None => "`stream --help`".to_string(),
     };
-    let hint = match tip {
-        Some(tip) => format!("{tip} (see {help})"),
-        None => format!("see {help} for what it takes"),
+    let hint = match (tip, e.get(ContextKind::ValidValue)) {
+        (_, Some(ContextValue::Strings(valid))) if e.kind() == ErrorKind::InvalidValue && !flag.is_empty() => {
+            format!("give {flag} one of: {}", valid.join(", "))
+        }
+        (Some(tip), _) => format!("{tip} (see {help})"),
+        _ => format!("see {help} for what it takes"),
     };
     (what, hint)
 }
@@ -212,6 +249,9 @@ mod tests {
         let (what, hint) = refused(&["stream", "deploy", "--code-only", "--max-retries", "5"]);
         assert_eq!(what, "--code-only cannot be used with --max-retries");
         assert_eq!(hint, "leave out --code-only or --max-retries");
+        let (what, hint) = refused(&["stream", "tail", "--output", "yaml"]);
+        assert!(what.starts_with("invalid value 'yaml' for '--output"), "{what}");
+        assert_eq!(hint, "give --output one of: table, jsonl, json");
         let (what, hint) = refused(&["stream", "deploy", "--shard", "2"]);
         assert!(what.contains("unexpected argument '--shard'"), "{what}");
         assert!(hint.contains("--shards"), "clap's tip names the flag meant: {hint}");

@@ -165,6 +165,11 @@ impl Error {
         Error::Io { what: what.into(), source }
     }
 
+    /// True for a write to a closed pipe (`stream tail | head`): the reader has all it wanted.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// Converts an SDK error of operation `op` on `resource` into an `Error`, keeping the error
     /// code and message the service sent (`SdkError`'s own Display says only "service error").
     pub fn aws<E, R>(op: &'static str, resource: impl Into<String>, err: SdkError<E, R>) -> Self

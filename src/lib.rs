@@ -10,12 +10,17 @@
 //! 2. `cli`: the command line: global flags, the subcommand enum, clap's refusals as our two lines.
 //! 3. Commands, each with its own clap arguments and a `run`: `deploy` (deploy and destroy: flow,
 //!    params, artifact, elf, events, plan, producer_key, destroy), `produce` (source, live,
-//!    delivery, deadletter), `local` (function, runtime, limits, mapping, reader, checkpoint,
-//!    stats), `scan`, `status`, `replay`.
-//! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics) and `stack` (a deployed
-//!    stack: finding it, whether it is ours, what its status allows, its outputs, function, mapping).
+//!    delivery, deadletter), `local` (mapping, reader, checkpoint, stats), `capacity` (stream plan:
+//!    model, prices), `tail` (the stream's records), `logs` (the
+//!    function's log: cloud, file, pattern, render), `scan`, `status`, `replay`, `redrive`
+//!    (failed batches through the function again).
+//! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics), `stack` (a deployed
+//!    stack: finding it, whether it is ours, what its status allows, its outputs, function, mapping)
+//!    and `sandbox` (Lambda's execution environment on this machine: function, limits, the Runtime
+//!    API), which the local and redrive commands run the function in.
 //! 5. AWS helpers by service, shared by every command that needs them: `kinesis` (limits, entries,
-//!    the batcher, ListShards, PutRecords with partial resend; shards: the shard map) and `dynamo`
+//!    the batcher, ListShards, PutRecords with partial resend; shards: the shard map and the order
+//!    of shards across a reshard; reader: GetRecords, paced) and `dynamo`
 //!    (BatchWriteItem with its unprocessed items, table existence).
 //! 6. `retry`: the backoff and the one loop that resends only what failed.
 //! 7. `aws`: one SdkConfig and the service clients.
@@ -37,6 +42,7 @@
 
 pub mod args;
 pub mod aws;
+pub mod capacity;
 pub mod cli;
 pub mod credentials;
 pub mod deploy;
@@ -46,17 +52,21 @@ pub mod filter;
 pub mod kinesis;
 pub mod kpl;
 pub mod local;
+pub mod logs;
 pub mod mode;
 pub mod net;
 pub mod output;
 pub mod process;
 pub mod produce;
 pub mod progress;
+pub mod redrive;
 pub mod replay;
 pub mod retry;
+pub mod sandbox;
 pub mod scan;
 pub mod shutdown;
 pub mod stack;
 pub mod status;
+pub mod tail;
 pub mod template;
 pub mod tweet;

@@ -5,7 +5,8 @@ use stream::cli::{self, Cli, Command};
 use stream::error::{Error, exit};
 use stream::output::{self, SummaryFormat};
 use stream::{
-    aws, deploy, local, mode, process, produce, progress, replay, scan, shutdown::Shutdown, stack, status, template,
+    aws, capacity, deploy, local, logs, mode, process, produce, progress, redrive, replay, scan, shutdown::Shutdown,
+    stack, status, tail, template,
 };
 
 fn main() {
@@ -35,9 +36,18 @@ fn main() {
 async fn run(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     progress::init_cli_logs(g.verbose);
-    if let Command::Template = cli.command {
-        output::print_stdout(template::stack_yaml().trim_end())?;
-        return Ok(exit::OK);
+    match cli.command {
+        Command::Template => {
+            output::print_stdout(template::stack_yaml().trim_end())?;
+            return Ok(exit::OK);
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            cli::completions(shell, &mut script);
+            output::print_stdout(String::from_utf8_lossy(&script).trim_end())?;
+            return Ok(exit::OK);
+        }
+        _ => {}
     }
     stack::validate_name(&g.stack)?;
     let aws_args = aws::AwsArgs::from(g);
@@ -51,6 +61,20 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     let retry =
         if matches!(cli.command, Command::Produce(_)) { aws::RetryMode::Adaptive } else { aws::RetryMode::Standard };
     let config = aws::load_config(&aws_args, retry).await;
+    if let Command::Plan(a) = &cli.command {
+        // A plan needs no AWS: without credentials it prices the template's defaults.
+        let ready = aws::check_ready(&config, &aws_args).await.is_ok();
+        let clients = ready.then(|| aws::Clients::new(&config));
+        return finish(&capacity::run(a, &g.stack, clients.as_ref()).await?, a.output, None);
+    }
+    if let Command::Logs(a) = &cli.command
+        && a.local
+    {
+        // The local log is a file: no AWS, only the region and stack that name its place.
+        let region = config.region().map_or_else(|| aws::DEFAULT_REGION.to_string(), |r| r.to_string());
+        logs::run(a, &g.stack, &region, None, Shutdown::on_signals()).await?;
+        return Ok(exit::OK);
+    }
     aws::check_ready(&config, &aws_args).await?;
     let clients = aws::Clients::new(&config);
     let stack = g.stack.as_str();
@@ -70,8 +94,16 @@ async fn run(cli: Cli) -> Result<i32, Error> {
             let out = replay::run(a, stack, &clients).await?;
             finish(&out, a.output, out.problem())
         }
+        Command::Logs(a) => {
+            logs::run(a, stack, &clients.region, Some(&clients), Shutdown::on_signals()).await.map(|_| exit::OK)
+        }
+        Command::Tail(a) => tail::run(a, stack, &clients, Shutdown::on_signals()).await.map(|_| exit::OK),
+        Command::Redrive(a) => {
+            let out = redrive::run(a, stack, &clients).await?;
+            finish(&out, a.output, out.problem())
+        }
         Command::ScanTable(a) => scan::run(a, stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK),
-        Command::Template => Ok(exit::OK),
+        Command::Template | Command::Plan(_) | Command::Completions { .. } => Ok(exit::OK),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Everything about a deployed stack, in one place: finding it (one DescribeStacks), telling a
 //! stack `stream` made from others (one `NotManaged` error), what its status allows (one
 //! classification, `Phase`), its parameters, and the resource names from its outputs — never
-//! re-derived by formatting strings. Also the function and mapping the stack holds.
+//! re-derived by formatting strings. Also the function and mapping the stack holds, and the
+//! console URL of its CloudWatch dashboard.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,7 +11,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::template::{MANAGED_TAG, output};
+use crate::template::{MANAGED_TAG, output, param};
 
 /// Checks a stack name before any call. CloudFormation allows `[A-Za-z][A-Za-z0-9-]*` up to 128
 /// characters; the function's name (the template's `<stack>-DDBEventProcessor`) must fit Lambda's
@@ -50,12 +51,16 @@ pub struct Outputs {
     pub rejected_table: String,
 }
 
+/// A stack's outputs by key.
+fn output_map(stack: &Stack) -> HashMap<&str, &str> {
+    stack.outputs().iter().filter_map(|o| Some((o.output_key()?, o.output_value()?))).collect()
+}
+
 impl Outputs {
     /// Reads the outputs of `stack`; a missing output means the stack was not made by this version.
     pub fn from_stack(stack: &Stack) -> Result<Self, Error> {
         let name = stack.stack_name().unwrap_or_default();
-        let map: HashMap<&str, &str> =
-            stack.outputs().iter().filter_map(|o| Some((o.output_key()?, o.output_value()?))).collect();
+        let map = output_map(stack);
         let get = |key: &str| {
             map.get(key).map(|v| v.to_string()).ok_or_else(|| {
                 Error::failed(
@@ -73,6 +78,31 @@ impl Outputs {
             producer_user: get(output::PRODUCER_USER)?,
             rejected_table: get(output::REJECTED_TABLE)?,
         })
+    }
+}
+
+/// The stack's CloudWatch dashboard: its name and where the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dashboard {
+    /// Dashboard name (the DashboardName output).
+    pub name: String,
+    /// The dashboard in the CloudWatch console.
+    pub url: String,
+}
+
+impl Dashboard {
+    /// The dashboard of `stack`, whose resources are `outputs`. `None` for a stack deployed before
+    /// the template had one: it is optional (unlike `Outputs`) so such stacks still load, and it
+    /// comes with their next `stream deploy`.
+    pub fn from_stack(stack: &Stack, outputs: &Outputs) -> Option<Dashboard> {
+        let name = output_map(stack).get(output::DASHBOARD_NAME)?.to_string();
+        Some(Dashboard { url: Dashboard::url(&outputs.region, &name), name })
+    }
+
+    /// The console URL of dashboard `name` in `region` (the aws partition's console). The template
+    /// names it after the stack, `[A-Za-z][A-Za-z0-9-]*`: nothing in it needs escaping.
+    pub fn url(region: &str, name: &str) -> String {
+        format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}")
     }
 }
 
@@ -132,12 +162,35 @@ pub struct Deployed {
     pub stack: Stack,
     /// Its resources.
     pub outputs: Outputs,
+    /// Its CloudWatch dashboard, when it has one.
+    pub dashboard: Option<Dashboard>,
 }
 
 impl Deployed {
+    /// Reads the outputs of `stack` (see `Outputs::from_stack`) and its dashboard.
+    pub fn from_stack(stack: Stack) -> Result<Deployed, Error> {
+        let outputs = Outputs::from_stack(&stack)?;
+        let dashboard = Dashboard::from_stack(&stack, &outputs);
+        Ok(Deployed { stack, outputs, dashboard })
+    }
+
     /// The stack's status, as CloudFormation spells it.
     pub fn status(&self) -> &str {
         status_of(&self.stack)
+    }
+
+    /// Where the function's code is: (bucket, key), the CodeBucket and CodeKey parameters.
+    pub fn code(&self) -> Result<(&str, &str), Error> {
+        match (self.parameter(param::CODE_BUCKET), self.parameter(param::CODE_KEY)) {
+            (Some(bucket), Some(key)) => Ok((bucket, key)),
+            _ => {
+                let name = self.stack.stack_name().unwrap_or_default();
+                Err(Error::failed(
+                    format!("stack \"{name}\" does not say where its code is"),
+                    format!("run `stream deploy --stack {name}` to update it"),
+                ))
+            }
+        }
     }
 
     /// The current value of a parameter.
@@ -173,8 +226,7 @@ pub async fn load(clients: &Clients, name: &str) -> Result<Deployed, Error> {
     if !Phase::of(status).resources_usable(status) {
         return Err(state_error(name, status, "used"));
     }
-    let outputs = Outputs::from_stack(&stack)?;
-    Ok(Deployed { stack, outputs })
+    Deployed::from_stack(stack)
 }
 
 /// The tag `stream deploy` puts on its stacks (and on their change sets).
@@ -332,24 +384,49 @@ mod tests {
         assert!(!is_missing_stack(Some("does not exist"), Some("AccessDenied")));
     }
 
+    /// A stack with these outputs.
+    fn stack_with(outputs: &[(&str, &str)]) -> Stack {
+        let mut b = Stack::builder().stack_name("s");
+        for (k, v) in outputs {
+            b = b.outputs(Output::builder().output_key(*k).output_value(*v).build());
+        }
+        b.build()
+    }
+
+    /// The outputs every stack of ours has: what a stack deployed before the dashboard holds.
+    const REQUIRED: [(&str, &str); 7] = [
+        (output::STREAM_NAME, "s-Stream"),
+        (output::STREAM_ARN, "arn:x"),
+        (output::TABLE_NAME, "s-EventData"),
+        (output::FUNCTION_NAME, "s-DDBEventProcessor"),
+        (output::REGION, "eu-west-1"),
+        (output::PRODUCER_USER, "s-ProducerUser-X"),
+        (output::REJECTED_TABLE, "s-Rejected"),
+    ];
+
     #[test]
     fn outputs_are_read_by_name() {
-        let mut b = Stack::builder().stack_name("s");
-        for (k, v) in [
-            (output::STREAM_NAME, "s-Stream"),
-            (output::STREAM_ARN, "arn:x"),
-            (output::TABLE_NAME, "s-EventData"),
-            (output::FUNCTION_NAME, "s-DDBEventProcessor"),
-            (output::REGION, "eu-west-1"),
-            (output::PRODUCER_USER, "s-ProducerUser-X"),
-            (output::REJECTED_TABLE, "s-Rejected"),
-        ] {
-            b = b.outputs(Output::builder().output_key(k).output_value(v).build());
-        }
-        let outputs = Outputs::from_stack(&b.build()).expect("all outputs");
+        let outputs = Outputs::from_stack(&stack_with(&REQUIRED)).expect("all outputs");
         assert_eq!(outputs.table_name, "s-EventData");
         assert_eq!(outputs.region, "eu-west-1");
         let partial = Stack::builder().stack_name("s").build();
         assert!(Outputs::from_stack(&partial).is_err());
+    }
+
+    /// A stack deployed before the dashboard still loads, without one; a newer one has its URL.
+    #[test]
+    fn the_dashboard_is_optional_and_read_with_its_url() {
+        let old = Deployed::from_stack(stack_with(&REQUIRED)).expect("an older stack loads");
+        assert_eq!(old.dashboard, None);
+        assert_eq!(old.outputs.function_name, "s-DDBEventProcessor");
+        let mut outputs = REQUIRED.to_vec();
+        outputs.push((output::DASHBOARD_NAME, "s"));
+        let new = Deployed::from_stack(stack_with(&outputs)).expect("loads");
+        let url = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/s";
+        assert_eq!(new.dashboard, Some(Dashboard { name: "s".into(), url: url.into() }));
+        assert_eq!(
+            Dashboard::url("us-east-1", "stream-dev"),
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/stream-dev"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `stream status`: what an operator checks first — the stack's status and outputs, the event source
 //! mapping's state and last processing result, the items in the table and in quarantine, and, where
-//! CloudWatch answers, the last hour's iterator age, errors and invocations of the function.
+//! CloudWatch answers, the last hour's iterator age, errors and invocations of the function, and
+//! where its dashboard is (the URL comes from `stack`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::output::SummaryFormat;
-use crate::stack::{self, Outputs};
+use crate::stack::{self, Dashboard, Outputs};
 
 /// `stream status`
 #[derive(Debug, Clone, Args)]
@@ -57,6 +58,8 @@ pub struct StatusOutput {
     pub stack_status: String,
     /// The stack's resources.
     pub outputs: Outputs,
+    /// The stack's CloudWatch dashboard; `None` for a stack deployed before it existed.
+    pub dashboard: Option<Dashboard>,
     /// The stack's parameters.
     pub parameters: BTreeMap<String, String>,
     /// The event source mapping.
@@ -86,6 +89,12 @@ impl fmt::Display for StatusOutput {
             ("ProducerUserName", &o.producer_user),
         ] {
             writeln!(f, "  {k:<18} {v}")?;
+        }
+        match &self.dashboard {
+            Some(d) => writeln!(f, "  {:<18} {}", "Dashboard", d.url)?,
+            None => {
+                writeln!(f, "  {:<18} none yet: run `stream deploy --stack {}` to add it", "Dashboard", self.stack)?
+            }
         }
         if !self.parameters.is_empty() {
             let shown: Vec<String> = self
@@ -161,6 +170,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
     let deployed = stack::load(clients, stack_name).await?;
     let parameters = deployed.parameters();
     let outputs = deployed.outputs.clone();
+    let dashboard = deployed.dashboard.clone();
     let mapping = stack::mapping(clients, &outputs).await?.map(|m| Mapping {
         uuid: m.uuid().unwrap_or_default().to_string(),
         state: m.state().unwrap_or("unknown").to_string(),
@@ -188,6 +198,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
         stack: stack_name.to_string(),
         stack_status: deployed.status().to_string(),
         outputs,
+        dashboard,
         parameters,
         mapping,
         items,

@@ -268,9 +268,20 @@ pub mod output {
 
     /// SQS queue of the mapping's on-failure records.
     pub const FAILED_QUEUE_URL: &str = "FailedBatchQueueUrl";
+    /// CloudWatch dashboard of the stack (absent on stacks deployed before it existed).
+    pub const DASHBOARD_NAME: &str = "DashboardName";
     /// Every output the template declares.
-    pub const ALL: [&str; 8] =
-        [STREAM_NAME, STREAM_ARN, TABLE_NAME, FUNCTION_NAME, REGION, PRODUCER_USER, REJECTED_TABLE, FAILED_QUEUE_URL];
+    pub const ALL: [&str; 9] = [
+        STREAM_NAME,
+        STREAM_ARN,
+        TABLE_NAME,
+        FUNCTION_NAME,
+        REGION,
+        PRODUCER_USER,
+        REJECTED_TABLE,
+        FAILED_QUEUE_URL,
+        DASHBOARD_NAME,
+    ];
 }
 
 /// Tag put on every stack `stream` creates, so other commands can tell its stacks from others.
@@ -285,6 +296,7 @@ pub const REJECTED_TABLE_ENV: &str = "REJECTED_TABLE_NAME";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn template_declares_every_parameter_and_output_we_use() {
@@ -416,5 +428,162 @@ mod tests {
             doc["Resources"]["EventSourceMapping"]["Properties"]["FunctionResponseTypes"],
             serde_json::json!(["ReportBatchItemFailures"])
         );
+    }
+
+    /// What each `${…}` of the dashboard body stands for here: markers no real name could be, so a
+    /// value that is not a marker was written into the template by hand.
+    const MARKERS: [(&str, &str); 6] = [
+        ("${Stream}", "MARK-Stream"),
+        ("${Function}", "MARK-Function"),
+        ("${EventDataTable}", "MARK-EventDataTable"),
+        ("${RejectedTable}", "MARK-RejectedTable"),
+        ("${AWS::Region}", "MARK-Region"),
+        ("${AWS::StackName}", "MARK-StackName"),
+    ];
+
+    /// The dashboard body with the markers in place of the stack's resources, as JSON text.
+    fn dashboard_text() -> String {
+        let body = &document()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+        let sub = body.as_str().expect("DashboardBody is a !Sub string");
+        let text = MARKERS.iter().fold(sub.to_string(), |text, (var, marker)| text.replace(var, marker));
+        assert!(!text.contains("${"), "a variable that is not one of the markers: {text}");
+        text
+    }
+
+    /// The dimension every metric of a namespace must carry, and the markers its value may be.
+    fn resource_dimension(namespace: &str) -> Option<(&'static str, &'static [&'static str])> {
+        match namespace {
+            "AWS/Kinesis" => Some(("StreamName", &["MARK-Stream"])),
+            // The function's EMF metrics carry the same FunctionName dimension as Lambda's own.
+            "AWS/Lambda" | "stream" => Some(("FunctionName", &["MARK-Function"])),
+            "AWS/DynamoDB" => Some(("TableName", &["MARK-EventDataTable", "MARK-RejectedTable"])),
+            _ => None,
+        }
+    }
+
+    /// One metric array, `[namespace, name, dim, value, …, {options}]`: its (namespace, name) when
+    /// every dimension names this stack's resources, else what is wrong.
+    fn check_metric(metric: &Value) -> Result<(String, String), String> {
+        let parts = metric.as_array().ok_or("not an array")?;
+        // A trailing object holds rendering options (stat, label, axis), never dimensions.
+        let (strings, options) = match parts.split_last() {
+            Some((last, rest)) if last.is_object() => (rest, 1),
+            _ => (parts.as_slice(), 0),
+        };
+        let strings: Vec<&str> =
+            strings.iter().map(|p| p.as_str().ok_or("a part that is not a string")).collect::<Result<_, _>>()?;
+        let [namespace, name, dims @ ..] = strings.as_slice() else { return Err("no namespace and name".into()) };
+        let (wanted, allowed) = resource_dimension(namespace).ok_or(format!("namespace {namespace} is not ours"))?;
+        if dims.len() % 2 != 0 || options + strings.len() != parts.len() {
+            return Err("dimensions are not name/value pairs".into());
+        }
+        let mut names_resource = false;
+        for pair in dims.chunks(2) {
+            match (pair[0], pair[1]) {
+                (dim, value) if dim == wanted => {
+                    if !allowed.contains(&value) {
+                        return Err(format!("{dim} is {value}, not one of this stack's resources"));
+                    }
+                    names_resource = true;
+                }
+                // ThrottledRequests is per API operation: an operation name, not a resource name.
+                ("Operation", op) if *namespace == "AWS/DynamoDB" => {
+                    if !["BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem"].contains(&op) {
+                        return Err(format!("Operation {op} is not a DynamoDB write"));
+                    }
+                }
+                (dim, _) => return Err(format!("dimension {dim} does not belong in {namespace}")),
+            }
+        }
+        if !names_resource {
+            return Err(format!("no {wanted} dimension: an account-wide metric, not this stack's"));
+        }
+        Ok((namespace.to_string(), name.to_string()))
+    }
+
+    /// Checks every metric of every widget (a metric widget in the stack's region); returns the
+    /// (namespace, name) pairs shown, or the first problem.
+    fn dashboard_metrics(body: &Value) -> Result<BTreeSet<(String, String)>, String> {
+        let widgets = body["widgets"].as_array().filter(|w| !w.is_empty()).ok_or("no widgets")?;
+        let mut seen = BTreeSet::new();
+        for (i, widget) in widgets.iter().enumerate() {
+            let props = &widget["properties"];
+            if widget["type"] != "metric" || props["region"] != "MARK-Region" {
+                return Err(format!("widget {i} is not a metric widget in the stack's region"));
+            }
+            let metrics =
+                props["metrics"].as_array().filter(|m| !m.is_empty()).ok_or(format!("widget {i}: no metrics"))?;
+            for m in metrics {
+                seen.insert(check_metric(m).map_err(|e| format!("widget {i}, {m}: {e}"))?);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The dashboard shows every metric the issue asks for, each naming this stack's own resources,
+    /// and its EMF metrics are ones the function declares.
+    #[test]
+    fn dashboard_metrics_name_only_this_stacks_resources() {
+        let dashboard = &document()["Resources"]["Dashboard"];
+        assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+        assert_eq!(dashboard["Properties"]["DashboardName"], serde_json::json!({"Fn::Sub": "${AWS::StackName}"}));
+        let body: Value = serde_json::from_str(&dashboard_text()).expect("the body is JSON");
+        let seen = dashboard_metrics(&body).unwrap_or_else(|e| panic!("{e}"));
+        let required = [
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/Kinesis", "IncomingRecords"),
+            ("AWS/Kinesis", "IncomingBytes"),
+            ("AWS/Kinesis", "WriteProvisionedThroughputExceeded"),
+            ("AWS/Lambda", "Invocations"),
+            ("AWS/Lambda", "Errors"),
+            ("AWS/Lambda", "Duration"),
+            ("AWS/Lambda", "ConcurrentExecutions"),
+            ("stream", "Written"),
+            ("stream", "DuplicatesDropped"),
+            ("stream", "Quarantined"),
+            ("stream", "Retried"),
+            ("stream", "OldestRecordAgeMs"),
+            ("AWS/DynamoDB", "ConsumedWriteCapacityUnits"),
+            ("AWS/DynamoDB", "WriteThrottleEvents"),
+            ("AWS/DynamoDB", "ThrottledRequests"),
+        ];
+        for (namespace, name) in required {
+            assert!(seen.contains(&(namespace.to_string(), name.to_string())), "{namespace} {name} is missing");
+        }
+        // A misspelt EMF name would draw an empty graph: check against what the function emits.
+        use crate::process::{BatchStats, metrics};
+        assert_eq!(metrics::NAMESPACE, "stream");
+        let emf = metrics::emf("f", &BatchStats::default(), 0.0, 0);
+        let declared: Vec<&Value> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| &m["Name"])
+            .collect();
+        for (_, name) in seen.iter().filter(|(namespace, _)| namespace == "stream") {
+            assert!(declared.contains(&&Value::from(name.as_str())), "the function emits no {name}");
+        }
+    }
+
+    /// The checker fails a body with a table named by hand, an account-wide metric, a foreign
+    /// namespace or another region: the test above can fail.
+    #[test]
+    fn dashboard_check_rejects_names_not_of_this_stack() {
+        let text = dashboard_text();
+        let parse = |t: &str| -> Value { serde_json::from_str(t).expect("still JSON") };
+        assert!(dashboard_metrics(&parse(&text)).is_ok());
+        let hard_coded = text.replace("MARK-EventDataTable", "stream-dev-EventData");
+        let err = dashboard_metrics(&parse(&hard_coded)).expect_err("a hard-coded table name");
+        assert!(err.contains("TableName is stream-dev-EventData"), "{err}");
+        for (from, to, why) in [
+            (r#", "StreamName", "MARK-Stream"]"#, "]", "no StreamName dimension"),
+            (r#"["AWS/Lambda", "Errors""#, r#"["AWS/EC2", "Errors""#, "namespace AWS/EC2"),
+            (r#""Operation", "BatchWriteItem""#, r#""Operation", "stream-dev-Rejected""#, "not a DynamoDB write"),
+            ("\"region\": \"MARK-Region\"", "\"region\": \"us-east-1\"", "stack's region"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let err = dashboard_metrics(&parse(&text.replacen(from, to, 1))).expect_err(why);
+            assert!(err.contains(why), "{why}: {err}");
+        }
     }
 }

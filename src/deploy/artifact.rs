@@ -127,7 +127,13 @@ pub async fn ensure_bucket(clients: &Clients) -> Result<String, Error> {
                 .build(),
         );
     }
-    create.send().await.map_err(|e| Error::aws("CreateBucket", &bucket, e))?;
+    match create.send().await.map_err(|e| Error::aws("CreateBucket", &bucket, e)) {
+        // Another deploy in this account and region made it a moment ago: it is ours all the same.
+        Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => {}
+        other => {
+            other?;
+        }
+    }
     clients
         .s3
         .put_public_access_block()

@@ -1,7 +1,8 @@
 //! The steps of `stream deploy`: package this binary, find the stack (refusing one that is not
 //! ours or not ready, recreating a failed one on `--recreate`), upload the artifact once, create or
 //! update the stack through a plan the user approves — or, with `--code-only`, replace only the
-//! function's code — and make sure the producer's profile holds a live key.
+//! function's code — and make sure the producer's profile holds a live key. Reports the stack's
+//! resources and its dashboard's URL (built by `stack`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,7 +20,7 @@ use crate::credentials;
 use crate::dynamo;
 use crate::error::Error;
 use crate::progress;
-use crate::stack::{self, Outputs, Phase};
+use crate::stack::{self, Dashboard, Deployed, Outputs, Phase};
 use crate::template::{self, param};
 
 /// What happened to the stack.
@@ -51,6 +52,9 @@ pub struct DeployOutput {
     pub zip_bytes: usize,
     /// The stack's resources.
     pub outputs: Outputs,
+    /// The stack's CloudWatch dashboard; `None` only after `--code-only` on a stack deployed before
+    /// it existed.
+    pub dashboard: Option<Dashboard>,
     /// Credentials profile holding the producer's access key.
     pub producer_profile: String,
     /// True when a new producer key was made in this run.
@@ -76,6 +80,10 @@ impl fmt::Display for DeployOutput {
             ("ProducerUserName", &o.producer_user),
         ] {
             writeln!(f, "  {k:<17} {v}")?;
+        }
+        match &self.dashboard {
+            Some(d) => writeln!(f, "  {:<17} {}", "Dashboard", d.url)?,
+            None => writeln!(f, "  {:<17} none yet: deploy without --code-only to add it", "Dashboard")?,
         }
         write!(
             f,
@@ -110,18 +118,17 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
     let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
 
     let code = Code { bucket: &bucket, key: &key, artifact: &artifact };
-    let (action, outputs) = match &existing {
+    let (action, deployed) = match &existing {
         Some(s) if args.code_only => {
             // A code update leaves the stack as it is: its outputs are the ones just read.
-            let outputs = Outputs::from_stack(s)?;
-            update_code(clients, &outputs.function_name, &code, Duration::from_secs(args.wait)).await?;
-            (StackAction::CodeUpdated, outputs)
+            let deployed = Deployed::from_stack(s.clone())?;
+            update_code(clients, &deployed.outputs.function_name, &code, Duration::from_secs(args.wait)).await?;
+            (StackAction::CodeUpdated, deployed)
         }
-        None => (create(clients, stack_name, args, &code).await?, stack::load(clients, stack_name).await?.outputs),
-        Some(s) => {
-            (update(clients, stack_name, s, args, &code).await?, stack::load(clients, stack_name).await?.outputs)
-        }
+        None => (create(clients, stack_name, args, &code).await?, stack::load(clients, stack_name).await?),
+        Some(s) => (update(clients, stack_name, s, args, &code).await?, stack::load(clients, stack_name).await?),
     };
+    let Deployed { outputs, dashboard, .. } = deployed;
     let (producer_profile, new_producer_key) =
         producer_key::ensure(clients, stack_name, &outputs.producer_user).await?;
     Ok(DeployOutput {
@@ -131,6 +138,7 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
         uploaded,
         zip_bytes: artifact.zip.len(),
         outputs,
+        dashboard,
         producer_profile,
         new_producer_key,
     })

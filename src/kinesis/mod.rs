@@ -1,9 +1,11 @@
 //! Kinesis as every command uses it: the limits of PutRecords and of a shard, the record to put,
 //! a batcher that closes batches within those limits while carrying whatever travels with each
 //! record, the one ListShards loop, and PutRecords with only the failed entries sent again.
-//! Which shard a key goes to is `shards`.
+//! Which shard a key goes to, and which shard is read after which, is `shards`; reading a shard
+//! politely is `reader`.
 //! <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html>
 
+pub mod reader;
 pub mod shards;
 
 use aws_sdk_kinesis::primitives::Blob;
@@ -12,7 +14,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, Shard};
 use crate::error::Error;
 use crate::retry::{self, Policy};
 
-pub use shards::{ShardMap, hash_key};
+pub use shards::{Lineage, ShardMap, hash_key};
 
 /// PutRecords takes at most 500 records per call.
 pub const MAX_RECORDS_PER_CALL: usize = 500;

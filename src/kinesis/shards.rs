@@ -1,6 +1,10 @@
 //! Which shard a record goes to, as Kinesis decides it: the MD5 of the partition key read as a
 //! 128-bit big-endian number, inside the hash key range of one open shard (from ListShards).
+//! And in which order shards are read across splits and merges (`Lineage`): a child after its
+//! parents, so that each key's records are read in order.
 //! <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html>
+
+use std::collections::BTreeSet;
 
 use aws_sdk_kinesis::types::Shard;
 use md5::{Digest, Md5};
@@ -86,6 +90,41 @@ impl ShardMap {
     }
 }
 
+/// Which shards may be read, across splits and merges: a shard once each of its parents (a split
+/// has one, a merge two) is read to its end, or is no longer listed (expired with its records).
+#[derive(Debug, Default)]
+pub struct Lineage {
+    started: BTreeSet<String>,
+    done: BTreeSet<String>,
+}
+
+impl Lineage {
+    /// The shards of `listed` that may start now and have not started yet; they count as started.
+    pub fn ready<'a>(&mut self, listed: &'a [Shard]) -> Vec<&'a Shard> {
+        let ids: BTreeSet<&str> = listed.iter().map(|s| s.shard_id()).collect();
+        let mut ready = Vec::new();
+        for shard in listed {
+            let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()];
+            let parents_done = parents.into_iter().flatten().all(|p| self.done.contains(p) || !ids.contains(p));
+            if parents_done && self.started.insert(shard.shard_id().to_string()) {
+                ready.push(shard);
+            }
+        }
+        ready
+    }
+
+    /// Marks `shard` as read to its end (or not to be read): its children may start.
+    pub fn done(&mut self, shard: &str) {
+        self.started.insert(shard.to_string());
+        self.done.insert(shard.to_string());
+    }
+
+    /// How many shards have started.
+    pub fn started(&self) -> usize {
+        self.started.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +147,44 @@ mod tests {
             .sequence_number_range(seq.build().expect("seq"))
             .build()
             .expect("shard")
+    }
+
+    fn child(id: &str, parent: Option<&str>, adjacent: Option<&str>) -> Shard {
+        let mut b = Shard::builder()
+            .shard_id(id)
+            .hash_key_range(HashKeyRange::builder().starting_hash_key("0").ending_hash_key("1").build().expect("range"))
+            .sequence_number_range(SequenceNumberRange::builder().starting_sequence_number("1").build().expect("seq"));
+        if let Some(p) = parent {
+            b = b.parent_shard_id(p);
+        }
+        if let Some(a) = adjacent {
+            b = b.adjacent_parent_shard_id(a);
+        }
+        b.build().expect("shard")
+    }
+
+    /// A split's children start after their parent is done, a merge's child after both parents,
+    /// and a shard whose parent expired at once; nothing starts twice.
+    #[test]
+    fn children_start_after_their_parents() {
+        let listed = [
+            child("s0", None, None),
+            child("s1", Some("s0"), None),
+            child("s2", Some("s0"), None),
+            child("s3", Some("s1"), Some("s2")),
+            child("s4", Some("expired"), None),
+        ];
+        let ids = |v: Vec<&Shard>| v.iter().map(|s| s.shard_id().to_string()).collect::<Vec<_>>();
+        let mut lineage = Lineage::default();
+        assert_eq!(ids(lineage.ready(&listed)), ["s0", "s4"]);
+        assert!(lineage.ready(&listed).is_empty(), "nothing starts twice");
+        lineage.done("s0");
+        assert_eq!(ids(lineage.ready(&listed)), ["s1", "s2"]);
+        lineage.done("s1");
+        assert!(lineage.ready(&listed).is_empty(), "a merge waits for both parents");
+        lineage.done("s2");
+        assert_eq!(ids(lineage.ready(&listed)), ["s3"]);
+        assert_eq!(lineage.started(), 5);
     }
 
     #[test]

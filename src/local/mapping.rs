@@ -18,11 +18,13 @@ use serde_json::json;
 
 use super::Ctx;
 use super::checkpoint::{Progress, SHARD_END};
-use super::reader::{IDLE_POLL, ShardReader, Start, event_record};
-use super::runtime::Outcome;
+use super::reader::{IDLE_POLL, ShardReader};
 use crate::error::Error;
 use crate::filter::{self, Pattern};
+use crate::kinesis::reader::Position;
 use crate::process::Record;
+use crate::process::event::Source;
+use crate::sandbox::Outcome;
 use crate::tweet::iso_millis;
 
 /// Lambda's limit on an invocation's payload.
@@ -38,7 +40,7 @@ pub struct Settings {
     /// MaximumBatchingWindowInSeconds.
     pub window: Duration,
     /// StartingPosition.
-    pub start: Start,
+    pub start: Position,
     /// FunctionResponseTypes holds ReportBatchItemFailures.
     pub report_item_failures: bool,
     /// BisectBatchOnFunctionError.
@@ -91,11 +93,11 @@ impl Settings {
             filters.push(pattern);
         }
         let start = match m.starting_position() {
-            Some(EventSourcePosition::Latest) => Start::Latest,
+            Some(EventSourcePosition::Latest) => Position::Latest,
             Some(EventSourcePosition::AtTimestamp) => {
-                Start::AtTimestamp(m.starting_position_timestamp().map_or(0.0, |t| t.as_secs_f64()))
+                Position::AtTimestamp(m.starting_position_timestamp().map_or(0.0, |t| t.as_secs_f64()))
             }
-            _ => Start::TrimHorizon,
+            _ => Position::TrimHorizon,
         };
         Ok(Settings {
             uuid: m.uuid().unwrap_or_default().to_string(),
@@ -224,7 +226,7 @@ pub fn on_failure_record(
     doc.insert(
         "requestContext".into(),
         json!({
-            "requestId": super::runtime::request_id(),
+            "requestId": crate::sandbox::request_id(),
             "functionArn": function_arn,
             "condition": condition.as_str(),
             "approximateInvokeCount": invokes.max(1),
@@ -397,7 +399,13 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let record = event_record(r, &self.shard, &ctx.outputs, &ctx.role_arn);
+            let source = Source {
+                shard_id: &self.shard,
+                stream_arn: &ctx.outputs.stream_arn,
+                region: &ctx.outputs.region,
+                role_arn: &ctx.role_arn,
+            };
+            let record = Record::from_kinesis(r, source);
             let rec = Rec {
                 ord: self.progress.read(r.sequence_number()),
                 seq: r.sequence_number().to_string(),
@@ -535,7 +543,7 @@ mod tests {
             uuid: "u".into(),
             batch_size: 3,
             window: Duration::ZERO,
-            start: Start::TrimHorizon,
+            start: Position::TrimHorizon,
             report_item_failures: true,
             bisect: true,
             max_retries: Some(2),

@@ -1,23 +1,18 @@
 //! `stream local`: the deployed function run as Lambda would run it, without AWS or Docker. The
-//! function's code is the zip `deploy` uploaded, unpacked and given Lambda's environment (`function`),
-//! started as a child process with a Runtime API on loopback (`runtime`); the stack's event source
-//! mapping is applied with its own settings (`mapping`), each shard read as Lambda reads it
-//! (`reader`); checkpoints persist between runs (`checkpoint`); the counts are `stats`. The rest of
+//! function runs in the `sandbox` (its code, Lambda's environment, its role, its limits, the Runtime
+//! API); the stack's event source mapping is applied with its own settings (`mapping`), each shard
+//! read as Lambda reads it (`reader`); checkpoints persist between runs (`checkpoint`); the counts
+//! are `stats`. The rest of
 //! AWS (stream, tables, on-failure queue) is whatever the endpoint is: AWS itself, or the emulator.
 
 pub mod checkpoint;
-pub mod function;
-pub mod limits;
 pub mod mapping;
 pub mod reader;
-pub mod runtime;
 pub mod stats;
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -29,13 +24,13 @@ use crate::error::Error;
 use crate::kinesis;
 use crate::output::SummaryFormat;
 use crate::progress::{self, LiveLine};
+use crate::sandbox::function::{self, Prepared};
+use crate::sandbox::limits::Limits;
+use crate::sandbox::{self, Pool};
 use crate::shutdown::Shutdown;
-use crate::stack::{self, Deployed, Outputs};
-use crate::template::param;
+use crate::stack::{self, Outputs};
 use checkpoint::CheckpointFile;
-use limits::Limits;
 use mapping::{Settings, ShardEnd};
-use runtime::{FunctionSpec, Pool};
 use stats::{Counts, Stats};
 
 /// How often the stream's shards are listed again while running (splits and merges).
@@ -171,35 +166,20 @@ pub async fn run(
 ) -> Result<LocalOutput, Error> {
     let deployed = stack::load(clients, stack_name).await?;
     let function = stack::function_configuration(clients, &deployed.outputs.function_name).await?;
-    check_architecture(&function)?;
     let settings = mapping_settings(clients, &deployed.outputs, args).await?;
-    let role_arn = function.role().unwrap_or_default().to_string();
-    let role = function::assume_role(clients, &role_arn, &deployed.outputs.function_name).await?;
+    let dir = sandbox::state_dir(args.state_dir.as_deref(), &clients.region, stack_name)?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let stats = Arc::new(Stats::default());
+    let counts = stats.clone();
+    let (log_path, log) = function::log_sink(&dir, move |line| counts.metrics_line(line))?;
+    let Prepared { spec, role_arn, role } = function::prepare(clients, &function, deployed.code()?, &dir, log).await?;
     let on_failure = match &settings.on_failure {
         Some(arn) => on_failure_queue(clients, arn, &role).await?,
         None => None,
     };
-    let dir = state_dir(args, &clients.region, stack_name)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-    let bootstrap = code(clients, &deployed, &dir).await?;
     let checkpoints =
         CheckpointFile::open(&dir.join("checkpoints.json"), &deployed.outputs.stream_arn, &settings.uuid, args.reset)?;
-    let stats = Arc::new(Stats::default());
-    let (log_path, log) = function::log_sink(&dir, stats.clone())?;
-    let task_root = bootstrap.parent().map(Path::to_path_buf).unwrap_or_default();
-    let memory_mb = function.memory_size().unwrap_or(128).max(128) as u64;
-    let spec = FunctionSpec {
-        env: function::environment(clients, &function, &task_root),
-        task_root,
-        bootstrap,
-        credentials: Some(role),
-        memory_mb: Some(memory_mb),
-        function_arn: function.function_arn().unwrap_or_default().to_string(),
-        timeout: Duration::from_secs(function.timeout().unwrap_or(3).max(1) as u64),
-        init_timeout: runtime::INIT_TIMEOUT,
-        log,
-        starts: AtomicU64::new(0),
-    };
+    let memory_mb = spec.memory_mb.unwrap_or(128);
     let ctx = Arc::new(Ctx {
         clients: clients.clone(),
         function_arn: spec.function_arn.clone(),
@@ -237,7 +217,7 @@ pub async fn run(
 /// shards were read.
 async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
     let mut tasks = tokio::task::JoinSet::new();
-    let (mut started, mut closed) = (BTreeSet::new(), BTreeSet::<String>::new());
+    let mut lineage = kinesis::Lineage::default();
     let mut relist = tokio::time::interval(SHARD_RELIST);
     loop {
         let shards = match kinesis::list_shards(&ctx.clients.kinesis, &ctx.outputs.stream_name).await {
@@ -248,18 +228,13 @@ async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
                 return Err(e);
             }
         };
-        let listed: BTreeSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
-        for shard in &shards {
-            if parents_done(shard, &closed, &listed)
-                && !ctx.shutdown.is_triggered()
-                && started.insert(shard.shard_id().to_string())
-            {
-                let (ctx, id) = (ctx.clone(), shard.shard_id().to_string());
-                tasks.spawn(async move { (id.clone(), mapping::run_shard(ctx, id, until_idle).await) });
-            }
+        let ready = if ctx.shutdown.is_triggered() { Vec::new() } else { lineage.ready(&shards) };
+        for shard in ready {
+            let (ctx, id) = (ctx.clone(), shard.shard_id().to_string());
+            tasks.spawn(async move { (id.clone(), mapping::run_shard(ctx, id, until_idle).await) });
         }
         if tasks.is_empty() {
-            return Ok(started.len());
+            return Ok(lineage.started());
         }
         tokio::select! {
             Some(done) = tasks.join_next() => {
@@ -269,7 +244,7 @@ async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
                 match end {
                     Ok(ShardEnd::Closed) => {
                         progress::status(format!("stream local: shard {shard} is closed and done; its children may start"));
-                        closed.insert(shard);
+                        lineage.done(&shard);
                     }
                     Ok(ShardEnd::Idle | ShardEnd::Stopped) => {}
                     Err(e) => {
@@ -281,27 +256,6 @@ async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
             }
             _ = relist.tick() => {}
         }
-    }
-}
-
-/// True when `shard` may be read: each of its parents (a split has one, a merge two) is closed and
-/// done, or no longer listed (expired with its records).
-fn parents_done(shard: &aws_sdk_kinesis::types::Shard, closed: &BTreeSet<String>, listed: &BTreeSet<&str>) -> bool {
-    let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()];
-    parents.into_iter().flatten().all(|p| closed.contains(p) || !listed.contains(p))
-}
-
-/// The function's architecture must be this machine's: its bootstrap runs here.
-fn check_architecture(
-    function: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
-) -> Result<(), Error> {
-    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
-    match function.architectures().first().map(|a| a.as_str()) {
-        Some(arch) if arch != host_arch => Err(Error::failed(
-            format!("the function is built for {arch} and this machine is {host_arch}"),
-            "run `stream local` on a machine of the function's architecture",
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -324,33 +278,6 @@ async fn mapping_settings(clients: &Clients, outputs: &Outputs, args: &LocalArgs
         settings.batch_size = n as usize;
     }
     Ok(settings)
-}
-
-/// The function's `bootstrap`, from the zip the stack's CodeBucket/CodeKey name.
-async fn code(clients: &Clients, deployed: &Deployed, dir: &Path) -> Result<PathBuf, Error> {
-    let (Some(bucket), Some(key)) = (deployed.parameter(param::CODE_BUCKET), deployed.parameter(param::CODE_KEY))
-    else {
-        let name = deployed.stack.stack_name().unwrap_or_default();
-        return Err(Error::failed(
-            format!("stack \"{name}\" does not say where its code is"),
-            format!("run `stream deploy --stack {name}` to update it"),
-        ));
-    };
-    function::unpack_code(clients, bucket, key, dir).await
-}
-
-/// Where `stream local` keeps checkpoints, the unpacked code and the function's log.
-fn state_dir(args: &LocalArgs, region: &str, stack: &str) -> Result<PathBuf, Error> {
-    let base = match &args.state_dir {
-        Some(d) => d.clone(),
-        None => match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-            Some(x) => PathBuf::from(x).join("stream"),
-            None => std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".local/state/stream"))
-                .ok_or_else(|| Error::config("HOME is not set", "set HOME, or pass --state-dir DIR"))?,
-        },
-    };
-    Ok(base.join("local").join(region).join(stack))
 }
 
 /// The on-failure destination: an SQS client that signs as the function's role, and the queue's
@@ -397,39 +324,4 @@ fn live_line(ctx: Arc<Ctx>, started: Instant) -> LiveLine {
             c.retries,
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_kinesis::types::Shard;
-
-    fn shard(id: &str, parent: Option<&str>, adjacent: Option<&str>) -> Shard {
-        Shard::builder()
-            .shard_id(id)
-            .set_parent_shard_id(parent.map(str::to_string))
-            .set_adjacent_parent_shard_id(adjacent.map(str::to_string))
-            .build()
-            .expect("shard")
-    }
-
-    /// Children wait for their parents (one after a split, two after a merge); a parent that is
-    /// no longer listed has expired and holds nothing to wait for.
-    #[test]
-    fn a_child_is_read_after_its_parents() {
-        let listed: BTreeSet<&str> = ["s0", "s1", "s2", "s3", "s4"].into_iter().collect();
-        let mut closed = BTreeSet::new();
-        let split_child = shard("s3", Some("s0"), None);
-        let merged = shard("s4", Some("s1"), Some("s2"));
-        assert!(parents_done(&shard("s0", None, None), &closed, &listed));
-        assert!(!parents_done(&split_child, &closed, &listed));
-        closed.insert("s0".to_string());
-        assert!(parents_done(&split_child, &closed, &listed));
-        closed.insert("s1".to_string());
-        assert!(!parents_done(&merged, &closed, &listed), "both parents of a merge");
-        closed.insert("s2".to_string());
-        assert!(parents_done(&merged, &closed, &listed));
-        let orphan = shard("s9", Some("gone"), None);
-        assert!(parents_done(&orphan, &BTreeSet::new(), &listed), "an expired parent");
-    }
 }

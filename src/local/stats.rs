@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::mapping::Verdict;
-use super::runtime::Outcome;
+use crate::sandbox::Outcome;
 
 /// The counts at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

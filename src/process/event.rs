@@ -65,7 +65,45 @@ pub struct KinesisData {
     pub encryption_type: Option<String>,
 }
 
+/// Where a Kinesis record came from, as the event source mapping names it in the event.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The shard the record was read from.
+    pub shard_id: &'a str,
+    /// The stream's ARN.
+    pub stream_arn: &'a str,
+    /// The stream's region.
+    pub region: &'a str,
+    /// The function's execution role (invokeIdentityArn).
+    pub role_arn: &'a str,
+}
+
 impl Record {
+    /// A Kinesis record as the event source mapping puts it into the event.
+    pub fn from_kinesis(record: &aws_sdk_kinesis::types::Record, source: Source<'_>) -> Record {
+        use base64::Engine;
+        let arrival = record.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64());
+        let kms = record.encryption_type() == Some(&aws_sdk_kinesis::types::EncryptionType::Kms);
+        Record {
+            kinesis: KinesisData {
+                kinesis_schema_version: "1.0".into(),
+                partition_key: record.partition_key().unwrap_or_default().to_string(),
+                sequence_number: record.sequence_number().to_string(),
+                data: base64::engine::general_purpose::STANDARD.encode(record.data().as_ref()),
+                // Lambda reports arrival times with millisecond precision.
+                approximate_arrival_timestamp: (arrival * 1000.0).round() / 1000.0,
+                encryption_type: kms.then(|| "KMS".to_string()),
+            },
+            event_source: "aws:kinesis".into(),
+            event_version: "1.0".into(),
+            event_id: format!("{}:{}", source.shard_id, record.sequence_number()),
+            event_name: "aws:kinesis:record".into(),
+            invoke_identity_arn: source.role_arn.to_string(),
+            aws_region: source.region.to_string(),
+            event_source_arn: source.stream_arn.to_string(),
+        }
+    }
+
     /// The shard id: the part of `eventID` before the colon.
     pub fn shard_id(&self) -> &str {
         self.event_id.split_once(':').map_or("", |(shard, _)| shard)
@@ -130,5 +168,89 @@ mod tests {
         let json = SAMPLE.replace("SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==", "%%% not base64 %%%");
         let event: Event = serde_json::from_str(&json).expect("still an event");
         assert_eq!(event.records[0].kinesis.data, "%%% not base64 %%%");
+    }
+}
+
+#[cfg(test)]
+mod from_kinesis {
+    use super::*;
+    use aws_sdk_kinesis::primitives::{Blob, DateTime};
+    use aws_sdk_kinesis::types::EncryptionType;
+
+    /// AWS's documented sample Kinesis event (Lambda developer guide, "Using Lambda with Kinesis").
+    const AWS_SAMPLE_EVENT: &str = r#"{
+    "Records": [
+        {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": "1",
+                "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+                "data": "SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==",
+                "approximateArrivalTimestamp": 1545084650.987
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": "shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion": "us-east-2",
+            "eventSourceARN": "arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"
+        }
+    ]
+}"#;
+
+    #[test]
+    fn the_event_is_byte_for_byte_the_documented_sample() {
+        let record = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("49590338271490256608559692538361571095921575989136588898")
+            .partition_key("1")
+            .data(Blob::new("Hello, this is a test.".as_bytes()))
+            .approximate_arrival_timestamp(DateTime::from_millis(1_545_084_650_987))
+            .build()
+            .expect("valid record");
+        let stream_arn = "arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream";
+        let role = "arn:aws:iam::123456789012:role/lambda-role";
+        let source = Source { shard_id: "shardId-000000000006", stream_arn, region: "us-east-2", role_arn: role };
+        let event = Event { records: vec![Record::from_kinesis(&record, source)] };
+        let ours = serde_json::to_string(&event).expect("json");
+        let sample: String = AWS_SAMPLE_EVENT.split_whitespace().collect();
+        assert_eq!(ours, sample, "same fields, same order, same values");
+    }
+
+    #[test]
+    fn event_record_has_the_shape_lambda_sends() {
+        let record = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("49590338271490256608559692538361571095921575989136588898")
+            .partition_key("pk")
+            .data(Blob::new("hello 🌏".as_bytes()))
+            .approximate_arrival_timestamp(DateTime::from_millis(1_545_084_650_987))
+            .encryption_type(EncryptionType::Kms)
+            .build()
+            .expect("valid record");
+        let source = Source {
+            shard_id: "shardId-000000000006",
+            stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+            region: "us-east-1",
+            role_arn: "arn:aws:iam::123456789012:role/r",
+        };
+        let event = Event { records: vec![Record::from_kinesis(&record, source)] };
+        let json = serde_json::to_value(&event).expect("json");
+        let r = &json["Records"][0];
+        assert_eq!(r["eventID"], "shardId-000000000006:49590338271490256608559692538361571095921575989136588898");
+        assert_eq!(r["eventSource"], "aws:kinesis");
+        assert_eq!(r["eventName"], "aws:kinesis:record");
+        assert_eq!(r["eventSourceARN"], "arn:aws:kinesis:us-east-1:123456789012:stream/s");
+        assert_eq!(r["awsRegion"], "us-east-1");
+        assert_eq!(r["invokeIdentityArn"], "arn:aws:iam::123456789012:role/r");
+        assert_eq!(r["eventVersion"], "1.0");
+        assert_eq!(r["kinesis"]["data"], "aGVsbG8g8J+Mjw==");
+        assert_eq!(r["kinesis"]["partitionKey"], "pk");
+        assert_eq!(r["kinesis"]["kinesisSchemaVersion"], "1.0");
+        assert_eq!(r["kinesis"]["encryptionType"], "KMS");
+        assert_eq!(r["kinesis"]["approximateArrivalTimestamp"].as_f64(), Some(1_545_084_650.987));
+        // The same JSON reads as aws_lambda_events' type too.
+        let theirs: aws_lambda_events::kinesis::KinesisEvent =
+            serde_json::from_value(json.clone()).expect("their type");
+        assert_eq!(theirs.records[0].kinesis.data.as_slice(), "hello 🌏".as_bytes());
     }
 }

@@ -172,6 +172,10 @@ impl Moto {
             assert!(std::time::Instant::now() < until, "moto did not start on {url}");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // As scripts/local-aws does: moto's own attempt to run the function (through Docker, for
+        // every record put) is turned off; `stream local` runs it.
+        let answer = moto_api(&url, "/moto-api/config", r#"{"lambda":{"use_docker":false}}"#);
+        assert!(answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"), "moto config: {answer}");
         Moto { url, child }
     }
 
@@ -187,6 +191,20 @@ impl Moto {
             .await;
         Clients::new(&config)
     }
+}
+
+/// POSTs `body` (JSON) to moto's own API at `path` on the server at `url`; its raw answer.
+pub fn moto_api(url: &str, path: &str, body: &str) -> String {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut conn = std::net::TcpStream::connect(host).expect("moto");
+    std::io::Write::write_all(&mut conn, request.as_bytes()).expect("moto api");
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut conn, &mut answer);
+    answer
 }
 
 impl Drop for Moto {

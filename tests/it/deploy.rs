@@ -67,7 +67,8 @@ async fn flags_are_applied_and_remembered() {
     // moto lists the alarm with neither type nor logical id: count it, and find it in the template.
     let logical: Vec<&str> = resources.stack_resources().iter().filter_map(|r| r.logical_resource_id()).collect();
     assert!(logical.contains(&"AlarmTopic"), "{logical:?}");
-    assert_eq!(resources.stack_resources().len(), 11, "{logical:?}");
+    assert!(logical.contains(&"Dashboard"), "{logical:?}");
+    assert_eq!(resources.stack_resources().len(), 12, "{logical:?}");
     let template = clients.cfn.get_template().stack_name(&w.stack).send().await.expect("template");
     assert!(template.template_body().unwrap_or_default().contains("IteratorAgeAlarm"));
 

@@ -209,6 +209,31 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     let (out, _) = w.run(&["status"], 0);
     assert!(out.contains("mapping ") && out.contains("Enabled") && out.contains("in the table"), "{out}");
 
+    // The stack's dashboard: its URL is shown, and every metric of the body CloudFormation created
+    // names one of this stack's own resources.
+    let name = status["dashboard"]["name"].as_str().expect("dashboard name");
+    let url = status["dashboard"]["url"].as_str().expect("dashboard url");
+    assert!(url.ends_with(&format!("#dashboards/dashboard/{name}")) && out.contains(url), "{out}");
+    // GetDashboard through boto3 (moto does not route the Rust SDK's CloudWatch protocol).
+    let script = format!(
+        "import boto3; print(boto3.client('cloudwatch', region_name='{}').get_dashboard(DashboardName='{name}')['DashboardBody'])",
+        w.region
+    );
+    let got = std::process::Command::new(common::repo().join(".venv/bin/python")).args(["-c", &script]).output();
+    let got = got.expect("the venv's python runs");
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&got.stdout).expect("json body");
+    let ours = [&outputs.stream_name, &outputs.function_name, &outputs.table_name, &outputs.rejected_table];
+    let mut metrics = 0;
+    for widget in body["widgets"].as_array().expect("widgets") {
+        for metric in widget["properties"]["metrics"].as_array().expect("metrics") {
+            let parts: Vec<&str> = metric.as_array().expect("metric").iter().filter_map(|v| v.as_str()).collect();
+            assert!(parts.len() >= 4 && ours.iter().any(|r| r.as_str() == parts[3]), "{metric} names {ours:?}");
+            metrics += 1;
+        }
+    }
+    assert!(metrics >= 16, "{metrics} metrics");
+
     // A second deploy uploads nothing, changes nothing and succeeds.
     let (out, err) = w.run(&["deploy"], 0);
     assert!(out.contains("up to date"), "{out}");

@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
 //! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
-//! of their items moved into UnprocessedItems. Everything else passes through untouched.
+//! of their items moved into UnprocessedItems; PutRecords entries failed; GetRecords throttled
+//! (and counted). Everything else passes through untouched.
 //! Loopback only; one request per connection (`connection: close`).
 
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +22,8 @@ pub struct Faults {
     pub put_entry_failure: f64,
     /// BatchWriteItem calls whose body holds this text are denied (AccessDeniedException), every time.
     pub deny_marker: Option<&'static str>,
+    /// The first this many GetRecords calls are throttled (ProvisionedThroughputExceededException).
+    pub throttle_first_reads: usize,
 }
 
 /// What the proxy did.
@@ -33,6 +36,8 @@ pub struct Counters {
     pub passed: AtomicUsize,
     pub put_entries_failed: AtomicUsize,
     pub denied: AtomicUsize,
+    pub get_records: AtomicUsize,
+    pub reads_throttled: AtomicUsize,
 }
 
 /// A running proxy.
@@ -151,6 +156,15 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");
+    if request.header("x-amz-target") == Some("Kinesis_20131202.GetRecords") {
+        let n = c.get_records.fetch_add(1, Ordering::SeqCst);
+        if n < faults.throttle_first_reads {
+            c.reads_throttled.fetch_add(1, Ordering::SeqCst);
+            let body =
+                r#"{"__type":"ProvisionedThroughputExceededException","message":"injected: read rate exceeded"}"#;
+            return conn.write_all(&json_response("400 Bad Request", body).bytes());
+        }
+    }
     if is_put_records && faults.put_entry_failure > 0.0 {
         let response = fail_put_entries(upstream, request, faults.put_entry_failure, rng, c)?;
         return conn.write_all(&response.bytes());

@@ -17,7 +17,7 @@ use fault_proxy::{FaultProxy, Faults};
 use stream::tweet::{Item, item_from_payload};
 
 /// One poison record of each kind, for slot `n`, with the start of its reason.
-fn poison(n: usize) -> Vec<(Vec<u8>, &'static str)> {
+pub fn poison(n: usize) -> Vec<(Vec<u8>, &'static str)> {
     let t = |id: String, name: &str, text: &str| {
         serde_json::json!({"id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": text,
             "user": {"name": name, "screen_name": "", "id_str": ""}})

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use stream::local::runtime::{Environment, FunctionSpec, Outcome};
+use stream::sandbox::{Environment, FunctionSpec, Outcome};
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use base64::Engine;
@@ -74,7 +74,7 @@ async fn invoke(event: serde_json::Value, table: &str, rejected: &str) -> (Outco
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
         credentials: None,
         memory_mb: None,
-        init_timeout: stream::local::runtime::INIT_TIMEOUT,
+        init_timeout: stream::sandbox::INIT_TIMEOUT,
         timeout: Duration::from_secs(60),
         log: Arc::new(move |line: &str| sink.lock().expect("lock").push(line.to_string())),
         starts: AtomicU64::new(0),

@@ -194,3 +194,40 @@ async fn a_shard_split_mid_run_keeps_each_keys_last_version() {
     assert!(last.values().all(|m| m == "v9"), "every key's last version: {last:?}");
     w.run(&["destroy", "--yes"], 0);
 }
+
+/// A throttled GetRecords (the shard's five reads a second are shared with other consumers) is
+/// backed off and counted, never dropped in silence; an idle shard is polled about once a second.
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn read_throttles_are_counted_and_an_idle_shard_is_polled_once_a_second() {
+    use crate::fault_proxy::{FaultProxy, Faults};
+    use std::sync::atomic::Ordering;
+    let w = World::new("polling", "ap-east-1");
+    w.run(&["deploy"], 0);
+    w.run(&["produce", "-n", "50", "--seed", "8"], 0);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    // The SDK tries a throttled call 4 times: 8 throttled answers are two GetRecords that fail.
+    let proxy = FaultProxy::start(&upstream, Faults { throttle_first_reads: 8, ..Faults::default() }, 1);
+    let (out, _) = w.run(&["local", "--until-idle", "--output", "json", "--endpoint-url", &proxy.url], 0);
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(summary["records"], 50, "{summary}");
+    assert_eq!(summary["read_throttles"], 2, "{summary}");
+    assert_eq!(proxy.counters.reads_throttled.load(Ordering::SeqCst), 8);
+
+    // Caught up and left running, the shard is read about once a second (not in a tight loop).
+    let before = proxy.counters.get_records.load(Ordering::SeqCst);
+    let local = w
+        .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("stream local");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    std::process::Command::new("kill").args(["-INT", &local.id().to_string()]).status().expect("kill");
+    let out = local.wait_with_output().expect("ends");
+    common::check(&out, 130, &["local"]);
+    let reads = proxy.counters.get_records.load(Ordering::SeqCst) - before;
+    assert!((2..=7).contains(&reads), "{reads} GetRecords in about 4 s of an idle shard");
+    w.run(&["destroy", "--yes"], 0);
+}

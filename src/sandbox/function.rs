@@ -1,6 +1,6 @@
-//! The function as `stream local` runs it: its code (the zip `deploy` uploaded, downloaded and
+//! The function as it runs on this machine: its code (the zip `deploy` uploaded, downloaded and
 //! unpacked once), the environment Lambda gives it, its identity (the execution role, assumed), and
-//! its log (a file, whose metrics lines also feed the run's counts). Running it is `runtime`'s job.
+//! its log (a file). Running it is the sandbox's job.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,27 +9,87 @@ use std::sync::{Arc, Mutex};
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
-use super::runtime::LogSink;
-use super::stats::Stats;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+
+use super::{FunctionSpec, INIT_TIMEOUT, LogSink};
 use crate::aws::{Clients, SERVICE_IDS, endpoint_variable};
 use crate::error::Error;
+
+/// The deployed function, ready to run on this machine.
+pub struct Prepared {
+    /// How it runs: code, environment, role, limits, log.
+    pub spec: FunctionSpec,
+    /// Its execution role's ARN (the records' invokeIdentityArn).
+    pub role_arn: String,
+    /// The role, assumed: its credentials, for the function and for what Lambda does as it.
+    pub role: SharedCredentialsProvider,
+}
+
+/// Makes the deployed `function` (its code at s3://`code`.0/`code`.1) ready to run here: checks
+/// its architecture is this machine's, assumes its role, unpacks its code under `dir`, and gives
+/// it Lambda's environment, its memory and timeout, and `log`.
+pub async fn prepare(
+    clients: &Clients,
+    function: &GetFunctionConfigurationOutput,
+    code: (&str, &str),
+    dir: &Path,
+    log: LogSink,
+) -> Result<Prepared, Error> {
+    check_architecture(function)?;
+    let role_arn = function.role().unwrap_or_default().to_string();
+    let role = assume_role(clients, &role_arn, function.function_name().unwrap_or_default()).await?;
+    let bootstrap = unpack_code(clients, code.0, code.1, dir).await?;
+    let task_root = bootstrap.parent().map(Path::to_path_buf).unwrap_or_default();
+    let spec = FunctionSpec {
+        env: environment(clients, function, &task_root),
+        task_root,
+        bootstrap,
+        credentials: Some(role.clone()),
+        memory_mb: Some(function.memory_size().unwrap_or(128).max(128) as u64),
+        function_arn: function.function_arn().unwrap_or_default().to_string(),
+        timeout: std::time::Duration::from_secs(function.timeout().unwrap_or(3).max(1) as u64),
+        init_timeout: INIT_TIMEOUT,
+        log,
+        starts: std::sync::atomic::AtomicU64::new(0),
+    };
+    Ok(Prepared { spec, role_arn, role })
+}
+
+/// The function's architecture must be this machine's: its bootstrap runs here.
+fn check_architecture(function: &GetFunctionConfigurationOutput) -> Result<(), Error> {
+    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
+    match function.architectures().first().map(|a| a.as_str()) {
+        Some(arch) if arch != host_arch => Err(Error::failed(
+            format!("the function is built for {arch} and this machine is {host_arch}"),
+            "run it on a machine of the function's architecture",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The function's log in its state directory.
+pub const LOG_FILE: &str = "function.log";
 
 /// How long the role's credentials last; an environment is replaced before they run out.
 const ROLE_SESSION: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The function's log: a file that gets every line the function writes, and a sink that writes them.
-pub fn log_sink(dir: &Path, stats: Arc<Stats>) -> Result<(PathBuf, LogSink), Error> {
-    let path = dir.join("function.log");
+/// The function's log: a file that gets every line the function writes and the platform's START,
+/// END and REPORT lines, each after the time it was written (`2026-11-26T09:30:00.250Z line`, as
+/// CloudWatch Logs keeps a timestamp with each event), and a sink that writes them there and hands
+/// each line to `also` (a command reading the function's metrics lines).
+pub fn log_sink(dir: &Path, also: impl Fn(&str) + Send + Sync + 'static) -> Result<(PathBuf, LogSink), Error> {
+    let path = dir.join(LOG_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(|e| Error::io(path.display().to_string(), e))?;
-    // The function's log lines go to the file; its metrics lines also feed the counters.
     let file = Mutex::new(file);
     let sink = Arc::new(move |line: &str| {
-        let _ = writeln!(file.lock().unwrap_or_else(|p| p.into_inner()), "{line}");
-        stats.metrics_line(line);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = crate::tweet::iso_millis(now.as_secs_f64());
+        let _ = writeln!(file.lock().unwrap_or_else(|p| p.into_inner()), "{now} {line}");
+        also(line);
     });
     Ok((path, sink))
 }
@@ -92,7 +152,7 @@ pub async fn unpack_code(clients: &Clients, bucket: &str, key: &str, dir: &Path)
 /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>
 pub fn environment(
     clients: &Clients,
-    function: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
+    function: &GetFunctionConfigurationOutput,
     task_root: &Path,
 ) -> Vec<(String, String)> {
     let name = function.function_name().unwrap_or_default().to_string();

@@ -1,18 +1,21 @@
-//! Lambda's execution environment on this machine: the function's `bootstrap` runs as a child
-//! process with Lambda's environment, the role's credentials and the function's limits, and talks
-//! to a Runtime API served on loopback (`api`). Around it the rules Lambda applies: init has its own
+//! Lambda's execution environment on this machine, for every command that runs the function here
+//! (`local`, `redrive --local`): the function's `bootstrap` runs as a child process with Lambda's
+//! environment, the role's credentials and the function's limits (`function`, `limits`), and
+//! talks to a Runtime API served on loopback (`api`). Around it the rules Lambda applies: init has its own
 //! 10 s (past it, init is tried again within the first invocation's timeout); the deadline kills
 //! the process; a crash, an init error or running out of memory ends the environment, and the next
 //! invocation starts a new one (a cold start); an environment is replaced before its credentials
 //! expire, as Lambda recycles its sandboxes.
 
 pub mod api;
+pub mod function;
+pub mod limits;
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use bytes::Bytes;
@@ -21,8 +24,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::limits::Limits;
 use api::{Api, Event, Pending};
+use limits::Limits;
 
 pub use api::{API_PREFIX, MAX_RESPONSE_BYTES};
 
@@ -134,6 +137,8 @@ pub struct Environment {
     pub starts: u64,
     started_at: Option<Instant>,
     init_done_at: Option<Instant>,
+    /// True once a REPORT line gave this process's Init Duration (only the first one does).
+    init_reported: bool,
     credentials_expire: Option<SystemTime>,
 }
 
@@ -161,6 +166,7 @@ impl Environment {
             starts: 0,
             started_at: None,
             init_done_at: None,
+            init_reported: false,
             credentials_expire: None,
         })
     }
@@ -235,6 +241,7 @@ impl Environment {
         }
         self.started_at = Some(Instant::now());
         self.init_done_at = None;
+        self.init_reported = false;
         self.child = Some(child);
         self.starts += 1;
         spec.starts.fetch_add(1, Ordering::Relaxed);
@@ -278,12 +285,47 @@ impl Environment {
         let started = (tokio::time::Instant::now(), SystemTime::now());
         let id = request_id();
         let deadline = started.1 + self.spec.timeout;
+        (self.spec.log)(&format!("START RequestId: {id} Version: $LATEST"));
         self.api.offer(Pending { id: id.clone(), body, deadline });
         let outcome = self.await_answer(&id, started.0 + self.spec.timeout).await;
+        self.log_end(&id, &outcome, started.0.elapsed());
         if outcome.ends_environment() {
             self.stop().await;
         }
         outcome
+    }
+
+    /// The platform lines Lambda writes after an invocation: a timeout's notice, END, and REPORT
+    /// (duration, billed duration, memory size, max memory used, a cold start's init duration, and
+    /// how a failed invocation ended).
+    fn log_end(&mut self, id: &str, outcome: &Outcome, took: Duration) {
+        let log = &self.spec.log;
+        if *outcome == Outcome::Timeout {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            let now = crate::tweet::iso_millis(now);
+            log(&format!("{now} {id} Task timed out after {:.2} seconds", self.spec.timeout.as_secs_f64()));
+        }
+        log(&format!("END RequestId: {id}"));
+        let ms = took.as_secs_f64() * 1000.0;
+        let mut report = format!("REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {:.0} ms", ms.ceil());
+        if let Some(mb) = self.spec.memory_mb {
+            report.push_str(&format!("\tMemory Size: {mb} MB"));
+        }
+        if let Some(peak) = self.pid().and_then(limits::peak_resident_bytes) {
+            report.push_str(&format!("\tMax Memory Used: {} MB", peak.div_ceil(1024 * 1024)));
+        }
+        if !self.init_reported
+            && let Some(init) = self.init_duration()
+        {
+            self.init_reported = true;
+            report.push_str(&format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1000.0));
+        }
+        match outcome {
+            Outcome::Response(_) => {}
+            Outcome::Timeout => report.push_str("\tStatus: timeout"),
+            other => report.push_str(&format!("\tStatus: error\tError Type: {}", other.kind())),
+        }
+        log(&report);
     }
 
     /// Starts the process and waits for its init: the first `next`, an init error, its exit, or
@@ -382,6 +424,27 @@ impl Drop for Environment {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// Where `stream local` keeps a stack's checkpoints, unpacked code and function log: `explicit`
+/// (--state-dir, STREAM_STATE_DIR), else $XDG_STATE_HOME/stream, else ~/.local/state/stream; then
+/// local/REGION/STACK.
+pub fn state_dir(
+    explicit: Option<&std::path::Path>,
+    region: &str,
+    stack: &str,
+) -> Result<PathBuf, crate::error::Error> {
+    use crate::error::Error;
+    let base = match explicit {
+        Some(d) => d.to_path_buf(),
+        None => match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(x) => PathBuf::from(x).join("stream"),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".local/state/stream"))
+                .ok_or_else(|| Error::config("HOME is not set", "set HOME, or pass --state-dir DIR"))?,
+        },
+    };
+    Ok(base.join("local").join(region).join(stack))
 }
 
 /// A request id in the form Lambda uses: a random (version 4) UUID.
@@ -528,7 +591,7 @@ mod tests {
     }
 
     fn now_ms() -> u64 {
-        SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
+        SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
     }
 
     #[tokio::test]

@@ -78,9 +78,19 @@ pub fn vcpus(memory_mb: u64) -> f64 {
 
 /// VmRSS of a /proc/<pid>/status file, in bytes.
 fn resident_bytes(status: &str) -> Option<u64> {
+    status_bytes(status, "VmRSS:")
+}
+
+/// The most memory process `pid` has held since it started (its peak resident set, VmHWM): what
+/// Lambda's REPORT line calls Max Memory Used.
+pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    status_bytes(&format!("/proc/{pid}/status"), "VmHWM:")
+}
+
+fn status_bytes(status: &str, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(status).ok()?;
     let kb: u64 =
-        text.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+        text.lines().find_map(|l| l.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 

@@ -1,0 +1,241 @@
+//! `stream plan`: capacity and monthly cost before traffic arrives — shards with and without KPL
+//! aggregation, Lambda concurrency, invocations and GB-seconds, DynamoDB write units, and a cost per
+//! component at AWS's us-east-1 list prices. A model, not a bill: no metrics, no pricing API.
+//! This file owns the flags and `run`, which takes the settings from the deployed stack (or the
+//! template); `model` is the arithmetic (a pure `plan`), `prices` the dated price table. Imports
+//! point one way: this file → `model` → `prices`.
+
+pub mod model;
+pub mod prices;
+
+use clap::Args;
+
+use crate::args::{BadValue, range, range_of};
+use crate::aws::Clients;
+use crate::error::Error;
+use crate::output::SummaryFormat;
+use crate::stack;
+use crate::template::{self, param};
+use model::{Architecture, Inputs};
+pub use model::{Plan, plan};
+
+/// `stream plan`
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Records per second the producers will put (any number above 0)
+    #[arg(long, value_name = "RECORDS_PER_S", value_parser = above_zero)]
+    pub rate: f64,
+
+    /// Bytes per record (1-1048576; default: the synthetic tweets' mean)
+    #[arg(long, value_name = "N", value_parser = range_of::<u64>(1, 1_048_576, "a Kinesis record's limit"))]
+    pub record_bytes: Option<u64>,
+
+    /// Price the plan with KPL aggregation (`stream produce --aggregate`)
+    #[arg(long)]
+    pub aggregate: bool,
+
+    /// Batches of one shard processed at once (1-10; default: the stack's)
+    #[arg(long, value_name = "N", value_parser = range::<u32>(1, 10))]
+    pub parallelization: Option<u32>,
+
+    /// Function memory in MB (128-10240; default: the stack's)
+    #[arg(long, value_name = "MB", value_parser = range::<u32>(128, 10_240))]
+    pub memory: Option<u32>,
+
+    /// Records per function invocation (1-10000; default: the stack's)
+    #[arg(long, value_name = "N", value_parser = range::<u32>(1, 10_000))]
+    pub batch_size: Option<u32>,
+
+    /// Function time per record in microseconds (default: 20, from scripts/bench)
+    #[arg(long, value_name = "MICROSECONDS", value_parser = above_zero)]
+    pub duration_us_per_record: Option<f64>,
+
+    /// Price the stream in on-demand capacity mode (default: the stack's mode)
+    #[arg(long)]
+    pub on_demand: bool,
+
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+/// A parser for a number above 0 (`--rate 0.5`, `--duration-us-per-record 20`).
+fn above_zero(s: &str) -> Result<f64, BadValue> {
+    let refuse = |value: String, what: &str| BadValue {
+        value,
+        what: what.into(),
+        hint: "give {flag} a number above 0, like 500 or 0.5".into(),
+    };
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err(refuse(s.to_string(), "is not above 0")),
+        Err(_) => Err(refuse(format!("{s:?}"), "is not a number")),
+    }
+}
+
+// ---- Defaults of the flags ----
+
+/// Mean bytes of the tweets `stream produce` makes (`Synthetic`, seed 1, 1,000 tweets, compact
+/// JSON), measured once; a test keeps it within 10% of the generator's current mean.
+pub const DEFAULT_RECORD_BYTES: u64 = 456;
+/// Function time per record, in microseconds: a conservative round figure above the handler's
+/// CPU per record that `scripts/bench` prints (release build, in memory). It is CPU time, not the
+/// wait for DynamoDB; give `--duration-us-per-record` a measured figure (REPORT lines) instead.
+pub const DEFAULT_DURATION_US_PER_RECORD: f64 = 20.0;
+
+// ---- Defaults from the stack ----
+
+/// The stack's settings that shape the plan.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    parallelization: u32,
+    memory_mb: u32,
+    batch_size: u32,
+    batching_window_s: u32,
+    on_demand: bool,
+    architecture: Architecture,
+    from: String,
+}
+
+/// Reads the settings through `value`: a parameter's value (the stack's, else the template's
+/// default). `from` says which, for the output.
+fn settings(value: impl Fn(&str) -> Option<String>, from: String) -> Result<Settings, Error> {
+    let number = |name: &str| -> Result<u32, Error> {
+        let text = value(name).ok_or_else(|| {
+            Error::failed(format!("the template has no default for parameter {name}"), "report this as a bug")
+        })?;
+        text.trim().parse().map_err(|_| {
+            Error::failed(
+                format!("parameter {name} of {from} is {text:?}, not a whole number"),
+                "give the value as a flag (see `stream plan --help`), or deploy again",
+            )
+        })
+    };
+    Ok(Settings {
+        parallelization: number(param::PARALLELIZATION)?,
+        memory_mb: number(param::MEMORY)?,
+        batch_size: number(param::BATCH_SIZE)?,
+        batching_window_s: number(param::BATCHING_WINDOW)?,
+        on_demand: value(param::STREAM_MODE).as_deref() == Some("ON_DEMAND"),
+        architecture: Architecture::from_param(value(param::ARCHITECTURE).as_deref().unwrap_or_default()),
+        from,
+    })
+}
+
+/// The inputs: flags first, then the settings.
+fn inputs(args: &PlanArgs, settings: Settings) -> Inputs {
+    let record_bytes = args.record_bytes.unwrap_or(DEFAULT_RECORD_BYTES);
+    Inputs {
+        rate: args.rate,
+        record_bytes,
+        item_bytes: record_bytes,
+        aggregate: args.aggregate,
+        on_demand: args.on_demand || settings.on_demand,
+        parallelization: args.parallelization.unwrap_or(settings.parallelization),
+        batch_size: args.batch_size.unwrap_or(settings.batch_size),
+        batching_window_s: settings.batching_window_s,
+        memory_mb: args.memory.unwrap_or(settings.memory_mb),
+        architecture: settings.architecture,
+        duration_us_per_record: args.duration_us_per_record.unwrap_or(DEFAULT_DURATION_US_PER_RECORD),
+        settings_from: settings.from,
+    }
+}
+
+/// Runs `stream plan`: the stack's settings (one DescribeStacks), or the template's defaults when
+/// the stack does not exist or AWS is not set up here (`clients` is None), overridden by the
+/// flags; then the arithmetic.
+pub async fn run(args: &PlanArgs, stack_name: &str, clients: Option<&Clients>) -> Result<Plan, Error> {
+    let deployed = match clients {
+        Some(clients) => stack::find(clients, stack_name).await?,
+        None => None,
+    };
+    let defaults = template::parameter_defaults();
+    let value = |name: &str| -> Option<String> {
+        deployed
+            .as_ref()
+            .and_then(|s| stack::parameter(s, name))
+            .map(str::to_string)
+            .or_else(|| defaults.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    let from = match (deployed.is_some(), clients.is_some()) {
+        (true, _) => format!("stack \"{stack_name}\""),
+        (false, true) => format!("the template's defaults (stack \"{stack_name}\" does not exist)"),
+        (false, false) => "the template's defaults (AWS is not set up here)".to_string(),
+    };
+    let settings = settings(value, from)?;
+    Ok(plan(&inputs(args, settings)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        plan: PlanArgs,
+    }
+
+    fn refused(args: &[&str]) -> (String, String) {
+        let err = Cmd::try_parse_from(args).expect_err("refused");
+        let bad = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("ours");
+        bad.lines("--rate")
+    }
+
+    /// --rate takes any number above 0 and names what is wrong with the rest.
+    #[test]
+    fn rate_must_be_above_zero() {
+        assert_eq!(Cmd::try_parse_from(["x", "--rate", "0.5"]).expect("ok").plan.rate, 0.5);
+        for bad in ["0", "-1", "inf", "NaN"] {
+            let (what, hint) = refused(&["x", &format!("--rate={bad}")]);
+            assert_eq!(what, format!("--rate {bad} is not above 0"));
+            assert_eq!(hint, "give --rate a number above 0, like 500 or 0.5");
+        }
+        assert_eq!(refused(&["x", "--rate", "fast"]).0, "--rate \"fast\" is not a number");
+        assert!(Cmd::try_parse_from(["x", "--rate", "1", "--record-bytes", "1048577"]).is_err());
+        assert!(Cmd::try_parse_from(["x"]).is_err(), "--rate is required");
+    }
+
+    /// Flags beat the stack's parameters; the template's defaults fill in when there is no stack.
+    #[test]
+    fn defaults_come_from_the_stack_then_the_template() {
+        let defaults = template::parameter_defaults();
+        let from_template = settings(
+            |n| defaults.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            "the template's defaults".into(),
+        )
+        .expect("template defaults");
+        assert_eq!(
+            (from_template.parallelization, from_template.memory_mb, from_template.batch_size, from_template.on_demand),
+            (1, 256, 100, false)
+        );
+        let stack = |n: &str| match n {
+            param::PARALLELIZATION => Some("3".to_string()),
+            param::MEMORY => Some("512".into()),
+            param::BATCH_SIZE => Some("500".into()),
+            param::BATCHING_WINDOW => Some("5".into()),
+            param::STREAM_MODE => Some("ON_DEMAND".into()),
+            param::ARCHITECTURE => Some("arm64".into()),
+            _ => None,
+        };
+        let deployed = settings(stack, "stack \"s\"".into()).expect("stack");
+        let args = Cmd::try_parse_from(["x", "--rate", "10", "--memory", "1024"]).expect("ok").plan;
+        let i = inputs(&args, deployed);
+        assert_eq!((i.parallelization, i.memory_mb, i.batch_size, i.batching_window_s), (3, 1024, 500, 5));
+        assert!(i.on_demand && i.architecture == Architecture::Arm64);
+        assert_eq!((i.record_bytes, i.duration_us_per_record), (DEFAULT_RECORD_BYTES, DEFAULT_DURATION_US_PER_RECORD));
+        let broken = settings(|_| Some("many".to_string()), "stack \"s\"".into()).expect_err("not a number");
+        assert!(broken.to_string().contains("not a whole number"), "{broken}");
+    }
+
+    /// DEFAULT_RECORD_BYTES stays within 10% of the mean size of the tweets `stream produce` makes.
+    #[test]
+    fn default_record_size_matches_the_synthetic_tweets() {
+        let n = 1_000;
+        let total: usize = crate::produce::source::Synthetic::new(Some(1)).take(n).map(|t| t.to_bytes().len()).sum();
+        let mean = total as f64 / n as f64;
+        let off = (DEFAULT_RECORD_BYTES as f64 - mean).abs() / mean;
+        assert!(off <= 0.10, "DEFAULT_RECORD_BYTES {DEFAULT_RECORD_BYTES} vs the generator's mean {mean:.0}");
+    }
+}

@@ -1,0 +1,124 @@
+//! `stream redrive` through the real binary on moto: a record whose write is always denied (the
+//! fault proxy) uses up its retries and ends in FailedBatches; with the fault gone, `redrive
+//! --local` reads it back from the stream and writes it; the queue is empty; a second run is a
+//! no-op. Through the deployed function's Invoke (moto answers what it is told), a batch the
+//! function reports failed stays in the queue, and goes once it succeeds.
+
+use crate::common::{self, World};
+use crate::fault_proxy::{FaultProxy, Faults};
+
+use std::collections::BTreeSet;
+
+use aws_sdk_kinesis::primitives::Blob;
+use serde_json::Value;
+
+fn tweet(id: &str, name: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": "redrive me",
+        "user": {"name": name, "screen_name": name, "id_str": "1"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Every (Username, Id) in the table.
+async fn table_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        keys.insert((s("Username"), s("Id")));
+    }
+    keys
+}
+
+/// The bodies of the messages in `queue` (left visible again for the next reader).
+async fn queue_bodies(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
+    let got = sqs.receive_message().queue_url(queue).max_number_of_messages(10).visibility_timeout(0).send();
+    let got = got.await.expect("receive");
+    got.messages().iter().filter_map(|m| m.body().map(str::to_string)).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
+    let w = World::new("redrive", "af-south-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--batch-size", "20", "--max-retries", "1"], 0);
+    let deployed = stream::stack::load(&clients, &w.stack).await.expect("stack");
+    let outputs = deployed.outputs.clone();
+    let queue = deployed
+        .stack
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("FailedBatchQueueUrl"))
+        .and_then(|o| o.output_value())
+        .expect("queue url")
+        .to_string();
+    w.run(&["produce", "--count", "30", "--seed", "41"], 0);
+    let put = clients.kinesis.put_record().stream_name(&outputs.stream_name).partition_key("p");
+    let doomed = put.data(Blob::new(tweet("888", "doomed-user"))).send().await.expect("put");
+    let doomed = doomed.sequence_number().to_string();
+
+    // The doomed record's write is always denied: the mapping gives it up to FailedBatches.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let proxy = FaultProxy::start(&upstream, Faults { deny_marker: Some("doomed-user"), ..Faults::default() }, 3);
+    let (out, _) = w.run(&["local", "--until-idle", "-o", "json", "--endpoint-url", &proxy.url], 3);
+    let summary: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!((summary["skipped"].as_u64(), summary["on_failure_records"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let doomed_key = ("doomed-user".to_string(), "888".to_string());
+    assert!(!table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key));
+    let bodies = queue_bodies(&clients.sqs, &queue).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+
+    // Dry run: the batch and its record shown, nothing sent, the message still there.
+    let (out, _) = w.run(&["redrive", "--dry-run", "-o", "json"], 0);
+    let dry: Value = serde_json::from_str(&out).expect("json");
+    let batch = &dry["batches"][0];
+    assert_eq!((batch["start_sequence_number"].as_str(), batch["lost"].as_u64()), (Some(doomed.as_str()), Some(0)));
+    assert_eq!(batch["records"][0]["partition_key"], "p");
+    assert!(batch["records"][0]["data"].as_str().is_some_and(|d| d.contains("doomed-user")), "{batch}");
+    assert_eq!(batch["deleted"], false);
+    let (text, _) = w.run(&["redrive", "--dry-run"], 0);
+    assert!(text.contains(&doomed) && text.contains("doomed-user") && text.contains("to nowhere (dry run)"), "{text}");
+    assert_eq!(queue_bodies(&clients.sqs, &queue).await.len(), 1, "a dry run deletes nothing");
+
+    // The fault is gone: redriven through the local environment, written, the queue empty.
+    let (out, err) = w.run(&["redrive", "--local", "-o", "json"], 0);
+    let done: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (done["batches"][0]["deleted"].as_bool(), done["batches"][0]["failed"].as_u64()),
+        (Some(true), Some(0)),
+        "{done}"
+    );
+    assert!(err.contains("sending 1 records of shardId-000000000000"), "{err}");
+    assert!(table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key), "redriven and written");
+    assert!(queue_bodies(&clients.sqs, &queue).await.is_empty(), "the message is gone");
+    let before = table_keys(&clients.dynamodb, &outputs.table_name).await;
+    let (out, _) = w.run(&["redrive", "--local"], 0);
+    assert!(out.starts_with("nothing to redrive"), "{out}");
+    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, before, "a second run changes nothing");
+
+    // Through the deployed function (moto's Lambda answers what it is told): a reported failure
+    // keeps the message; success deletes it.
+    clients.sqs.send_message().queue_url(&queue).message_body(&bodies[0]).send().await.expect("the batch again");
+    let answers = serde_json::json!({
+        "results": [format!(r#"{{"batchItemFailures":[{{"itemIdentifier":"{doomed}"}}]}}"#), "{}"],
+        "region": w.region,
+    });
+    let answer = common::moto_api(&endpoint, "/moto-api/static/lambda-simple/response", &answers.to_string());
+    assert!(answer.starts_with("HTTP/1.1 201") || answer.starts_with("HTTP/1.0 201"), "{answer}");
+    let (out, err) = w.run(&["redrive"], 3);
+    assert!(out.contains("1 failed") && out.contains(&format!("reported 1 records failed: {doomed}")), "{out}");
+    common::assert_error_lines(&err, "1 of 1 failed batches did not succeed", "run `stream redrive` again");
+    assert_eq!(queue_bodies(&clients.sqs, &queue).await.len(), 1, "kept for the next run");
+    let (out, _) = w.run(&["redrive"], 0);
+    assert!(
+        out.contains("done (message deleted)") && out.contains(&format!("function {}", outputs.function_name)),
+        "{out}"
+    );
+    assert!(queue_bodies(&clients.sqs, &queue).await.is_empty());
+    w.run(&["destroy", "--yes"], 0);
+}

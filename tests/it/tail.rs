@@ -1,0 +1,149 @@
+//! `stream tail` through the real binary on moto: every record once, aggregates opened into their
+//! user records (`SEQ#n`), key and text filters, `--count`, the three formats, `--from SHARD:SEQ`
+//! and `--since`, and a split and a merge followed parents first. Refused flags give two lines.
+
+use crate::common::{self, World};
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use stream::produce::source::Synthetic;
+
+/// The JSON lines of `stream tail … --output jsonl`.
+fn jsonl(out: &str) -> Vec<Value> {
+    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// (partition key, data) of each shown record, sorted.
+fn key_data(rows: &[Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["partition_key"].as_str().unwrap_or("").into(), r["data"].as_str().unwrap_or("").into()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn tail_shows_every_record_filters_and_follows_a_reshard() {
+    let w = World::new("tail", "me-central-1");
+    let clients = w.clients().await;
+    w.run(&["deploy", "--shards", "2"], 0);
+    let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
+    w.run(&["produce", "--count", "40", "--seed", "21"], 0);
+    w.run(&["produce", "--count", "60", "--seed", "22", "--aggregate"], 0);
+    let made: Vec<(String, String)> = {
+        let tweets = Synthetic::new(Some(21)).take(40).chain(Synthetic::new(Some(22)).take(60));
+        let mut v: Vec<_> =
+            tweets.map(|t| (t.user.screen_name.clone(), String::from_utf8(t.to_bytes()).expect("utf-8"))).collect();
+        v.sort();
+        v
+    };
+
+    // Everything, once: 40 plain records and the 60 user records of the aggregates.
+    let (out, err) = w.run(&["tail", "--from", "trim-horizon", "--until-idle", "--output", "jsonl"], 0);
+    let rows = jsonl(&out);
+    assert_eq!(key_data(&rows), made, "{err}");
+    let subs = rows.iter().filter(|r| r["sequence"].as_str().is_some_and(|s| s.contains('#'))).count();
+    assert_eq!(subs, 60, "user records of aggregates are SEQ#n");
+    assert!(err.contains("100 records shown of ") && err.contains("from 2 shard(s)"), "{err}");
+    for r in &rows {
+        assert!(r["arrived"].as_str().is_some_and(|t| t.ends_with('Z')), "{r}");
+        assert!(r["shard"].as_str().is_some_and(|s| s.starts_with("shardId-")), "{r}");
+    }
+
+    // Filters: one key; a text; --count stops early. The table has a header and one row each.
+    let key = made[7].0.clone();
+    let (out, _) = w.run(&["tail", "--from", "trim-horizon", "--until-idle", "--key", &key, "-o", "jsonl"], 0);
+    let expected: Vec<_> = made.iter().filter(|(k, _)| *k == key).cloned().collect();
+    assert_eq!(key_data(&jsonl(&out)), expected);
+    let word = "\"lang\":\"en\"";
+    let (out, _) = w.run(&["tail", "--from", "trim-horizon", "--until-idle", "--grep", word, "-o", "jsonl"], 0);
+    let expected: Vec<_> = made.iter().filter(|(_, d)| d.contains(word)).cloned().collect();
+    assert!(!expected.is_empty() && expected.len() < made.len(), "the filter picks some");
+    assert_eq!(key_data(&jsonl(&out)), expected);
+    let (out, _) = w.run(&["tail", "--from", "trim-horizon", "--count", "7"], 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 8, "a header and 7 rows: {out}");
+    assert!(lines[0].starts_with("ARRIVED"), "{out}");
+    assert!(lines[1..].iter().all(|l| l.contains("  000000000000  ") || l.contains("  000000000001  ")), "{out}");
+    let (out, _) = w.run(&["tail", "--from", "trim-horizon", "--until-idle", "-o", "json"], 0);
+    let array: Vec<Value> = serde_json::from_str(&out).expect("one JSON array");
+    assert_eq!(key_data(&array), made);
+
+    // --since: all of it arrived in the last hour, none in the future; --from SHARD:SEQ starts there.
+    let (out, _) = w.run(&["tail", "--since", "1h", "--until-idle", "-o", "jsonl"], 0);
+    assert_eq!(jsonl(&out).len(), 100);
+    let shard1: Vec<&Value> = rows.iter().filter(|r| r["shard"] == "shardId-000000000001").collect();
+    let fifth = shard1[4]["sequence"].as_str().expect("seq").split('#').next().expect("seq").to_string();
+    let from = format!("shardId-000000000001:{fifth}");
+    let (out, _) = w.run(&["tail", "--from", &from, "--until-idle", "-o", "jsonl"], 0);
+    let tail_rows = jsonl(&out);
+    assert!(tail_rows.iter().all(|r| r["shard"] == "shardId-000000000001"), "only that shard");
+    assert_eq!(tail_rows[0]["sequence"].as_str().expect("seq").split('#').next(), Some(fifth.as_str()));
+    assert!(tail_rows.len() < shard1.len() && tail_rows.len() >= shard1.len() - 4);
+
+    // Reshard: split shard 0 (children 2 and 3), then merge 3 with 1 (child 4). Children are read
+    // only once their parents are read to their end: every record of a child comes after every
+    // record of its parents. (moto copies a merge's parents' records into the child, and keeps
+    // sending writes to closed parents: the split's children stay empty there.)
+    let kinesis = &clients.kinesis;
+    let mid = (u128::MAX / 4).to_string();
+    kinesis
+        .split_shard()
+        .stream_name(&outputs.stream_name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key(&mid)
+        .send()
+        .await
+        .expect("SplitShard");
+    kinesis
+        .merge_shards()
+        .stream_name(&outputs.stream_name)
+        .shard_to_merge("shardId-000000000003")
+        .adjacent_shard_to_merge("shardId-000000000001")
+        .send()
+        .await
+        .expect("MergeShards");
+    let (out, err) = w.run(&["tail", "--from", "trim-horizon", "--until-idle", "-o", "jsonl"], 0);
+    assert!(err.contains("from 5 shard(s)"), "parents, the split's children and the merge's: {err}");
+    let rows = jsonl(&out);
+    let position = |shard: &str, last: bool| {
+        let mut at = rows.iter().enumerate().filter(|(_, r)| r["shard"] == shard).map(|(i, _)| i);
+        if last { at.next_back() } else { at.next() }
+    };
+    let first_child = position("shardId-000000000004", false).expect("the merge's child has records on moto");
+    for parent in ["shardId-000000000001", "shardId-000000000000"] {
+        assert!(position(parent, true).expect("parent read") < first_child, "{parent} before its child");
+    }
+    let mut per_shard: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &rows {
+        *per_shard.entry(r["shard"].as_str().expect("shard")).or_default() += 1;
+    }
+    assert_eq!(per_shard["shardId-000000000004"], per_shard["shardId-000000000001"], "{per_shard:?}");
+
+    // A bare sequence number that more than one shard holds (moto numbers each shard from 1) is
+    // refused with what to give instead.
+    let (_, err) = w.run(&["tail", "--from", "1", "--until-idle"], 2);
+    common::assert_error_lines(&err, "is in more than one shard", "give --from SHARD:SEQUENCE");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+/// Refused flags: two lines, exit 2, before any AWS call.
+#[test]
+fn bad_tail_flags_are_refused() {
+    let dead = ["--endpoint-url", common::DEAD_ENDPOINT];
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&["--from", "oldest"], "--from \"oldest\" is not a starting point", "trim-horizon, latest"),
+        (&["--since", "yesterday"], "--since \"yesterday\" is not a time", "give --since a time like"),
+        (&["--count", "0"], "--count 0 is out of range", "--count"),
+        (&["--from", "latest", "--since", "5m"], "--since", "--from"),
+        (&["--output", "yaml"], "yaml", "table"),
+    ];
+    for (args, what, hint) in cases {
+        let all: Vec<&str> = ["tail"].iter().chain(args).chain(&dead).copied().collect();
+        let (_, err) = common::run_plain(&all, &[], 2);
+        common::assert_error_lines(&err, what, hint);
+    }
+}
