@@ -220,7 +220,7 @@ pub mod param {
     pub const MEMORY: &str = "MemorySize";
     /// Function timeout in seconds.
     pub const TIMEOUT: &str = "Timeout";
-    /// Email for the iterator-age alarm.
+    /// Email for the alarms.
     pub const ALARM_EMAIL: &str = "AlarmEmail";
 
     /// Delete or Retain: the tables' deletion policy.

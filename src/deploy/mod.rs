@@ -86,7 +86,7 @@ pub struct StackParams {
     #[arg(long, value_name = "SECONDS", value_parser = range::<u32>(1, 900))]
     pub timeout: Option<u32>,
 
-    /// Email the iterator-age alarm goes to, through SNS ('' removes it; default: keep, or none)
+    /// Email the alarms go to (iterator age, function errors, failed batches, quarantine), through SNS ('' removes it; default: keep, or none)
     #[arg(long, value_name = "ADDRESS", value_parser = email_or_empty)]
     pub alarm_email: Option<String>,
 

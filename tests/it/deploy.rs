@@ -64,13 +64,16 @@ async fn flags_are_applied_and_remembered() {
     };
     check(50).await;
     let resources = clients.cfn.describe_stack_resources().stack_name(&w.stack).send().await.expect("resources");
-    // moto lists the alarm with neither type nor logical id: count it, and find it in the template.
+    // moto lists alarms with neither type nor logical id: count them, and find them in the template.
     let logical: Vec<&str> = resources.stack_resources().iter().filter_map(|r| r.logical_resource_id()).collect();
     assert!(logical.contains(&"AlarmTopic"), "{logical:?}");
     assert!(logical.contains(&"Dashboard"), "{logical:?}");
-    assert_eq!(resources.stack_resources().len(), 12, "{logical:?}");
+    assert_eq!(resources.stack_resources().len(), 15, "four alarms among them: {logical:?}");
     let template = clients.cfn.get_template().stack_name(&w.stack).send().await.expect("template");
-    assert!(template.template_body().unwrap_or_default().contains("IteratorAgeAlarm"));
+    let body = template.template_body().unwrap_or_default();
+    for alarm in ["IteratorAgeAlarm", "FunctionErrorsAlarm", "FailedBatchesAlarm", "QuarantineAlarm"] {
+        assert!(body.contains(alarm), "{alarm}");
+    }
 
     // One flag changed; the others keep their values.
     let (out, _) = w.run(&["deploy", "--batch-size", "70"], 0);
