@@ -10,10 +10,11 @@ use stream::{
 };
 
 fn main() {
-    // Building a runtime fails only when the OS refuses threads or an epoll instance: nothing to recover.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     let code = match mode::detect_current() {
         mode::Mode::Lambda => {
+            // One invocation at a time, its writes concurrent on one thread: no worker threads to
+            // start at init, no hand-offs between them.
+            let runtime = runtime(tokio::runtime::Builder::new_current_thread());
             runtime.block_on(process::lambda::run_lambda()).map_or_else(|e| e.report(false), |()| exit::OK)
         }
         mode::Mode::BootstrapOutsideLambda => Error::usage(
@@ -24,12 +25,19 @@ fn main() {
         mode::Mode::Cli => match cli::parse() {
             Ok(cli) => {
                 let verbose = cli.global.verbose > 0;
+                let runtime = runtime(tokio::runtime::Builder::new_multi_thread());
                 runtime.block_on(run(cli)).unwrap_or_else(|e| e.report(verbose))
             }
             Err(code) => code,
         },
     };
     std::process::exit(code);
+}
+
+/// Builds the runtime. It fails only when the OS refuses threads or an epoll instance: nothing to
+/// recover from.
+fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder.enable_all().build().expect("tokio runtime starts")
 }
 
 /// Runs one command; prints its result to stdout and returns the exit code.

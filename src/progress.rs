@@ -6,6 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Green: done.
 pub const GOOD: Style = AnsiColor::Green.on_default();
@@ -116,14 +118,19 @@ pub fn init_cli_logs(verbose: u8) {
         0 | 1 => "stream=warn",
         _ => "stream=debug,info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .with_target(false)
+        .finish()
+        .with(log_filter(default))
         .try_init();
+}
+
+/// Which events are logged: RUST_LOG's targets and levels (`info`, `stream=debug,aws=warn`), else
+/// `default`. (Span and field filters, which would need a regex engine in the binary, are not read.)
+pub fn log_filter(default: &str) -> tracing_subscriber::filter::Targets {
+    std::env::var("RUST_LOG").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| default.parse().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -324,7 +324,11 @@ struct Tail {
 
 impl Tail {
     async fn new(args: &TailArgs, clients: &Clients, stream: String) -> Result<Tail, Error> {
-        let client = clients.kinesis.clone();
+        // The SDK would send a throttled read again within a second: tail paces its reads itself.
+        let once = aws_sdk_kinesis::config::Builder::from(&clients.config)
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_kinesis::Client::from_conf(once);
         let (start, only) = match (&args.from, args.since) {
             (_, Some(t)) => (Position::AtTimestamp(t), None),
             (From::TrimHorizon, None) => (Position::TrimHorizon, None),

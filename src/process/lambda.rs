@@ -102,15 +102,16 @@ pub fn deadline_instant(deadline_ms: u64) -> Instant {
 }
 
 fn init_json_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // Lambda adds its own timestamps; CloudWatch reads one JSON object per line.
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .without_time()
         .with_target(false)
         .with_writer(std::io::stdout)
+        .finish()
+        .with(crate::progress::log_filter("info"))
         .try_init();
 }

@@ -147,3 +147,29 @@ fn bad_tail_flags_are_refused() {
         common::assert_error_lines(&err, what, hint);
     }
 }
+
+/// Politeness: a throttled shard is left alone longer each time (1, 2, 4 s), the SDK sends no
+/// throttled read again, and a shard is never read more than once a second.
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn tail_reads_at_most_once_a_second_and_backs_off_when_throttled() {
+    use crate::fault_proxy::{FaultProxy, Faults};
+    use std::sync::atomic::Ordering;
+    let w = World::new("tailpace", "ap-south-2");
+    w.run(&["deploy"], 0);
+    w.run(&["produce", "--count", "30", "--seed", "23"], 0);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let proxy = FaultProxy::start(&upstream, Faults { throttle_first_reads: 3, ..Faults::default() }, 5);
+    let started = std::time::Instant::now();
+    let (out, err) =
+        w.run(&["tail", "--from", "trim-horizon", "--count", "30", "-o", "jsonl", "--endpoint-url", &proxy.url], 0);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(jsonl(&out).len(), 30, "{err}");
+    assert!(err.contains("3 reads throttled"), "{err}");
+    assert_eq!(proxy.counters.reads_throttled.load(Ordering::SeqCst), 3, "each throttled read was tail's own");
+    let reads = proxy.counters.get_records.load(Ordering::SeqCst);
+    assert_eq!(reads, 4, "three throttled reads, then one that got all 30");
+    assert!(seconds >= 1.0 + 2.0 + 4.0, "waited 1, 2 and 4 s after the throttles: {seconds:.1} s");
+    w.run(&["destroy", "--yes"], 0);
+}
