@@ -17,7 +17,9 @@ The emulator's own ceiling is measured in the same run: boto3 flat out (one thre
 putting only keys of its shard, so no two calls touch one shard at once) on a fresh stream, in
 records/s with the same tweets and in MiB/s with aggregate-sized records.
 
-  python benches/produce_bench.py STREAM_BINARY
+  python benches/produce_bench.py STREAM_BINARY [BEFORE_BINARY]
+With BEFORE_BINARY (an older build of `stream`), each row is run with it too, in the same run, on
+fresh streams of its own, and printed beside ours as "before".
 Needs AWS_ENDPOINT_URL (moto) and dummy credentials in the environment. PRODUCE_BENCH_REPEATS and
 PRODUCE_BENCH_SECONDS (shard-seconds of data per run, default 8) scale it.
 """
@@ -35,6 +37,7 @@ import time
 import urllib.request
 
 binary = sys.argv[1]
+before = sys.argv[2] if len(sys.argv) > 2 else None
 here = os.path.dirname(os.path.abspath(__file__))
 repeats = int(os.environ.get("PRODUCE_BENCH_REPEATS", "3"))
 seconds = float(os.environ.get("PRODUCE_BENCH_SECONDS", "8"))
@@ -44,6 +47,9 @@ env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(workdir, "credentials")
 # boto3 reads AWS_DEFAULT_REGION; the Rust SDK reads AWS_REGION too.
 env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
 env.pop("AWS_ENDPOINT_URL_KINESIS", None)
+# The bench's own boto3 clients (stream setup, the ceiling) talk to moto with the same settings.
+os.environ.pop("AWS_ENDPOINT_URL_KINESIS", None)
+os.environ.setdefault("AWS_DEFAULT_REGION", env["AWS_DEFAULT_REGION"])
 
 SHARD_RECORDS = 1000
 SHARD_BYTES = 1024 * 1024
@@ -156,11 +162,11 @@ def stack_for(target, shards):
     return lookup_stack[shards]
 
 
-def ours(target, shards, path, count, flags):
+def ours(target, shards, path, count, flags, program=None):
     stack, _ = stack_for(target, shards)
     run_env, null = target_env(target, shards)
     try:
-        cmd = [binary, "produce", "--stack", stack, "--source", "file", "--file", path, "--output", "json",
+        cmd = [program or binary, "produce", "--stack", stack, "--source", "file", "--file", path, "--output", "json",
                "--dead-letter", os.path.join(workdir, "dead.jsonl")] + flags
         _, cpu, out = measure(cmd, run_env)
         summary = json.loads(out)
@@ -211,26 +217,34 @@ def count_for(shards, aggregated, mean_record):
     return int(per_shard * shards * seconds)
 
 
+def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us):
+    rate = median([r["sent"] / r["seconds"] for r in runs])
+    mib = median([total / r["seconds"] / SHARD_BYTES for r in runs])
+    limit = mib / shards if aggregated else rate / SHARD_RECORDS / shards
+    ours_us = median([r["cpu"] / count * 1e6 for r in runs])
+    print(f"  ... {target} {name} {label}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}",
+          file=sys.stderr, flush=True)
+    return (target, name, label, count, rate, mib, limit * 100, 90 if aggregated else 95, ours_us, boto_us,
+            median([r["calls"] for r in runs]))
+
+
 def run_table(target, mean_record):
     rows = []
     for n, (shards, flags, aggregated) in enumerate(CONFIGS):
         count = count_for(shards, aggregated, mean_record)
         path = tweet_file(count, 100 + n)
         total = user_bytes(path)
-        runs, baseline = [], []
+        runs, old, baseline = [], [], []
         for _ in range(repeats):
             runs.append(ours(target, shards, path, count, flags))
+            if before:
+                old.append(ours(target, shards, path, count, flags, before))
             baseline.append(boto3_loop(target, shards, path, count))
-        rate = median([r["sent"] / r["seconds"] for r in runs])
-        mib = median([total / r["seconds"] / SHARD_BYTES for r in runs])
-        limit = mib / shards if aggregated else rate / SHARD_RECORDS / shards
-        ours_us = median([r["cpu"] / count * 1e6 for r in runs])
         boto_us = median(baseline) / count * 1e6
         name = f"{shards} shard{'s' if shards > 1 else ' '} {' '.join(flags) or 'plain'}"
-        rows.append((target, name, count, rate, mib, limit * 100, 90 if aggregated else 95, ours_us, boto_us,
-                     median([r["calls"] for r in runs])))
-        print(f"  ... {target} {name}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}",
-              file=sys.stderr, flush=True)
+        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us))
+        if before:
+            rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us))
     return rows
 
 
@@ -301,10 +315,10 @@ def main():
 
     rows = run_table("null", mean_record) + run_table("moto", mean_record)
     print("\nstream produce --source file vs the boto3 loop on the same records, fresh stream per run")
-    print(f"{'endpoint':<9}{'configuration':<32}{'records':>8}{'records/s':>11}{'MiB/s':>8}{'% limit':>9}"
+    print(f"{'endpoint':<9}{'configuration':<26}{'binary':<8}{'records':>8}{'records/s':>11}{'MiB/s':>8}{'% limit':>9}"
           f"{'target':>8}{'calls':>7}{'CPU us/rec':>12}{'boto3 us/rec':>14}{'ours/boto3':>12}{'target':>8}")
-    for target, name, count, rate, mib, pct, goal, ours_us, boto_us, calls in rows:
-        print(f"{target:<9}{name:<32}{count:>8}{rate:>11.0f}{mib:>8.2f}{pct:>8.1f}%{'>=' + str(goal) + '%':>8}"
+    for target, name, label, count, rate, mib, pct, goal, ours_us, boto_us, calls in rows:
+        print(f"{target:<9}{name:<26}{label:<8}{count:>8}{rate:>11.0f}{mib:>8.2f}{pct:>8.1f}%{'>=' + str(goal) + '%':>8}"
               f"{calls:>7.0f}{ours_us:>12.2f}{boto_us:>14.2f}{ours_us / boto_us:>12.3f}{'<=0.10':>8}")
     print("\n% limit: records/s against 1,000 per shard (plain) or user-record MiB/s against 1 MiB/s per shard "
           "(--aggregate);\nagainst moto, compare with the emulator ceiling above when it is the lower of the two.")
