@@ -3,6 +3,9 @@
 //! <https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md>
 //! A leaf: bytes in, bytes out; a hand-written proto2 reader/writer for three small messages.
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
 use md5::{Digest, Md5};
 
 /// The four bytes every aggregate starts with.
@@ -174,41 +177,165 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Bytes `v` takes as a varint.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes a length-delimited field of `len` bytes takes: tag, length, payload.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
 fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     put_varint(out, field << 3 | 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
+/// Bytes of a `Record` message (partition_key_index, data) inside the aggregate, without its framing.
+fn record_len(key_index: usize, data_len: usize) -> usize {
+    1 + varint_len(key_index as u64) + field_len(data_len)
+}
+
+/// What `Aggregator::take` hands back: one record as it came, or an aggregate of several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packed {
+    /// A lone record, sent as it is (an aggregate of one only adds bytes).
+    Plain {
+        /// Its partition key.
+        key: String,
+        /// Its data.
+        data: Bytes,
+    },
+    /// An aggregate, to be put with the partition key of its first record.
+    Aggregate {
+        /// The first record's partition key.
+        key: String,
+        /// The aggregate's bytes.
+        data: Vec<u8>,
+        /// Records inside.
+        records: usize,
+    },
+}
+
+/// Packs records bound for one shard into one aggregate, knowing its exact size as it grows, so
+/// that a caller can close it just below a limit. Equal keys share one entry of the key table.
+/// Kinesis routes an aggregate by the partition key it is put with, so aggregate only records
+/// bound for the same shard.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    /// Key → index in the key table.
+    keys: HashMap<String, usize>,
+    /// (key index, data) in arrival order.
+    records: Vec<(usize, Bytes)>,
+    /// Bytes of the protobuf body so far.
+    body: usize,
+    /// Data bytes of the records so far.
+    data: usize,
+}
+
+impl Aggregator {
+    /// Records collected.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when nothing is collected.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Data bytes of the records collected (what their senders asked to put).
+    pub fn data_bytes(&self) -> usize {
+        self.data
+    }
+
+    /// The aggregate's size, magic and digest included, once a record of `key` and `data_len`
+    /// bytes is added.
+    pub fn size_with(&self, key: &str, data_len: usize) -> usize {
+        let (index, key_entry) = match self.keys.get(key) {
+            Some(&i) => (i, 0),
+            None => (self.keys.len(), field_len(key.len())),
+        };
+        MAGIC.len() + self.body + key_entry + field_len(record_len(index, data_len)) + DIGEST_LEN
+    }
+
+    /// Adds a record.
+    pub fn push(&mut self, key: String, data: Bytes) {
+        let next = self.keys.len();
+        let index = match self.keys.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.body += field_len(key.len());
+                self.keys.insert(key, next);
+                next
+            }
+        };
+        self.body += field_len(record_len(index, data.len()));
+        self.data += data.len();
+        self.records.push((index, data));
+    }
+
+    /// The key table, in index order.
+    fn table(&self) -> Vec<String> {
+        let mut table = vec![String::new(); self.keys.len()];
+        for (key, &i) in &self.keys {
+            table[i].clone_from(key);
+        }
+        table
+    }
+
+    /// What was collected (a lone record plain), leaving the aggregator empty.
+    pub fn take(&mut self) -> Option<Packed> {
+        let keys = std::mem::take(&mut self.keys);
+        let records = std::mem::take(&mut self.records);
+        let body = std::mem::replace(&mut self.body, 0);
+        self.data = 0;
+        let mut table = vec![String::new(); keys.len()];
+        for (key, i) in keys {
+            table[i] = key;
+        }
+        match records.len() {
+            0 => None,
+            1 => records.into_iter().next().map(|(i, data)| Packed::Plain { key: std::mem::take(&mut table[i]), data }),
+            n => {
+                let data = write_aggregate(&table, &records, body);
+                Some(Packed::Aggregate { key: std::mem::take(&mut table[0]), data, records: n })
+            }
+        }
+    }
+}
+
+/// The aggregate's bytes: magic, key table, records, MD5 of the protobuf body; one allocation.
+fn write_aggregate(keys: &[String], records: &[(usize, Bytes)], body: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + body + DIGEST_LEN);
+    out.extend_from_slice(&MAGIC);
+    for key in keys {
+        put_bytes(&mut out, 1, key.as_bytes());
+    }
+    for (index, data) in records {
+        put_varint(&mut out, 3 << 3 | 2);
+        put_varint(&mut out, record_len(*index, data.len()) as u64);
+        put_varint(&mut out, 1 << 3);
+        put_varint(&mut out, *index as u64);
+        put_bytes(&mut out, 3, data);
+    }
+    let digest = Md5::digest(&out[MAGIC.len()..]);
+    out.extend_from_slice(&digest);
+    out
+}
+
 /// Builds an aggregate of `(partition key, data)` records; equal keys share one table entry.
 /// Kinesis routes an aggregate by the partition key it is put with, so aggregate only records
 /// bound for the same shard.
 pub fn aggregate<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
-    let mut keys: Vec<&str> = Vec::new();
-    let mut body_records = Vec::new();
+    let mut agg = Aggregator::default();
     for (key, data) in records {
-        let index = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-            keys.push(key);
-            keys.len() - 1
-        });
-        let mut rec = Vec::with_capacity(data.len() + 8);
-        put_varint(&mut rec, 1 << 3);
-        put_varint(&mut rec, index as u64);
-        put_bytes(&mut rec, 3, data);
-        body_records.push(rec);
+        agg.push(key.to_string(), Bytes::copy_from_slice(data));
     }
-    let mut body = Vec::new();
-    for key in &keys {
-        put_bytes(&mut body, 1, key.as_bytes());
-    }
-    for rec in &body_records {
-        put_bytes(&mut body, 3, rec);
-    }
-    let mut out = Vec::with_capacity(MAGIC.len() + body.len() + DIGEST_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&Md5::digest(&body));
-    out
+    let (keys, records, body) = (agg.table(), std::mem::take(&mut agg.records), agg.body);
+    write_aggregate(&keys, &records, body)
 }
 
 #[cfg(test)]
@@ -225,6 +352,47 @@ mod tests {
         let pairs: Vec<(&str, &[u8])> = back.iter().map(|s| (s.partition_key, s.data)).collect();
         assert_eq!(pairs, recs);
         assert!(back.iter().all(|s| s.explicit_hash_key.is_none()));
+    }
+
+    /// The size announced before each record is the size of the aggregate written with it.
+    #[test]
+    fn aggregator_knows_its_exact_size() {
+        let mut agg = Aggregator::default();
+        let mut expected = Vec::new();
+        let mut announced = 0;
+        for i in 0..300usize {
+            // Keys repeat, indices pass 127 (a two-byte varint), data lengths pass 127 and 16,383.
+            let key = format!("user_{}", i % 200);
+            let data = Bytes::from(vec![b'a' + (i % 26) as u8; (i * 61) % 20_000]);
+            announced = agg.size_with(&key, data.len());
+            expected.push((key.clone(), data.clone()));
+            agg.push(key, data);
+        }
+        assert_eq!(agg.len(), 300);
+        assert_eq!(agg.data_bytes(), expected.iter().map(|(_, d)| d.len()).sum::<usize>());
+        let Some(Packed::Aggregate { key, data, records }) = agg.take() else { panic!("an aggregate") };
+        assert_eq!((key.as_str(), records, data.len()), ("user_0", 300, announced));
+        let back = deaggregate(&data).expect("valid aggregate");
+        let pairs: Vec<(&str, &[u8])> = back.iter().map(|s| (s.partition_key, s.data)).collect();
+        let want: Vec<(&str, &[u8])> = expected.iter().map(|(k, d)| (k.as_str(), d.as_ref())).collect();
+        assert_eq!(pairs, want);
+        assert!(agg.is_empty() && agg.take().is_none(), "taking empties it");
+    }
+
+    #[test]
+    fn a_lone_record_is_sent_plain() {
+        let mut agg = Aggregator::default();
+        agg.push("k".into(), Bytes::from_static(b"data"));
+        assert_eq!(agg.take(), Some(Packed::Plain { key: "k".into(), data: Bytes::from_static(b"data") }));
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
     }
 
     #[test]

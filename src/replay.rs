@@ -134,7 +134,7 @@ async fn read_quarantine(
         let key = s(rejected_attr::PARTITION_KEY);
         records.push(Quarantined {
             key: (s(rejected_attr::SHARD), s(rejected_attr::SEQUENCE)),
-            entry: Entry { key: if key.is_empty() { "replay".into() } else { key }, data },
+            entry: Entry { key: if key.is_empty() { "replay".into() } else { key }, data: data.into() },
         });
         if limit.is_some_and(|l| records.len() as u64 >= l) {
             break;

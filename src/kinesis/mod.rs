@@ -10,6 +10,7 @@ pub mod shards;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, Shard};
+use bytes::Bytes;
 
 use crate::error::Error;
 use crate::retry::{self, Policy};
@@ -34,8 +35,8 @@ pub const SHARD_BYTES_PER_S: f64 = 1024.0 * 1024.0;
 pub struct Entry {
     /// Partition key (1-256 characters).
     pub key: String,
-    /// Payload.
-    pub data: Vec<u8>,
+    /// Payload, shared: each (re)send hands the SDK a reference to it, not a copy.
+    pub data: Bytes,
 }
 
 impl Entry {
@@ -62,15 +63,27 @@ impl Carries for Entry {
 #[derive(Debug)]
 pub struct Batcher<T> {
     max_records: usize,
+    max_bytes: usize,
     items: Vec<T>,
     bytes: usize,
 }
 
 impl<T: Carries> Batcher<T> {
-    /// A batcher that closes batches at `max_records` (capped at 500).
+    /// A batcher that closes batches at `max_records` (capped at 500) or 5 MiB.
     pub fn new(max_records: usize) -> Self {
         let max_records = max_records.clamp(1, MAX_RECORDS_PER_CALL);
-        Batcher { max_records, items: Vec::with_capacity(max_records), bytes: 0 }
+        Batcher { max_records, max_bytes: MAX_BYTES_PER_CALL, items: Vec::with_capacity(max_records), bytes: 0 }
+    }
+
+    /// Closes batches at `max_bytes` instead (capped at 5 MiB; a lone record may still reach 1 MiB).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.clamp(1, MAX_BYTES_PER_CALL);
+        self
+    }
+
+    /// True when no item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     /// Adds an item; returns a batch once one is full: the items before this one when it does not
@@ -82,7 +95,7 @@ impl<T: Carries> Batcher<T> {
             return Err(item);
         }
         let mut full = None;
-        if self.items.len() == self.max_records || self.bytes + size > MAX_BYTES_PER_CALL {
+        if self.items.len() == self.max_records || self.bytes + size > self.max_bytes {
             full = self.take();
         }
         self.bytes += size;
@@ -145,7 +158,9 @@ pub async fn put_records<T: Carries>(client: &aws_sdk_kinesis::Client, stream: &
             .iter()
             .map(|&i| {
                 let e = batch[i].entry();
-                PutRecordsRequestEntry::builder().partition_key(&e.key).data(Blob::new(e.data.clone())).build()
+                // The data is shared with the batch, not copied: a resend costs a reference count.
+                let data = Blob::from_maybe_shared(e.data.clone());
+                PutRecordsRequestEntry::builder().partition_key(&e.key).data(data).build()
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::failed(format!("building PutRecords entries: {e}"), "report this as a bug"))?;
@@ -180,7 +195,7 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     fn entry(i: usize, size: usize) -> Entry {
-        Entry { key: format!("k{i}"), data: vec![b'x'; size] }
+        Entry { key: format!("k{i}"), data: vec![b'x'; size].into() }
     }
 
     #[test]

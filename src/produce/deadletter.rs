@@ -91,7 +91,7 @@ mod tests {
         let mut dl = DeadLetter::new(&path);
         assert!(!path.exists(), "nothing is created before a failure");
         dl.add(
-            &Entry { key: "k".into(), data: b"payload".to_vec() },
+            &Entry { key: "k".into(), data: b"payload".to_vec().into() },
             "ProvisionedThroughputExceededException",
             "Rate exceeded",
         )

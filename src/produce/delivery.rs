@@ -8,21 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 
 use super::deadletter::DeadLetter;
 use crate::error::{Disposition, Error};
-use crate::kinesis::{
-    self, Batcher, Carries, Entry, MAX_RECORDS_PER_CALL, SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S, ShardMap,
-};
+use crate::kinesis::{self, Batcher, Carries, Entry, SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S, ShardMap};
 use crate::kpl;
 
-/// Aggregates are closed at this size, as the KPL's AggregationMaxSize default.
+/// Aggregates are closed before they pass this size, as the KPL's AggregationMaxSize default.
 pub const AGGREGATE_MAX_BYTES: usize = 51_200;
-
-/// Bytes a sub-record adds to an aggregate beyond its data and key: the protobuf framing.
-const AGGREGATE_RECORD_OVERHEAD: usize = 16;
 
 /// How the workers deliver.
 #[derive(Debug, Clone)]
@@ -119,13 +115,19 @@ pub struct Finished {
     pub dead_letter: Option<String>,
 }
 
-/// The shard workers of one run.
+/// The shard workers of one run. Records are routed into a per-shard buffer (`push`) and handed
+/// to the workers a chunk at a time (`hand_over`): one channel message and at most one wake-up per
+/// chunk, not per record.
 pub struct Delivery {
     map: ShardMap,
-    senders: Vec<mpsc::Sender<Entry>>,
+    senders: Vec<mpsc::Sender<Vec<Entry>>>,
+    buffers: Vec<Vec<Entry>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
+
+/// Chunks a worker may have queued: a slow shard holds the source back instead of filling memory.
+const WORKER_QUEUE_CHUNKS: usize = 4;
 
 impl Delivery {
     /// Starts one worker per shard of `map`.
@@ -139,18 +141,32 @@ impl Delivery {
         });
         let (mut senders, mut workers) = (Vec::with_capacity(map.len()), Vec::with_capacity(map.len()));
         for _ in 0..map.len() {
-            // Bounded: a slow shard holds the source back instead of filling memory.
-            let (tx, rx) = mpsc::channel(2 * MAX_RECORDS_PER_CALL);
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE_CHUNKS);
             senders.push(tx);
             workers.push(tokio::spawn(worker(shared.clone(), rx)));
         }
-        Delivery { map, senders, workers, shared }
+        let buffers = (0..map.len()).map(|_| Vec::new()).collect();
+        Delivery { map, senders, buffers, workers, shared }
     }
 
-    /// Hands one record to the worker of its shard; false once delivery has stopped.
-    pub async fn route(&self, key: String, data: Vec<u8>) -> bool {
+    /// Routes one record to its shard's buffer; `hand_over` passes the buffers on.
+    pub fn push(&mut self, key: String, data: Bytes) {
         let shard = self.map.shard_for(&key);
-        self.senders[shard].send(Entry { key, data }).await.is_ok()
+        self.buffers[shard].push(Entry { key, data });
+    }
+
+    /// Hands every buffered record to its shard's worker; false once delivery has stopped.
+    pub async fn hand_over(&mut self) -> bool {
+        for (buffer, tx) in self.buffers.iter_mut().zip(&self.senders) {
+            if buffer.is_empty() {
+                continue;
+            }
+            let chunk = std::mem::replace(buffer, Vec::with_capacity(buffer.len()));
+            if tx.send(chunk).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// True once an error that no retry can fix stopped delivery.
@@ -163,8 +179,10 @@ impl Delivery {
         self.shared.counters.clone()
     }
 
-    /// Lets every worker send what it holds, waits for them, and flushes the dead-letter file.
-    pub async fn finish(self) -> Result<Finished, Error> {
+    /// Hands over what is buffered, lets every worker send what it holds, waits for them, and
+    /// flushes the dead-letter file.
+    pub async fn finish(mut self) -> Result<Finished, Error> {
+        self.hand_over().await;
         drop(self.senders);
         for w in self.workers {
             let _ = w.await;
@@ -182,7 +200,8 @@ impl Delivery {
 }
 
 /// Paces one shard's writes to its limits: a batch may start once the records and bytes before it
-/// have had their time at 1,000 records/s and 1 MiB/s (one second of burst allowed).
+/// have had their time at 1,000 records/s and 1 MiB/s (one second of burst allowed). Aiming at the
+/// limit itself is right: above it Kinesis throttles, and throttled entries are resent.
 struct Pace {
     free_at: Instant,
 }
@@ -200,55 +219,66 @@ impl Pace {
     }
 }
 
-/// One shard's state: the batch being filled, the aggregate being packed, the pace.
+/// One shard's state: the batch being filled, the aggregate being packed, the pace, and since when
+/// the oldest record waiting has waited.
 struct Worker {
     shared: Arc<Shared>,
     batcher: Batcher<Outgoing>,
-    aggregate: Vec<Entry>,
-    aggregate_bytes: usize,
+    aggregate: kpl::Aggregator,
     pace: Pace,
+    /// Batches sent so far: a change tells that what waits now started waiting anew.
+    sent: u64,
 }
 
-/// One shard's worker: batches what arrives, sends one batch at a time, in order.
-async fn worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Entry>) {
-    let batch_size = shared.settings.batch_size;
+/// One shard's worker: batches what arrives, sends one batch at a time, in order. A partly filled
+/// batch is sent once its first record has waited `linger`; one timer, moved only when a new
+/// batch starts.
+async fn worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Vec<Entry>>) {
     let linger = shared.settings.linger;
+    // A batch of at most one second of the shard's bytes: a call never carries more than the
+    // shard takes in a second (more would only be throttled), and 500 records are half a second.
+    let batcher = Batcher::new(shared.settings.batch_size).with_max_bytes(SHARD_BYTES_PER_S as usize);
     let mut w = Worker {
         shared,
-        batcher: Batcher::new(batch_size),
-        aggregate: Vec::new(),
-        aggregate_bytes: 0,
+        batcher,
+        aggregate: kpl::Aggregator::default(),
         pace: Pace { free_at: Instant::now() },
+        sent: 0,
     };
-    let mut linger_until: Option<Instant> = None;
+    let timer = tokio::time::sleep(linger);
+    tokio::pin!(timer);
+    let mut armed = false;
     loop {
-        let next = match linger_until {
-            Some(t) => tokio::select! {
-                e = rx.recv() => Some(e),
-                _ = tokio::time::sleep_until(t.into()) => None,
-            },
-            None => Some(rx.recv().await),
-        };
-        match next {
+        tokio::select! {
+            chunk = rx.recv() => {
+                // The source is done: ship everything and stop.
+                let Some(chunk) = chunk else { return w.flush().await };
+                let (was_waiting, sent) = (!w.is_empty(), w.sent);
+                for entry in chunk {
+                    w.add(entry).await;
+                }
+                if w.is_empty() {
+                    armed = false;
+                } else if !was_waiting || w.sent != sent {
+                    timer.as_mut().reset((Instant::now() + linger).into());
+                    armed = true;
+                }
+            }
             // Lingered long enough: ship what there is.
-            None => {
+            () = &mut timer, if armed => {
                 w.flush().await;
-                linger_until = None;
-            }
-            // The source is done: ship everything and stop.
-            Some(None) => {
-                w.flush().await;
-                return;
-            }
-            Some(Some(entry)) => {
-                linger_until.get_or_insert_with(|| Instant::now() + linger);
-                w.add(entry).await;
+                armed = false;
             }
         }
     }
 }
 
 impl Worker {
+    /// True when no record waits in the aggregate or the batch.
+    fn is_empty(&self) -> bool {
+        self.aggregate.is_empty() && self.batcher.is_empty()
+    }
+
     /// Takes one record: into the aggregate being packed, or straight into the batch.
     async fn add(&mut self, entry: Entry) {
         if !self.shared.settings.aggregate {
@@ -256,41 +286,35 @@ impl Worker {
             self.push(Outgoing { entry, user_records: 1, user_bytes }).await;
             return;
         }
-        // Sub-records of one shard share the aggregate; it is put with the first key.
-        let size = entry.size() + AGGREGATE_RECORD_OVERHEAD;
-        if self.aggregate_bytes + size > AGGREGATE_MAX_BYTES
-            && let Some(out) = self.close_aggregate()
-        {
-            self.push(out).await;
+        // Sub-records of one shard share the aggregate; it is put with the first key, which
+        // counts against the record's 1 MiB too.
+        if !self.aggregate.is_empty() && self.aggregate.size_with(&entry.key, entry.data.len()) > AGGREGATE_MAX_BYTES {
+            self.close_aggregate().await;
         }
-        self.aggregate_bytes += size;
-        self.aggregate.push(entry);
+        self.aggregate.push(entry.key, entry.data);
     }
 
     /// Ships the aggregate being packed and the batch being filled.
     async fn flush(&mut self) {
-        if let Some(out) = self.close_aggregate() {
-            self.push(out).await;
-        }
+        self.close_aggregate().await;
         if let Some(batch) = self.batcher.take() {
             self.send(batch).await;
         }
     }
 
-    /// Turns the collected sub-records into one aggregate record (a lone record is sent plain).
-    fn close_aggregate(&mut self) -> Option<Outgoing> {
-        self.aggregate_bytes = 0;
-        let user_bytes = self.aggregate.iter().map(|e| e.data.len() as u64).sum();
-        match self.aggregate.len() {
-            0 => None,
-            1 => self.aggregate.pop().map(|entry| Outgoing { entry, user_records: 1, user_bytes }),
-            n => {
-                let key = self.aggregate[0].key.clone();
-                let data = kpl::aggregate(self.aggregate.iter().map(|e| (e.key.as_str(), e.data.as_slice())));
-                self.aggregate.clear();
-                Some(Outgoing { entry: Entry { key, data }, user_records: n as u64, user_bytes })
+    /// Turns the collected sub-records into one Kinesis record (a lone record is sent plain).
+    async fn close_aggregate(&mut self) {
+        let user_bytes = self.aggregate.data_bytes() as u64;
+        let out = match self.aggregate.take() {
+            None => return,
+            Some(kpl::Packed::Plain { key, data }) => {
+                Outgoing { entry: Entry { key, data }, user_records: 1, user_bytes }
             }
-        }
+            Some(kpl::Packed::Aggregate { key, data, records }) => {
+                Outgoing { entry: Entry { key, data: data.into() }, user_records: records as u64, user_bytes }
+            }
+        };
+        self.push(out).await;
     }
 
     async fn push(&mut self, out: Outgoing) {
@@ -307,13 +331,13 @@ impl Worker {
 
     /// Sends one batch (paced, resending failed entries) and accounts for every record in it.
     async fn send(&mut self, batch: Vec<Outgoing>) {
+        self.sent += 1;
         let shared = &self.shared;
-        let c = &shared.counters;
         if shared.stop.load(Ordering::Relaxed) {
             // A fatal error elsewhere: keep the records rather than send them.
             let mut dl = shared.dead_letter.lock().await;
             for out in &batch {
-                Counters::add(&c.failed, out.user_records);
+                Counters::add(&shared.counters.failed, out.user_records);
                 let _ = dl.add(&out.entry, "NotSent", "stopped after an error that no retry can fix");
             }
             return;
@@ -321,30 +345,40 @@ impl Worker {
         let bytes: usize = batch.iter().map(|o| o.entry.size()).sum();
         self.pace.wait(batch.len(), bytes).await;
         let put = kinesis::put_records(&shared.settings.client, &shared.settings.stream, &batch).await;
-        Counters::add(&c.calls, put.calls as u64);
-        Counters::add(&c.retried, put.resent as u64);
-        let mut failed = vec![false; batch.len()];
-        put.failed.iter().for_each(|(i, _)| failed[*i] = true);
-        for out in batch.iter().zip(&failed).filter(|(_, f)| !**f).map(|(o, _)| o) {
-            Counters::add(&c.sent, out.user_records);
-            Counters::add(&c.bytes, out.user_bytes);
-            Counters::add(&c.kinesis_records, 1);
+        account(shared, &batch, put).await;
+    }
+}
+
+/// Counts what a put came to; what failed goes to the dead-letter file; a fatal error stops delivery.
+async fn account(shared: &Shared, batch: &[Outgoing], put: kinesis::Put) {
+    let c = &shared.counters;
+    Counters::add(&c.calls, put.calls as u64);
+    Counters::add(&c.retried, put.resent as u64);
+    let mut failed = vec![false; batch.len()];
+    put.failed.iter().for_each(|(i, _)| failed[*i] = true);
+    let (mut sent, mut bytes, mut records) = (0, 0, 0);
+    for out in batch.iter().zip(&failed).filter(|(_, f)| !**f).map(|(o, _)| o) {
+        sent += out.user_records;
+        bytes += out.user_bytes;
+        records += 1;
+    }
+    Counters::add(&c.sent, sent);
+    Counters::add(&c.bytes, bytes);
+    Counters::add(&c.kinesis_records, records);
+    if !put.failed.is_empty() {
+        let fatal = put.stopped_by.as_ref().is_some_and(|e| e.disposition() == Disposition::Fatal);
+        let why = put.stopped_by.as_ref().map(Error::to_string).or(put.last_error.clone());
+        let mut dl = shared.dead_letter.lock().await;
+        for (i, code) in &put.failed {
+            // The entry's own ErrorCode or the failed call's; NotSent when nothing could be sent.
+            let code = if fatal { "NotSent" } else { code.as_str() };
+            let reason = why.clone().unwrap_or_else(|| format!("{code} on every attempt"));
+            Counters::add(&c.failed, batch[*i].user_records);
+            let _ = dl.add(&batch[*i].entry, code, &reason);
         }
-        if !put.failed.is_empty() {
-            let fatal = put.stopped_by.as_ref().is_some_and(|e| e.disposition() == Disposition::Fatal);
-            let why = put.stopped_by.as_ref().map(Error::to_string).or(put.last_error.clone());
-            let mut dl = shared.dead_letter.lock().await;
-            for (i, code) in &put.failed {
-                // The entry's own ErrorCode or the failed call's; NotSent when nothing could be sent.
-                let code = if fatal { "NotSent" } else { code.as_str() };
-                let reason = why.clone().unwrap_or_else(|| format!("{code} on every attempt"));
-                Counters::add(&c.failed, batch[*i].user_records);
-                let _ = dl.add(&batch[*i].entry, code, &reason);
-            }
-        }
-        if let Some(e) = put.stopped_by.filter(|e| e.disposition() == Disposition::Fatal) {
-            shared.stop.store(true, Ordering::Relaxed);
-            shared.fatal.lock().await.get_or_insert(e);
-        }
+    }
+    if let Some(e) = put.stopped_by.filter(|e| e.disposition() == Disposition::Fatal) {
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.fatal.lock().await.get_or_insert(e);
     }
 }

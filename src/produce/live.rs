@@ -20,7 +20,10 @@ use crate::net;
 use crate::tweet::{Entities, Hashtag, Tweet, User, twitter_time};
 
 /// A record for the producer: partition key and bytes.
-pub type Record = (String, Vec<u8>);
+pub type Record = (String, Bytes);
+
+/// Records sent together on the sources' channel (a live source sends each post alone).
+pub type Chunk = Vec<Record>;
 
 /// Jetstream rewinds this far on reconnect, as its README advises; events already sent are skipped.
 const CURSOR_REWIND_US: i64 = 5_000_000;
@@ -135,7 +138,7 @@ pub fn bluesky_tweet(message: &str) -> Option<(i64, Tweet)> {
 }
 
 /// Reads Jetstream at `url` until the receiver is gone, reconnecting with the cursor.
-pub async fn bluesky(url: String, tx: mpsc::Sender<Record>, backoff: Backoff) {
+pub async fn bluesky(url: String, tx: mpsc::Sender<Chunk>, backoff: Backoff) {
     let mut last_time_us: Option<i64> = None;
     let mut failures = 0u32;
     loop {
@@ -162,7 +165,7 @@ enum Done {
 
 async fn read_jetstream(
     url: &str,
-    tx: &mpsc::Sender<Record>,
+    tx: &mpsc::Sender<Chunk>,
     last: &mut Option<i64>,
     failures: &mut u32,
 ) -> Result<Done, String> {
@@ -191,7 +194,7 @@ async fn read_jetstream(
             continue;
         }
         *last = Some(time_us);
-        if tx.send((tweet.partition_key().to_string(), tweet.to_bytes())).await.is_err() {
+        if tx.send(vec![(tweet.partition_key().to_string(), tweet.to_bytes().into())]).await.is_err() {
             return Ok(Done::ReceiverGone);
         }
     }
@@ -367,7 +370,7 @@ async fn set_rules(base: &net::Endpoint, token: &str, track: &[String]) -> Resul
 }
 
 /// Reads the filtered stream at `base_url` until the receiver is gone, reconnecting as X documents.
-pub async fn x(base_url: String, token: String, track: Vec<String>, tx: mpsc::Sender<Record>, backoff: Backoff) {
+pub async fn x(base_url: String, token: String, track: Vec<String>, tx: mpsc::Sender<Chunk>, backoff: Backoff) {
     let base = match net::endpoint(&format!("{}/", base_url.trim_end_matches('/'))) {
         Ok(b) => b,
         Err(e) => {
@@ -421,7 +424,7 @@ pub async fn x(base_url: String, token: String, track: Vec<String>, tx: mpsc::Se
 /// Reads newline-delimited JSON (blank lines are keep-alives). True when the receiver is gone.
 async fn read_x_stream(
     response: hyper::Response<hyper::body::Incoming>,
-    tx: &mpsc::Sender<Record>,
+    tx: &mpsc::Sender<Chunk>,
 ) -> Result<bool, XError> {
     let mut body = response.into_body();
     let mut buf: Vec<u8> = Vec::new();
@@ -438,7 +441,7 @@ async fn read_x_stream(
             }
             match x_tweet(line) {
                 Some(t) => {
-                    if tx.send((t.partition_key().to_string(), t.to_bytes())).await.is_err() {
+                    if tx.send(vec![(t.partition_key().to_string(), t.to_bytes().into())]).await.is_err() {
                         return Ok(true);
                     }
                 }

@@ -1,8 +1,8 @@
 //! `stream produce`: records from a source into the stack's stream. Every source (`source`: synthetic
-//! tweets, a JSON-lines file; `live`: Bluesky, X) feeds one channel; one loop (`feed`) takes from it,
-//! up to `--count`, at `--rate`, and hands each record to `delivery`, whose per-shard workers batch,
-//! pace and put it, resending only failed entries; what still fails goes to the dead-letter file
-//! (`deadletter`). The stream's name comes from `stack`.
+//! tweets, a JSON-lines file; `live`: Bluesky, X) feeds one channel of chunks; one loop (`feed`)
+//! takes from it, up to `--count`, at `--rate`, and routes each record to `delivery`, whose
+//! per-shard workers batch, pace and put it, resending only failed entries; what still fails goes
+//! to the dead-letter file (`deadletter`). The stream's name comes from `stack`.
 
 pub mod deadletter;
 pub mod delivery;
@@ -28,7 +28,7 @@ use crate::progress::LiveLine;
 use crate::shutdown::Shutdown;
 use crate::stack;
 use delivery::{Counts, Delivery};
-use live::Record;
+use source::Chunk;
 
 /// `stream produce`
 #[derive(Debug, Clone, Args)]
@@ -261,9 +261,9 @@ pub async fn run(
         dead_letter: args.dead_letter.clone(),
     };
     let started = Instant::now();
-    let delivery = Delivery::start(map, settings);
+    let mut delivery = Delivery::start(map, settings);
     let live = live_line(&delivery, started);
-    let (tx, mut rx) = mpsc::channel(source::CHANNEL_DEPTH);
+    let (tx, mut rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let bad_lines = Arc::new(AtomicU64::new(0));
     let source = source::spawn(args, tx, bad_lines.clone());
     let limit = match args.source {
@@ -271,15 +271,10 @@ pub async fn run(
         SourceKind::Synthetic => u64::MAX,
         _ => args.count.unwrap_or(u64::MAX),
     };
-    let fed = feed(&mut rx, limit, args.rate, &shutdown, &delivery).await;
+    let fed = feed(&mut rx, limit, args.rate, &shutdown, &mut delivery).await;
     drop(rx);
     // A source still running (a live one, or one the limit cut short) is no longer needed.
-    source.abort();
-    let source_end = match source.await {
-        Ok(end) => end,
-        Err(e) if e.is_cancelled() => Ok(()),
-        Err(e) => Err(Error::failed(format!("the source stopped: {e}"), "run `stream produce` again")),
-    };
+    let source_end = source.stop();
     let finished = delivery.finish().await;
     live.finish();
     let finished = finished?;
@@ -302,15 +297,16 @@ struct Fed {
     interrupted: bool,
 }
 
-/// The one loop between the source and delivery: takes records from the channel, at most `limit`,
-/// at `rate` records per second in total, and routes each to its shard's worker. Stops early on
-/// Ctrl-C, or once delivery stopped after an error no retry can fix.
+/// The one loop between the source and delivery: takes chunks from the channel, at most `limit`
+/// records, at `rate` records per second in total, routes each record to its shard and hands the
+/// routed records over once per chunk (and before any wait, so none is held back by the rate).
+/// Stops early on Ctrl-C, or once delivery stopped after an error no retry can fix.
 async fn feed(
-    rx: &mut mpsc::Receiver<Record>,
+    rx: &mut mpsc::Receiver<Chunk>,
     limit: u64,
     rate: Option<u32>,
     shutdown: &Shutdown,
-    delivery: &Delivery,
+    delivery: &mut Delivery,
 ) -> Fed {
     let started = Instant::now();
     let mut made = 0u64;
@@ -320,20 +316,29 @@ async fn feed(
             () = shutdown.wait() => return Fed { made, interrupted: true },
             r = rx.recv() => r,
         };
-        let Some((key, data)) = next else { break };
-        if let Some(rate) = rate {
-            // The total rate: record n leaves at n/rate seconds.
-            let due = started + Duration::from_secs_f64(made as f64 / f64::from(rate));
-            tokio::select! {
-                biased;
-                () = shutdown.wait() => return Fed { made, interrupted: true },
-                () = tokio::time::sleep_until(due.into()) => {}
+        let Some(chunk) = next else { break };
+        for (key, data) in chunk {
+            if made == limit {
+                break;
             }
+            if let Some(rate) = rate {
+                // The total rate: record n leaves at n/rate seconds.
+                let due = started + Duration::from_secs_f64(made as f64 / f64::from(rate));
+                if due > Instant::now() && !delivery.hand_over().await {
+                    return Fed { made, interrupted: false };
+                }
+                tokio::select! {
+                    biased;
+                    () = shutdown.wait() => return Fed { made, interrupted: true },
+                    () = tokio::time::sleep_until(due.into()) => {}
+                }
+            }
+            delivery.push(key, data);
+            made += 1;
         }
-        if !delivery.route(key, data).await {
+        if !delivery.hand_over().await {
             break;
         }
-        made += 1;
     }
     Fed { made, interrupted: false }
 }

@@ -1,103 +1,237 @@
-//! Where records come from, all into one channel: `spawn` starts the source the flags name, as a
-//! task that sends (partition key, bytes) until it ends or the channel closes. `Synthetic` makes
-//! realistic v1.1 tweets (any script, emoji, long tweets with `extended_tweet`, hashtags with code
-//! point indices; deterministic for a given seed); `file_record` reads one JSON line of a tweet
-//! archive; the live sources are `live`. Every source yields the same v1.1 record.
+//! Where records come from, all into one channel of chunks: `spawn` starts the source the flags
+//! name. The synthetic and file sources run on a thread of their own (making, reading and checking
+//! records is CPU work that need not wait on the runtime) and send chunks of records; the live
+//! sources (`live`) are tasks that send each post as it comes. `Synthetic` makes realistic v1.1
+//! tweets (any script, emoji, long tweets with `extended_tweet`, hashtags with code point indices;
+//! deterministic for a given seed); `file_record` checks one JSON line of a tweet archive.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::sync::Arc;
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncBufReadExt;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::live::{self, Record};
+pub use super::live::Chunk;
+
+use super::live;
 use super::{ProduceArgs, SourceKind};
 use crate::error::Error;
 use crate::tweet::{Entities, ExtendedTweet, Hashtag, Tweet, User, twitter_time};
 
-/// Records a source may send ahead of delivery.
-pub const CHANNEL_DEPTH: usize = 1024;
+/// Records sent together: one channel message and one wake-up for this many records.
+pub const CHUNK_RECORDS: usize = 256;
+/// Chunks a source may send ahead of delivery.
+pub const CHANNEL_CHUNKS: usize = 4;
+/// Bytes read from a file at a time; records are slices of these blocks, not copies.
+const READ_BLOCK: usize = 256 * 1024;
+
+/// A running source: a task (live sources) or a thread (synthetic, file), and the error it ended
+/// with, if any.
+pub struct Source {
+    task: Option<JoinHandle<()>>,
+    ended: Arc<Mutex<Option<Error>>>,
+}
+
+impl Source {
+    /// Stops the source if it still runs (a thread stops at its next send, or with the process
+    /// when it waits on stdin) and returns how it ended.
+    pub fn stop(self) -> Result<(), Error> {
+        if let Some(task) = self.task {
+            task.abort();
+        }
+        self.ended.lock().map_or(Ok(()), |mut e| e.take().map_or(Ok(()), Err))
+    }
+}
 
 /// Starts the source `args` names, sending on `tx`. Synthetic makes `--count` tweets (100 by
 /// default); a file ends at its end; the live sources run until the receiver is gone. Input lines
 /// that are not tweets (file source) are reported, skipped and counted in `bad_lines`.
-pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Record>, bad_lines: Arc<AtomicU64>) -> JoinHandle<Result<(), Error>> {
-    match args.source {
+pub fn spawn(args: &ProduceArgs, tx: mpsc::Sender<Chunk>, bad_lines: Arc<AtomicU64>) -> Source {
+    let ended = Arc::new(Mutex::new(None));
+    let task = match args.source {
         SourceKind::Synthetic => {
             let (seed, count) = (args.seed, args.count.unwrap_or(100));
-            tokio::spawn(async move {
-                let mut tweets = Synthetic::new(seed);
-                for _ in 0..count {
-                    let t = tweets.next_tweet();
-                    if tx.send((t.partition_key().to_string(), t.to_bytes())).await.is_err() {
-                        break;
-                    }
-                }
+            on_thread(&ended, tx, move |tx| {
+                synthetic(seed, count, tx);
                 Ok(())
-            })
+            });
+            None
         }
-        SourceKind::File => tokio::spawn(read_file(args.file.clone().unwrap_or_default(), args.count, tx, bad_lines)),
+        SourceKind::File => {
+            let (path, limit) = (args.file.clone().unwrap_or_default(), args.count);
+            on_thread(&ended, tx, move |tx| read_file(&path, limit, tx, &bad_lines));
+            None
+        }
         SourceKind::Bluesky => {
             let backoff = live::Backoff { scale: args.reconnect_scale };
             let url = args.bluesky_url.clone();
-            tokio::spawn(async move {
-                live::bluesky(url, tx, backoff).await;
-                Ok(())
-            })
+            Some(tokio::spawn(live::bluesky(url, tx, backoff)))
         }
         SourceKind::X => {
             let backoff = live::Backoff { scale: args.reconnect_scale };
             // Checked by `precheck`; never printed.
             let token = std::env::var("X_BEARER_TOKEN").unwrap_or_default().trim().to_string();
             let (url, track) = (args.x_url.clone(), args.track.clone());
-            tokio::spawn(async move {
-                live::x(url, token, track, tx, backoff).await;
-                Ok(())
+            Some(tokio::spawn(live::x(url, token, track, tx, backoff)))
+        }
+    };
+    Source { task, ended }
+}
+
+/// Runs `work` on a thread of its own; its error is kept in `ended` before `tx` is dropped, so the
+/// channel closing tells that the error, if any, is there.
+fn on_thread(
+    ended: &Arc<Mutex<Option<Error>>>,
+    tx: mpsc::Sender<Chunk>,
+    work: impl FnOnce(&mpsc::Sender<Chunk>) -> Result<(), Error> + Send + 'static,
+) {
+    let ended = ended.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = work(&tx)
+            && let Ok(mut slot) = ended.lock()
+        {
+            *slot = Some(e);
+        }
+        drop(tx);
+    });
+}
+
+/// Makes `count` synthetic tweets, a chunk at a time.
+fn synthetic(seed: Option<u64>, count: u64, tx: &mpsc::Sender<Chunk>) {
+    let mut tweets = Synthetic::new(seed);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(CHUNK_RECORDS as u64);
+        let chunk: Chunk = (0..n)
+            .map(|_| {
+                let t = tweets.next_tweet();
+                (t.partition_key().to_string(), Bytes::from(t.to_bytes()))
             })
+            .collect();
+        if tx.blocking_send(chunk).is_err() {
+            return;
+        }
+        left -= n;
+    }
+}
+
+/// Sends the tweet lines of `path` (`-`: stdin), at most `limit`, in chunks; a chunk also goes out
+/// before every read, so no record waits behind a read that may block (a pipe). Lines that are not
+/// tweets are reported with their line number and skipped.
+fn read_file(
+    path: &std::path::Path,
+    limit: Option<u64>,
+    tx: &mpsc::Sender<Chunk>,
+    bad_lines: &AtomicU64,
+) -> Result<(), Error> {
+    let io = |e| Error::io(path.display().to_string(), e);
+    let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(io)?)
+    };
+    let left = limit.unwrap_or(u64::MAX);
+    let mut lines = Lines { path, tx, number: 0, left, bad_lines, chunk: Vec::new(), gone: false };
+    let mut buf = BytesMut::new();
+    loop {
+        // Every complete line read so far, as slices of one shared block.
+        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+            let block = buf.split_to(last + 1).freeze();
+            let mut start = 0;
+            for end in memchr_all(&block) {
+                lines.take(block.slice(start..end));
+                start = end + 1;
+            }
+        }
+        if !lines.send() || lines.left == 0 {
+            return Ok(());
+        }
+        if buf.capacity() - buf.len() < READ_BLOCK / 2 {
+            buf.reserve(READ_BLOCK);
+        }
+        let filled = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = loop {
+            match reader.read(&mut buf[filled..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(io)?,
+            }
+        };
+        buf.truncate(filled + n);
+        if n == 0 {
+            // The end: a last line without a newline is a line too.
+            if !buf.is_empty() {
+                lines.take(buf.split().freeze());
+            }
+            lines.send();
+            return Ok(());
         }
     }
 }
 
-/// Sends the tweet lines of `path` (`-`: stdin), at most `limit`; lines that are not tweets are
-/// reported with their line number and skipped.
-async fn read_file(
-    path: std::path::PathBuf,
-    limit: Option<u64>,
-    tx: mpsc::Sender<Record>,
-    bad_lines: Arc<AtomicU64>,
-) -> Result<(), Error> {
-    let io = |e| Error::io(path.display().to_string(), e);
-    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if path.as_os_str() == "-" {
-        Box::new(tokio::io::stdin())
-    } else {
-        Box::new(tokio::fs::File::open(&path).await.map_err(io)?)
-    };
-    let mut lines = tokio::io::BufReader::new(reader).lines();
-    let (mut number, mut sent) = (0u64, 0u64);
-    while sent < limit.unwrap_or(u64::MAX) {
-        let Some(line) = lines.next_line().await.map_err(io)? else { break };
-        number += 1;
-        if line.trim().is_empty() {
-            continue;
+/// Offsets of every newline in `block`.
+fn memchr_all(block: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    block.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i)
+}
+
+/// The lines of a file on their way to the channel.
+struct Lines<'a> {
+    path: &'a std::path::Path,
+    tx: &'a mpsc::Sender<Chunk>,
+    number: u64,
+    left: u64,
+    bad_lines: &'a AtomicU64,
+    chunk: Chunk,
+    /// The receiver is gone: nothing more is read.
+    gone: bool,
+}
+
+impl Lines<'_> {
+    /// Checks one line (without its newline): a tweet joins the chunk, which goes out once full;
+    /// anything else is reported.
+    fn take(&mut self, line: Bytes) {
+        self.number += 1;
+        if self.left == 0 || self.gone {
+            return;
+        }
+        let mut line = line.slice_ref(line.trim_ascii());
+        if !(line.starts_with(b"{") && line.ends_with(b"}"))
+            && let Ok(text) = std::str::from_utf8(&line)
+        {
+            // Other Unicode white space around a line is no part of it either.
+            line = line.slice_ref(text.trim().as_bytes());
+        }
+        if line.is_empty() {
+            return;
         }
         match file_record(&line) {
-            Ok(record) => {
-                if tx.send(record).await.is_err() {
-                    break;
+            Ok(key) => {
+                self.chunk.push((key, line));
+                self.left -= 1;
+                if self.chunk.len() == CHUNK_RECORDS {
+                    self.send();
                 }
-                sent += 1;
             }
             Err(reason) => {
-                bad_lines.fetch_add(1, Ordering::Relaxed);
-                crate::progress::status(format!("{}:{number}: skipped: {reason}", path.display()));
+                self.bad_lines.fetch_add(1, Ordering::Relaxed);
+                crate::progress::status(format!("{}:{}: skipped: {reason}", self.path.display(), self.number));
             }
         }
     }
-    Ok(())
+
+    /// Sends the chunk, if any; false once the receiver is gone.
+    fn send(&mut self) -> bool {
+        if !self.chunk.is_empty() && !self.gone {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_RECORDS));
+            self.gone = self.tx.blocking_send(chunk).is_err();
+        }
+        !self.gone
+    }
 }
 
 /// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.
@@ -341,23 +475,24 @@ struct KeyUser<'a> {
     id_str: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// One line of a JSON-lines file as (partition key, record bytes), or why it is not a tweet the
-/// function could write. The line is sent as it is, so records from any v1.1 producer stay whole.
-pub fn file_record(line: &str) -> Result<(String, Vec<u8>), String> {
-    let line = line.trim();
-    crate::tweet::item_from_payload(line.as_bytes()).map_err(|e| e.to_string())?;
-    let view: KeyView<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+/// The partition key of one JSON line (already trimmed), or why it is not a tweet the function
+/// could write. The line itself is sent as it is, so records from any v1.1 producer stay whole.
+pub fn file_record(line: &[u8]) -> Result<String, String> {
+    crate::tweet::item_from_payload(line).map_err(|e| e.to_string())?;
+    let view: KeyView<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     // The 2017 producer keyed by screen_name; fall back to the user id, then the tweet id.
     let key = view
         .user
         .as_ref()
-        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()).map(|s| s.to_string()))
-        .or_else(|| view.id_str.map(|s| s.to_string()))
+        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()))
+        .or(view.id_str.as_ref())
         .filter(|k| !k.is_empty())
         .ok_or("no user.screen_name, user.id_str or id_str for a partition key")?;
     // Kinesis partition keys hold at most 256 Unicode characters.
-    let key: String = key.chars().take(256).collect();
-    Ok((key, line.as_bytes().to_vec()))
+    Ok(match key.char_indices().nth(256) {
+        Some((cut, _)) => key[..cut].to_string(),
+        None => key.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -367,16 +502,55 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn file_lines_keep_their_bytes_and_are_keyed_by_screen_name() {
+    fn file_lines_are_keyed_by_screen_name() {
         let t = Synthetic::new(Some(3)).next_tweet();
-        let line = String::from_utf8(t.to_bytes()).expect("utf8");
-        let (key, data) = file_record(&format!("  {line}  ")).expect("valid line");
-        assert_eq!(key, t.user.screen_name);
-        assert_eq!(data, line.as_bytes());
-        assert!(file_record("{not json").expect_err("bad").starts_with("not a JSON tweet"));
-        assert!(file_record(r#"{"text":"no id"}"#).expect_err("bad").starts_with("no tweet id"));
-        let no_handle = r#"{"id_str":"9","created_at":"Wed Oct 10 20:19:24 +0000 2018","text":"t","user":{"name":"N","id_str":"77"}}"#;
-        assert_eq!(file_record(no_handle).expect("valid").0, "77");
+        assert_eq!(file_record(&t.to_bytes()).expect("valid line"), t.user.screen_name);
+        assert!(file_record(b"{not json").expect_err("bad").starts_with("not a JSON tweet"));
+        assert!(file_record(br#"{"text":"no id"}"#).expect_err("bad").starts_with("no tweet id"));
+        let no_handle = br#"{"id_str":"9","created_at":"Wed Oct 10 20:19:24 +0000 2018","text":"t","user":{"name":"N","id_str":"77"}}"#;
+        assert_eq!(file_record(no_handle).expect("valid"), "77");
+        let long = format!(
+            r#"{{"id_str":"9","created_at":"Wed Oct 10 20:19:24 +0000 2018","text":"t","user":{{"name":"N","screen_name":"{}"}}}}"#,
+            "é".repeat(300)
+        );
+        assert_eq!(file_record(long.as_bytes()).expect("valid"), "é".repeat(256), "cut at 256 characters");
+    }
+
+    /// Lines come out whole and trimmed, in order, in chunks; blank lines are passed over, bad
+    /// lines counted, a last line without a newline kept, and `--count` stops the reading.
+    #[test]
+    fn files_are_read_in_chunks_of_their_lines() {
+        let tweets: Vec<Vec<u8>> = Synthetic::new(Some(5)).take(700).map(|t| t.to_bytes()).collect();
+        let mut text = Vec::new();
+        for (i, t) in tweets.iter().enumerate() {
+            if i == 10 {
+                text.extend_from_slice(b"not a tweet\n\n");
+            }
+            text.extend_from_slice(b"  ");
+            text.extend_from_slice(t);
+            if i + 1 < tweets.len() {
+                text.extend_from_slice(b" \r\n");
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, &text).expect("write");
+        for (limit, want) in [(None, 700), (Some(300), 300)] {
+            let (tx, mut rx) = mpsc::channel(1000);
+            let bad = AtomicU64::new(0);
+            read_file(&path, limit, &tx, &bad).expect("read");
+            drop(tx);
+            let mut got = Vec::new();
+            while let Ok(chunk) = rx.try_recv() {
+                assert!(!chunk.is_empty() && chunk.len() <= CHUNK_RECORDS);
+                got.extend(chunk);
+            }
+            assert_eq!(got.len(), want);
+            assert_eq!(bad.load(Ordering::Relaxed), 1);
+            for (i, (_, data)) in got.iter().enumerate() {
+                assert_eq!(data.as_ref(), tweets[i].as_slice(), "line {i}");
+            }
+        }
     }
 
     #[test]
