@@ -71,7 +71,7 @@ async fn soak() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
     let proxy = FaultProxy::start(&upstream, Faults { throttle: 0.3, server_error: 0.1, ..Faults::default() }, 42);
-    let local = w
+    let mut local = w
         // Not --until-idle: moto splits a shard by emptying it and putting its records back one by
         // one, so mid-split a shard looks caught up. The run is stopped once every item is in.
         .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
@@ -80,6 +80,18 @@ async fn soak() {
         .spawn()
         .expect("stream local");
     let local_pid = local.id();
+    // Drained as it runs: a pipe nobody reads fills up and blocks the process on its next line.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout_reader = drain(local.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr_reader = drain(local.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
 
     // Every few seconds, a bootstrap is killed; once, mid-run, the stream is split.
     let (done, kills) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
@@ -133,8 +145,12 @@ async fn soak() {
     let _ = killer.join();
     let stopped = std::process::Command::new("kill").args(["-INT", &local_pid.to_string()]).status();
     assert!(stopped.is_ok_and(|s| s.success()));
-    let out =
-        tokio::task::spawn_blocking(move || local.wait_with_output().expect("stream local ends")).await.expect("join");
+    let status = tokio::task::spawn_blocking(move || local.wait().expect("stream local ends")).await.expect("join");
+    let out = std::process::Output {
+        status,
+        stdout: stdout_reader.join().expect("stdout read"),
+        stderr: stderr_reader.join().expect("stderr read"),
+    };
     let (stdout, stderr) = common::check(&out, 130, &["local (soak)"]);
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json summary");
 
