@@ -210,9 +210,30 @@ struct UserView<'a> {
 /// Turns a record's payload (already base64-decoded) into the item to write.
 /// UTF-8, never ASCII: the 2017 handler mangled every emoji and CJK tweet here.
 pub fn item_from_payload(payload: &[u8]) -> Result<Item, Invalid> {
-    let text = std::str::from_utf8(payload).map_err(|e| Invalid::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-    let view: TweetView<'_> = serde_json::from_str(text).map_err(|e| Invalid::NotJson(e.to_string()))?;
+    item_from_view(view_of(payload)?)
+}
 
+/// For producers, from one parse: the item the function will write (so a line it would refuse is
+/// caught before it is sent) and the 2017 producer's partition key — `user.screen_name`, else
+/// `user.id_str`, else `id_str` — when the tweet has one.
+pub fn item_and_key(payload: &[u8]) -> Result<(Item, Option<String>), Invalid> {
+    let view = view_of(payload)?;
+    let key = view
+        .user
+        .as_ref()
+        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()))
+        .or(view.id_str.as_ref())
+        .filter(|k| !k.is_empty())
+        .map(|k| k.to_string());
+    Ok((item_from_view(view)?, key))
+}
+
+fn view_of(payload: &[u8]) -> Result<TweetView<'_>, Invalid> {
+    let text = std::str::from_utf8(payload).map_err(|e| Invalid::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+    serde_json::from_str(text).map_err(|e| Invalid::NotJson(e.to_string()))
+}
+
+fn item_from_view(view: TweetView<'_>) -> Result<Item, Invalid> {
     let id = match (&view.id_str, view.id) {
         (Some(s), _) if !s.is_empty() => s.to_string(),
         (_, Some(n)) => n.to_string(),
@@ -260,10 +281,61 @@ pub fn iso_millis(epoch_secs: f64) -> String {
 /// `created_at` (Twitter's format, or RFC 3339) as ISO-8601 UTC with milliseconds:
 /// "Wed Oct 10 20:19:24 +0000 2018" → "2018-10-10T20:19:24.000Z".
 pub fn iso_timestamp(created_at: &str) -> Option<String> {
+    if let Some(iso) = twitter_time_to_iso(created_at) {
+        return Some(iso);
+    }
     let t = DateTime::parse_from_str(created_at, TWITTER_TIME_FORMAT)
         .or_else(|_| DateTime::parse_from_rfc3339(created_at))
         .ok()?;
     Some(t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// The common case of `iso_timestamp` without chrono's format interpreter (a third of a record's
+/// cost in the handler): exactly "Www Mmm DD HH:MM:SS ±hhmm YYYY" with a weekday that matches the
+/// date, as chrono checks. Anything else is left to chrono (`None`).
+fn twitter_time_to_iso(s: &str) -> Option<String> {
+    use chrono::{Datelike, Duration, NaiveDate};
+    const MONTHS: [&[u8; 3]; 12] =
+        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    let b = s.as_bytes();
+    if b.len() != 30 || [3, 7, 10, 19, 25].iter().any(|&i| b[i] != b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |from: usize, len: usize| -> Option<u32> {
+        b[from..from + len].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let month = MONTHS.iter().position(|m| m[..] == b[4..7])? as u32 + 1;
+    let date = NaiveDate::from_ymd_opt(num(26, 4)? as i32, month, num(8, 2)?)?;
+    if DAYS[date.weekday().num_days_from_monday() as usize][..] != b[0..3] {
+        return None;
+    }
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let sign = match b[20] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (oh, om) = (num(21, 2)?, num(23, 2)?);
+    if om > 59 || oh > 23 {
+        return None;
+    }
+    let local = date.and_hms_opt(hour, minute, second)?;
+    let utc = local - Duration::minutes(sign * i64::from(oh * 60 + om));
+    let (d, t) = (utc.date(), utc.time());
+    if !(1000..=9999).contains(&d.year()) {
+        return None;
+    }
+    use chrono::Timelike;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+        d.year(),
+        d.month(),
+        d.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
 }
 
 /// A time in Twitter's `created_at` format.
@@ -274,6 +346,43 @@ pub fn twitter_time(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `iso_timestamp` answered before its fast path: chrono's parser and formatter alone.
+    fn chrono_only(s: &str) -> Option<String> {
+        let t = DateTime::parse_from_str(s, TWITTER_TIME_FORMAT).or_else(|_| DateTime::parse_from_rfc3339(s)).ok()?;
+        Some(t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    }
+
+    proptest::proptest! {
+        /// The fast path answers exactly as chrono does, for valid times and for near misses
+        /// (day 0 or 32, hour 24, second 60, a wrong weekday, odd offsets, years off four digits).
+        #[test]
+        fn the_fast_timestamp_path_agrees_with_chrono(
+            weekday in 0usize..7, month in 0usize..12, day in 0u32..33, hour in 0u32..26, minute in 0u32..61,
+            second in 0u32..62, sign in proptest::sample::select(vec!['+', '-', ' ']), oh in 0u32..26,
+            om in 0u32..61, year in proptest::sample::select(vec![999, 1000, 1970, 2018, 2024, 2100, 9999, 10000]),
+        ) {
+            const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let s = format!(
+                "{} {} {day:02} {hour:02}:{minute:02}:{second:02} {sign}{oh:02}{om:02} {year:04}",
+                DAYS[weekday], MONTHS[month]
+            );
+            proptest::prop_assert_eq!(iso_timestamp(&s), chrono_only(&s), "{}", s);
+        }
+    }
+
+    #[test]
+    fn the_fast_timestamp_path_takes_real_tweets_and_leaves_the_rest_to_chrono() {
+        let t = "Wed Oct 10 20:19:24 +0000 2018";
+        assert_eq!(twitter_time_to_iso(t).as_deref(), Some("2018-10-10T20:19:24.000Z"));
+        assert_eq!(twitter_time_to_iso("Thu Oct 11 01:19:24 +0500 2018").as_deref(), Some("2018-10-10T20:19:24.000Z"));
+        assert_eq!(twitter_time_to_iso("Wed Oct 10 20:19:24 -0130 2018").as_deref(), Some("2018-10-10T21:49:24.000Z"));
+        for other in ["Thu Oct 10 20:19:24 +0000 2018", "2018-10-10T20:19:24Z", "Wed Oct 10 20:19:24 +0000 2018 "] {
+            assert_eq!(twitter_time_to_iso(other), None, "{other}");
+        }
+        assert_eq!(iso_timestamp("2018-10-10T22:19:24.5+02:00").as_deref(), Some("2018-10-10T20:19:24.500Z"));
+    }
 
     fn tweet_json(name: &str, text: &str) -> String {
         serde_json::json!({

@@ -458,36 +458,12 @@ fn make_user(rng: &mut SmallRng, i: usize) -> User {
     User { name, screen_name, id_str: rng.random_range(10_000_000u64..2_000_000_000_000_000_000).to_string() }
 }
 
-/// What the producer needs of a tweet's JSON: the partition key.
-#[derive(serde::Deserialize)]
-struct KeyView<'a> {
-    #[serde(default, borrow)]
-    id_str: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    user: Option<KeyUser<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct KeyUser<'a> {
-    #[serde(default, borrow)]
-    screen_name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    id_str: Option<std::borrow::Cow<'a, str>>,
-}
-
 /// The partition key of one JSON line (already trimmed), or why it is not a tweet the function
 /// could write. The line itself is sent as it is, so records from any v1.1 producer stay whole.
 pub fn file_record(line: &[u8]) -> Result<String, String> {
-    crate::tweet::item_from_payload(line).map_err(|e| e.to_string())?;
-    let view: KeyView<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     // The 2017 producer keyed by screen_name; fall back to the user id, then the tweet id.
-    let key = view
-        .user
-        .as_ref()
-        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()))
-        .or(view.id_str.as_ref())
-        .filter(|k| !k.is_empty())
-        .ok_or("no user.screen_name, user.id_str or id_str for a partition key")?;
+    let (_, key) = crate::tweet::item_and_key(line).map_err(|e| e.to_string())?;
+    let key = key.ok_or("no user.screen_name, user.id_str or id_str for a partition key")?;
     // Kinesis partition keys hold at most 256 Unicode characters.
     Ok(match key.char_indices().nth(256) {
         Some((cut, _)) => key[..cut].to_string(),
