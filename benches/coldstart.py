@@ -7,7 +7,9 @@ time, and the median CPU time (user + system, every thread) the process had used
 Measured twice: on the machine as it is, and busy (one spinning process per core beside it), since
 Lambda's own hosts are shared too.
 
-    benches/coldstart.py BINARY [RUNS]
+    benches/coldstart.py BINARY [BEFORE_BINARY]
+With BEFORE_BINARY (an older build), each row is measured with it too, in the same run.
+COLDSTART_RUNS (default 40) sets the launches per figure.
 """
 import glob
 import http.server
@@ -105,22 +107,22 @@ def spin():
 
 
 def main():
-    binary = sys.argv[1]
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    binaries = [("ours", sys.argv[1])] + ([("before", sys.argv[2])] if len(sys.argv) > 2 else [])
+    runs = int(os.environ.get("COLDSTART_RUNS", "40"))
     print(f"cold start: process start to the first Runtime API `next` ({runs} launches each)")
-    print(f"  {'machine':<28} {'median ms':>10} {'p90 ms':>8} {'CPU ms':>7} {'target':>8}  last")
-    rows = [("as it is (load %.1f)" % os.getloadavg()[0], None)]
-    rows.append((f"busy ({os.cpu_count()} spinning processes)", os.cpu_count()))
+    print(f"  {'machine':<30} {'build':<7} {'median ms':>10} {'p90 ms':>8} {'CPU ms':>7} {'target':>7}  last")
+    rows = [("as it is (load %.1f)" % os.getloadavg()[0], 0), (f"busy ({os.cpu_count()} spinning processes)", os.cpu_count())]
     for label, spinners in rows:
-        procs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(spinners or 0)]
+        procs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(spinners)]
         for p in procs:
             p.start()
         try:
-            median, p90, cpu = launches(binary, runs)
+            for build, binary in binaries:
+                median, p90, cpu = launches(binary, runs)
+                print(f"  {label:<30} {build:<7} {median:>10.2f} {p90:>8.2f} {cpu:>7.2f} {'≤ %.0f' % TARGET_MS:>7}  {LAST_MS}")
         finally:
             for p in procs:
                 p.terminate()
-        print(f"  {label:<28} {median:>10.2f} {p90:>8.2f} {cpu:>7.2f} {'≤ %.0f' % TARGET_MS:>8}  {LAST_MS}")
 
 
 if __name__ == "__main__":
