@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::process::{BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
+use stream::process::{Batch, BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
 use stream::produce::source::Synthetic;
 use stream::sandbox::{Environment, FunctionSpec, Outcome};
 
@@ -82,14 +82,14 @@ fn event_body(n: usize, seed: u64) -> Bytes {
 
 /// One invocation as Lambda mode runs it: the body parsed, then handled.
 async fn invoke<S: Store>(body: &[u8], store: &S) -> BatchOutcome {
-    let event: Event = serde_json::from_slice(body).expect("the event parses");
+    let event: Batch = serde_json::from_slice(body).expect("the event parses");
     handle_batch(&event, store, &Options::within(Duration::from_secs(900))).await
 }
 
 /// CPU µs per record of this process over `iterations` invocations, after one warm-up
 /// (connections, allocator, page faults); every record written each time.
 fn cpu_per_record<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], store: &S, iterations: usize) -> f64 {
-    let records = serde_json::from_slice::<Event>(body).expect("event").records.len();
+    let records = serde_json::from_slice::<Batch>(body).expect("event").records.len();
     let check = |o: BatchOutcome| {
         assert!(o.response.batch_item_failures.is_empty() && o.fatal.is_none(), "a batch failed: {o:?}");
         assert_eq!(o.stats.written, records, "every record written");
@@ -212,8 +212,9 @@ impl Table {
 
     fn print(&self) {
         let head = ["", "ours", "target", "Node.js SDK v3", "ours/Node"];
-        let w: Vec<usize> =
-            (0..5).map(|i| self.0.iter().map(|r| r[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0)).collect();
+        let w: Vec<usize> = (0..5)
+            .map(|i| self.0.iter().map(|r| r[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0))
+            .collect();
         let line = |r: &[&str]| {
             let mut s = format!("  {:<w0$}", r[0], w0 = w[0]);
             for i in 1..5 {
@@ -261,7 +262,10 @@ fn main() {
         return;
     }
 
-    println!("handler, one {RECORDS}-record event ({} bytes of JSON), CPU µs per record of the whole process", body.len());
+    println!(
+        "handler, one {RECORDS}-record event ({} bytes of JSON), CPU µs per record of the whole process",
+        body.len()
+    );
     let mut table = Table(Vec::new());
     let mem = median_cpu(&rt, &body, MemoryStore::default, 5);
     table.row("CPU µs/record, in-memory store (no network)", mem, None, None);
@@ -277,7 +281,8 @@ fn main() {
         let ours = median_cpu(&rt, &body, || DynamoStore::new(client.clone(), "T", None), 3);
         let env = [("AWS_ENDPOINT_URL", moto.clone()), ("AWS_ENDPOINT_URL_DYNAMODB", n.url.clone())];
         let node = node_cpu(&event_file, &env, || "T".into());
-        let per_run = (RECORDS * (1 + 3)) as u64 * RUNS as u64 + if node.is_some() { (RECORDS * 2 * RUNS) as u64 } else { 0 };
+        let per_run =
+            (RECORDS * (1 + 3)) as u64 * RUNS as u64 + if node.is_some() { (RECORDS * 2 * RUNS) as u64 } else { 0 };
         assert_eq!(n.items() - before, per_run, "the null endpoint got every record");
         table.row("CPU µs/record, DynamoDB on the null endpoint", ours, Some(TARGET_CPU_US), node);
     }
@@ -290,12 +295,28 @@ fn main() {
                 targets.push(("null endpoint", n.url.clone(), "T".into()));
             }
             for (name, dynamo, table_name) in targets {
-                let runs: Vec<LambdaFigures> =
-                    (0..RUNS).map(|_| rt.block_on(lambda_mode(&bin, moto, &dynamo, &table_name, body.clone()))).collect();
+                let runs: Vec<LambdaFigures> = (0..RUNS)
+                    .map(|_| rt.block_on(lambda_mode(&bin, moto, &dynamo, &table_name, body.clone())))
+                    .collect();
                 let m = |f: fn(&LambdaFigures) -> f64| median(runs.iter().map(f).collect());
-                table.row(&format!("static binary vs {name}: init, start to first `next` (ms)"), m(|f| f.init_ms), Some(TARGET_INIT_MS), None);
-                table.row(&format!("static binary vs {name}: peak RSS (MB)"), m(|f| f.rss_mb), Some(TARGET_RSS_MB), None);
-                table.row(&format!("static binary vs {name}: process CPU µs/record (init + 1 invocation)"), m(|f| f.cpu_us), None, None);
+                table.row(
+                    &format!("static binary vs {name}: init, start to first `next` (ms)"),
+                    m(|f| f.init_ms),
+                    Some(TARGET_INIT_MS),
+                    None,
+                );
+                table.row(
+                    &format!("static binary vs {name}: peak RSS (MB)"),
+                    m(|f| f.rss_mb),
+                    Some(TARGET_RSS_MB),
+                    None,
+                );
+                table.row(
+                    &format!("static binary vs {name}: process CPU µs/record (init + 1 invocation)"),
+                    m(|f| f.cpu_us),
+                    None,
+                    None,
+                );
                 table.row(&format!("static binary vs {name}: invocation wall ms"), m(|f| f.invocation_ms), None, None);
             }
         }
