@@ -1,27 +1,47 @@
-//! `scripts/bench`: what the function costs. Prints, for batches of 100, 1,000 and 10,000 records:
-//! CPU microseconds per record of this process and records per second, against an in-memory store
-//! (network removed) and against moto (DynamoDB over HTTP); then the shipped static binary in Lambda
-//! mode under `stream local`'s Runtime API: init time (process start to its first `next` request),
-//! the invocation of a 10,000-record batch, and its peak RSS.
+//! `scripts/bench`: what the function costs, beside its targets and a same-run baseline. One
+//! 10,000-record event (the same bytes for every row) is handed to the handler as Lambda hands it
+//! (the JSON body, parsed per invocation) against an in-memory store (network removed), DynamoDB on
+//! moto, and a loopback null endpoint that answers BatchWriteItem at once (benches/null_endpoint.py,
+//! started here); the baseline is the 2017 function's logic in Node.js with the AWS SDK v3
+//! (benches/node) over the same event file, against the same endpoints. Every moto configuration
+//! writes to a fresh table. Then the shipped static binary in Lambda mode under `stream local`'s
+//! Runtime API: init (process start to its first `next`), one 10,000-record invocation, its CPU and
+//! its peak RSS. CPU is user + system time of the process (every thread), the median of 3 runs.
 //! Needs AWS_ENDPOINT_URL (moto) and STREAM_STATIC_BIN for the parts beyond the in-memory store.
+//! HANDLER_BENCH_ONLY=memory|moto|null runs only that configuration of ours, in a loop, for a profiler.
 #![forbid(unsafe_code)]
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bytes::Bytes;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::process::{BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
+use stream::process::{Batch, BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
 use stream::produce::source::Synthetic;
 use stream::sandbox::{Environment, FunctionSpec, Outcome};
 
-/// CPU time of the calling thread, from the kernel's scheduler statistics (nanoseconds).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+/// Records in the event every figure is measured on.
+const RECORDS: usize = 10_000;
+/// Targets of issue 13.
+const TARGET_CPU_US: f64 = 8.0;
+const TARGET_RATIO: f64 = 0.10;
+const TARGET_INIT_MS: f64 = 10.0;
+const TARGET_RSS_MB: f64 = 30.0;
+/// Each figure is the median of this many runs.
+const RUNS: usize = 3;
+
+/// CPU time of this process so far (every live thread), from the kernel's scheduler statistics.
+fn process_cpu_ns(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A value from /proc/<pid>/status, in kB.
@@ -30,83 +50,280 @@ fn status_kb(pid: &str, field: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(field)?.trim().trim_end_matches(" kB").trim().parse().ok())
 }
 
-fn event(n: usize, seed: u64) -> Event {
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The event as Lambda sends it: `n` synthetic tweets of one shard, as JSON.
+fn event_body(n: usize, seed: u64) -> Bytes {
     let mut tweets = Synthetic::new(Some(seed));
     let records = (0..n)
         .map(|i| {
             let t = tweets.next_tweet();
             let mut r = Record::default();
+            r.kinesis.kinesis_schema_version = "1.0".into();
             r.kinesis.partition_key = t.user.screen_name.clone();
-            r.kinesis.sequence_number = format!("{i:020}");
+            r.kinesis.sequence_number = format!("{i:056}");
             r.kinesis.data = base64::engine::general_purpose::STANDARD.encode(t.to_bytes());
             r.kinesis.approximate_arrival_timestamp = 1_700_000_000.0;
-            r.event_id = format!("shardId-000000000000:{i:020}");
+            r.event_source = "aws:kinesis".into();
+            r.event_version = "1.0".into();
+            r.event_id = format!("shardId-000000000000:{i:056}");
+            r.event_name = "aws:kinesis:record".into();
+            r.invoke_identity_arn = "arn:aws:iam::123456789012:role/bench".into();
+            r.aws_region = "us-east-1".into();
+            r.event_source_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/bench".into();
             r
         })
         .collect();
-    Event { records }
+    Bytes::from(serde_json::to_vec(&Event { records }).expect("event json"))
 }
 
-struct Figures {
-    cpu_us_per_record: f64,
-    records_per_s: f64,
+/// One invocation as Lambda mode runs it: the body parsed, then handled.
+async fn invoke<S: Store>(body: &[u8], store: &S) -> BatchOutcome {
+    let event: Batch = serde_json::from_slice(body).expect("the event parses");
+    handle_batch(&event, store, &Options::within(Duration::from_secs(900))).await
 }
 
-/// Runs the handler `iterations` times over `event` and returns the mean cost.
-fn measure<S: Store>(rt: &tokio::runtime::Runtime, event: &Event, store: &S, iterations: usize) -> Figures {
-    let opts = Options::within(Duration::from_secs(900));
-    // One warm-up run: connections, allocator, page faults.
-    let warm = rt.block_on(handle_batch(event, store, &opts));
-    assert!(warm.response.batch_item_failures.is_empty() && warm.fatal.is_none(), "warm-up batch failed");
-    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+/// CPU µs per record of this process over `iterations` invocations, after one warm-up
+/// (connections, allocator, page faults); every record written each time.
+fn cpu_per_record<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], store: &S, iterations: usize) -> f64 {
+    let records = serde_json::from_slice::<Batch>(body).expect("event").records.len();
+    let check = |o: BatchOutcome| {
+        assert!(o.response.batch_item_failures.is_empty() && o.fatal.is_none(), "a batch failed: {o:?}");
+        assert_eq!(o.stats.written, records, "every record written");
+    };
+    check(rt.block_on(invoke(body, store)));
+    let cpu0 = process_cpu_ns("self");
     for _ in 0..iterations {
-        let BatchOutcome { response, stats, fatal } = rt.block_on(handle_batch(event, store, &opts));
-        assert!(response.batch_item_failures.is_empty() && fatal.is_none() && stats.written == event.records.len());
+        check(rt.block_on(invoke(body, store)));
     }
-    let records = (iterations * event.records.len()) as f64;
-    Figures {
-        cpu_us_per_record: (thread_cpu_ns() - cpu0) as f64 / 1000.0 / records,
-        records_per_s: records / wall0.elapsed().as_secs_f64(),
+    (process_cpu_ns("self") - cpu0) as f64 / 1000.0 / (iterations * records) as f64
+}
+
+/// The median of `RUNS` measurements, each on a store `fresh()` makes.
+fn median_cpu<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], fresh: impl Fn() -> S, iterations: usize) -> f64 {
+    median((0..RUNS).map(|_| cpu_per_record(rt, body, &fresh(), iterations)).collect())
+}
+
+/// The null endpoint (benches/null_endpoint.py) as a child process on a free loopback port.
+struct NullEndpoint {
+    child: Child,
+    url: String,
+}
+
+impl NullEndpoint {
+    fn start(python: &Path) -> NullEndpoint {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let mut child = Command::new(python)
+            .args(["benches/null_endpoint.py", &port.to_string(), "1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the null endpoint starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its first line");
+        assert_eq!(line.trim(), "ready", "the null endpoint is listening");
+        NullEndpoint { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Items it has been sent so far.
+    fn items(&self) -> u64 {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(self.url.trim_start_matches("http://")).expect("connect");
+        conn.write_all(b"GET /counts HTTP/1.1\r\nHost: null\r\nConnection: close\r\n\r\n").expect("ask");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("counts");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        serde_json::from_str::<serde_json::Value>(body).expect("json")["items"].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for NullEndpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Node.js baseline (benches/node/bench.mjs) over the event file: CPU µs per record of the
+/// whole Node process, the median of `RUNS` processes; each run on a table `table()` names.
+fn node_cpu(event_file: &Path, env: &[(&str, String)], mut table: impl FnMut() -> String) -> Option<f64> {
+    let script = Path::new("benches/node/bench.mjs");
+    if !node_modules() {
+        return None;
+    }
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        let out = Command::new("node")
+            .arg(script)
+            .arg(event_file)
+            .arg("1")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("TABLE_NAME", table())
+            .env("NODE_NO_WARNINGS", "1")
+            .stderr(Stdio::inherit())
+            .output()
+            .ok()?;
+        assert!(out.status.success(), "the Node.js baseline failed");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("its JSON line");
+        runs.push(doc["cpu_us_per_record"].as_f64().expect("cpu_us_per_record"));
+    }
+    Some(median(runs))
+}
+
+/// The baseline's packages (the AWS SDK v3), installed by `npm ci` from benches/node's lock file
+/// into benches/node/node_modules (ignored by git) when they are missing. False, with a note on
+/// stdout, when npm cannot install them (offline, no npm): the rows then go without a baseline.
+fn node_modules() -> bool {
+    if Path::new("benches/node/node_modules/@aws-sdk/client-dynamodb").is_dir() {
+        return true;
+    }
+    println!("(installing the Node.js baseline's packages: npm ci --prefix benches/node)");
+    let installed = Command::new("npm")
+        .args(["ci", "--prefix", "benches/node", "--no-audit", "--no-fund", "--loglevel=error"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        println!(
+            "(npm could not install benches/node's packages (offline? no npm?): no Node.js baseline in this run; \
+             run `npm ci --prefix benches/node` where the npm registry is reachable)"
+        );
+    }
+    installed
+}
+
+/// Rows of the table: what, ours, target, Node.js, ratio.
+struct Table(Vec<[String; 5]>);
+
+impl Table {
+    fn row(&mut self, what: &str, ours: f64, target: Option<f64>, node: Option<f64>) {
+        let f = |v: f64| if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        let ratio = node.map(|n| format!("{:.3} (≤ {TARGET_RATIO:.2})", ours / n));
+        self.0.push([
+            what.into(),
+            f(ours),
+            target.map_or("-".into(), |t| format!("≤ {}", f(t))),
+            node.map_or("-".into(), f),
+            ratio.unwrap_or("-".into()),
+        ]);
+    }
+
+    fn print(&self) {
+        let head = ["", "ours", "target", "Node.js SDK v3", "ours/Node"];
+        let w: Vec<usize> = (0..5)
+            .map(|i| self.0.iter().map(|r| r[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0))
+            .collect();
+        let line = |r: &[&str]| {
+            let mut s = format!("  {:<w0$}", r[0], w0 = w[0]);
+            for i in 1..5 {
+                s += &format!("  {:>wi$}", r[i], wi = w[i]);
+            }
+            println!("{s}");
+        };
+        line(&head);
+        for r in &self.0 {
+            line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+        }
     }
 }
 
 fn main() {
-    // One thread: every CPU cycle of the handler (and of the SDK's HTTP client) is counted on it.
+    // One thread: the handler and the SDK's HTTP client run on it, as a current-thread Lambda would.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    let moto = endpoint.as_ref().map(|_| {
-        rt.block_on(async {
-            let config = load_config(&AwsArgs::default(), RetryMode::Standard).await;
-            let client = aws_sdk_dynamodb::Client::new(&config);
-            let table = format!("bench-{}", std::process::id());
-            create_table(&client, &table).await;
-            (DynamoStore::new(client, &table, None), table)
-        })
+    let moto_url = std::env::var("AWS_ENDPOINT_URL").ok();
+    let python = PathBuf::from(".venv/bin/python");
+    let body = event_body(RECORDS, 99);
+    let config = moto_url.as_ref().map(|_| rt.block_on(load_config(&AwsArgs::default(), RetryMode::Standard)));
+    let null = (python.exists() && config.is_some()).then(|| NullEndpoint::start(&python));
+    let moto_client = config.as_ref().map(aws_sdk_dynamodb::Client::new);
+    let null_client = config.as_ref().zip(null.as_ref()).map(|(c, n)| {
+        aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(c).endpoint_url(&n.url).build())
     });
+    let fresh_table = |client: &aws_sdk_dynamodb::Client| {
+        let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        rt.block_on(create_table(client, &table));
+        table
+    };
 
-    println!("handler (release build, one thread)        CPU µs/record   records/s");
-    for n in [100, 1_000, 10_000] {
-        let ev = event(n, n as u64);
-        let mem = measure(&rt, &ev, &MemoryStore::default(), (200_000 / n).max(5));
-        println!(
-            "  {n:>6} records, in-memory store        {:>12.2}   {:>9.0}",
-            mem.cpu_us_per_record, mem.records_per_s
-        );
-        if let Some((store, _)) = &moto {
-            let m = measure(&rt, &ev, store, (10_000 / n).clamp(1, 5));
-            println!(
-                "  {n:>6} records, DynamoDB on moto        {:>12.2}   {:>9.0}",
-                m.cpu_us_per_record, m.records_per_s
-            );
+    if let Ok(only) = std::env::var("HANDLER_BENCH_ONLY") {
+        let iterations = std::env::var("HANDLER_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+        let us = match only.as_str() {
+            "memory" => cpu_per_record(&rt, &body, &MemoryStore::default(), iterations),
+            "moto" => {
+                let client = moto_client.expect("AWS_ENDPOINT_URL");
+                cpu_per_record(&rt, &body, &DynamoStore::new(client.clone(), fresh_table(&client), None), iterations)
+            }
+            "null" => cpu_per_record(&rt, &body, &DynamoStore::new(null_client.expect("null"), "T", None), iterations),
+            other => panic!("HANDLER_BENCH_ONLY={other}: memory, moto or null"),
+        };
+        println!("{only}: {us:.2} CPU µs/record over {iterations} invocations");
+        return;
+    }
+
+    println!(
+        "handler, one {RECORDS}-record event ({} bytes of JSON), CPU µs per record of the whole process",
+        body.len()
+    );
+    let mut table = Table(Vec::new());
+    let mem = median_cpu(&rt, &body, MemoryStore::default, 5);
+    table.row("CPU µs/record, in-memory store (no network)", mem, None, None);
+    let event_file = std::env::temp_dir().join(format!("stream-bench-event-{}.json", std::process::id()));
+    std::fs::write(&event_file, &body).expect("event file for the baseline");
+    if let (Some(moto), Some(client)) = (&moto_url, &moto_client) {
+        let ours = median_cpu(&rt, &body, || DynamoStore::new(client.clone(), fresh_table(client), None), 1);
+        let node = node_cpu(&event_file, &[("AWS_ENDPOINT_URL", moto.clone())], || fresh_table(client));
+        table.row("CPU µs/record, DynamoDB on moto", ours, Some(TARGET_CPU_US), node);
+    }
+    if let (Some(n), Some(client), Some(moto)) = (&null, &null_client, &moto_url) {
+        let before = n.items();
+        let ours = median_cpu(&rt, &body, || DynamoStore::new(client.clone(), "T", None), 3);
+        let env = [("AWS_ENDPOINT_URL", moto.clone()), ("AWS_ENDPOINT_URL_DYNAMODB", n.url.clone())];
+        let node = node_cpu(&event_file, &env, || "T".into());
+        let per_run =
+            (RECORDS * (1 + 3)) as u64 * RUNS as u64 + if node.is_some() { (RECORDS * 2 * RUNS) as u64 } else { 0 };
+        assert_eq!(n.items() - before, per_run, "the null endpoint got every record");
+        table.row("CPU µs/record, DynamoDB on the null endpoint", ours, Some(TARGET_CPU_US), node);
+    }
+    let _ = std::fs::remove_file(&event_file);
+
+    match (&moto_url, std::env::var("STREAM_STATIC_BIN").ok(), &moto_client) {
+        (Some(moto), Some(bin), Some(client)) => {
+            let mut targets = vec![("moto", moto.clone(), fresh_table(client))];
+            if let Some(n) = &null {
+                targets.push(("null endpoint", n.url.clone(), "T".into()));
+            }
+            for (name, dynamo, table_name) in targets {
+                let runs: Vec<LambdaFigures> = (0..RUNS)
+                    .map(|_| rt.block_on(lambda_mode(&bin, moto, &dynamo, &table_name, body.clone())))
+                    .collect();
+                let m = |f: fn(&LambdaFigures) -> f64| median(runs.iter().map(f).collect());
+                table.row(
+                    &format!("static binary vs {name}: init, start to first `next` (ms)"),
+                    m(|f| f.init_ms),
+                    Some(TARGET_INIT_MS),
+                    None,
+                );
+                table.row(
+                    &format!("static binary vs {name}: peak RSS (MB)"),
+                    m(|f| f.rss_mb),
+                    Some(TARGET_RSS_MB),
+                    None,
+                );
+                table.row(
+                    &format!("static binary vs {name}: process CPU µs/record (init + 1 invocation)"),
+                    m(|f| f.cpu_us),
+                    None,
+                    None,
+                );
+                table.row(&format!("static binary vs {name}: invocation wall ms"), m(|f| f.invocation_ms), None, None);
+            }
         }
+        _ => println!("(set AWS_ENDPOINT_URL and STREAM_STATIC_BIN to measure the static binary in Lambda mode)"),
     }
+    table.print();
     println!("  peak RSS of this benchmark process: {} kB", status_kb("self", "VmHWM:").unwrap_or(0));
-
-    if let (Some(endpoint), Some(bin), Some((_, table))) = (endpoint, std::env::var("STREAM_STATIC_BIN").ok(), &moto) {
-        rt.block_on(lambda_mode(&bin, &endpoint, table));
-    } else {
-        println!("(set AWS_ENDPOINT_URL and STREAM_STATIC_BIN to measure the static binary in Lambda mode)");
-    }
 }
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
@@ -127,10 +344,17 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
         .expect("create bench table on moto");
 }
 
-/// The shipped binary as Lambda runs it: `stream local`'s Runtime API hands it one 10,000-record
-/// event. No figure is printed unless the invocation succeeded.
-async fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
-    let dir = std::path::Path::new(bin).parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
+struct LambdaFigures {
+    init_ms: f64,
+    invocation_ms: f64,
+    rss_mb: f64,
+    cpu_us: f64,
+}
+
+/// The shipped binary as Lambda runs it: `stream local`'s Runtime API starts it and hands it one
+/// 10,000-record event; DynamoDB at `dynamo`. Panics unless the invocation wrote every record.
+async fn lambda_mode(bin: &str, moto: &str, dynamo: &str, table: &str, body: Bytes) -> LambdaFigures {
+    let dir = Path::new(bin).parent().unwrap_or(Path::new("/")).to_path_buf();
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
@@ -138,7 +362,8 @@ async fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL", moto),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamo),
         ("TABLE_NAME", table),
         ("RUST_LOG", "warn"),
     ];
@@ -155,27 +380,26 @@ async fn lambda_mode(bin: &str, endpoint: &str, table: &str) {
         starts: AtomicU64::new(0),
     });
     let mut environment = Environment::new(spec).await.expect("a Runtime API on loopback");
-    let body = bytes::Bytes::from(serde_json::to_vec(&event(10_000, 99)).expect("event json"));
+    let records = RECORDS as f64;
     let started = Instant::now();
     let outcome = environment.invoke(body).await;
     let took = started.elapsed();
-    // Read the peak RSS while the function waits for its next invocation.
-    let rss = environment.pid().and_then(|pid| status_kb(&pid.to_string(), "VmHWM:")).unwrap_or(0);
+    // Read the peak RSS and the CPU while the function waits for its next invocation.
+    let pid = environment.pid().map(|p| p.to_string()).unwrap_or_default();
+    let rss = status_kb(&pid, "VmHWM:").unwrap_or(0);
+    let cpu_ns = process_cpu_ns(&pid);
     let init = environment.init_duration();
     environment.stop().await;
     let Outcome::Response(answer) = &outcome else {
-        panic!("the 10,000-record invocation failed: {outcome:?}");
+        panic!("the {RECORDS}-record invocation failed: {outcome:?}");
     };
     assert_eq!(&answer[..], br#"{"batchItemFailures":[]}"#, "the invocation wrote every record");
     let init = init.expect("the function asked for an invocation");
-    println!("static binary in Lambda mode ({bin})");
-    println!("  init, process start to first `next`: {:.1} ms", init.as_secs_f64() * 1000.0);
-    // The invocation is timed from the event handed over, so init is not in it.
-    let invocation = took.saturating_sub(init);
-    println!(
-        "  one 10,000-record invocation against moto: {:.0} ms ({:.0} records/s)",
-        invocation.as_secs_f64() * 1000.0,
-        10_000.0 / invocation.as_secs_f64()
-    );
-    println!("  peak RSS of the function process: {rss} kB");
+    LambdaFigures {
+        init_ms: init.as_secs_f64() * 1000.0,
+        // The invocation is timed from the event handed over, so init is not in it.
+        invocation_ms: took.saturating_sub(init).as_secs_f64() * 1000.0,
+        rss_mb: rss as f64 / 1024.0,
+        cpu_us: cpu_ns as f64 / 1000.0 / records,
+    }
 }

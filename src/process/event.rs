@@ -65,6 +65,52 @@ pub struct KinesisData {
     pub encryption_type: Option<String>,
 }
 
+/// What the function reads of an event: per record only the fields it uses, so the others (about
+/// half of each record: source, version, name, role, region) are skipped instead of copied. Reads
+/// every event `Event` reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Batch {
+    /// The records, in order.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<BatchRecord>,
+}
+
+/// One record as the function reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BatchRecord {
+    /// The Kinesis part.
+    pub kinesis: KinesisData,
+    /// `<shard id>:<sequence number>`.
+    #[serde(rename = "eventID", default)]
+    pub event_id: String,
+    /// The stream's ARN.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: String,
+}
+
+impl BatchRecord {
+    /// The shard id: the part of `eventID` before the colon.
+    pub fn shard_id(&self) -> &str {
+        self.event_id.split_once(':').map_or("", |(shard, _)| shard)
+    }
+}
+
+impl From<&Record> for BatchRecord {
+    fn from(r: &Record) -> Self {
+        BatchRecord {
+            kinesis: r.kinesis.clone(),
+            event_id: r.event_id.clone(),
+            event_source_arn: r.event_source_arn.clone(),
+        }
+    }
+}
+
+impl From<&Event> for Batch {
+    fn from(e: &Event) -> Self {
+        Batch { records: e.records.iter().map(BatchRecord::from).collect() }
+    }
+}
+
 /// Where a Kinesis record came from, as the event source mapping names it in the event.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -161,6 +207,14 @@ mod tests {
         let ours: Event = serde_json::from_str(&json).expect("their JSON is ours");
         assert_eq!(ours.records[1].kinesis.approximate_arrival_timestamp, 1545084711.166);
         assert_eq!(ours.records[1].kinesis.data, "VGhpcyBpcyBvbmx5IGEgdGVzdC4=");
+    }
+
+    #[test]
+    fn the_function_reads_what_it_needs_of_the_event() {
+        let event: Event = serde_json::from_str(SAMPLE).expect("sample event");
+        let batch: Batch = serde_json::from_str(SAMPLE).expect("sample batch");
+        assert_eq!(batch, Batch::from(&event));
+        assert_eq!(batch.records[0].shard_id(), "shardId-000000000006");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
-use super::{BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Event, Options, handle_batch, metrics};
+use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, handle_batch, metrics};
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
 use crate::template::{REJECTED_TABLE_ENV, TABLE_ENV};
@@ -44,7 +44,7 @@ pub async fn run_lambda() -> Result<(), Error> {
     let config = aws::load_config(&AwsArgs::default(), RetryMode::Standard).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, rejected);
     let (store, function) = (&store, function.as_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Batch>| async move {
         let started = Instant::now();
         let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
         let BatchOutcome { response, stats, fatal } = handle_batch(&event.payload, store, &opts).await;

@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod store;
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::primitives::Blob;
@@ -18,7 +19,7 @@ use base64::Engine;
 use futures::StreamExt;
 use serde::Serialize;
 
-pub use event::{Event, Record, Response};
+pub use event::{Batch, BatchRecord, Event, Record, Response};
 pub use store::{Attrs, DynamoStore, MemoryStore, Store, Target};
 
 use crate::dynamo::MAX_BATCH_WRITE;
@@ -94,8 +95,8 @@ pub struct BatchOutcome {
 struct Poison<'a> {
     pos: usize,
     sub: Option<usize>,
-    partition_key: &'a str,
-    payload: &'a [u8],
+    partition_key: Cow<'a, str>,
+    payload: Cow<'a, [u8]>,
     reason: String,
 }
 
@@ -107,10 +108,9 @@ struct Poison<'a> {
 /// so the response names only the first record whose write (or quarantine) did not make it; puts are
 /// keyed, so what is delivered twice overwrites itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
-pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) -> BatchOutcome {
+pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) -> BatchOutcome {
     let records = &event.records;
-    let payloads = payloads(records);
-    let decoded = decode(records, &payloads);
+    let decoded = decode(records);
     let (items, duplicates) = dedupe_keep_last(decoded.items);
     let now = chrono::Utc::now();
     let quarantined: Vec<(usize, Attrs)> = decoded.poison.iter().map(|p| quarantine(records, p, now)).collect();
@@ -123,7 +123,7 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
     // Items DynamoDB refused one by one can never be written either: quarantine their records.
     if !report.refused.is_empty() && report.fatal.is_none() {
         let refused = std::mem::take(&mut report.refused);
-        let more = quarantine_refused(store, records, &payloads, refused, now, opts).await;
+        let more = quarantine_refused(store, records, refused, now, opts).await;
         report.absorb(more);
     }
 
@@ -148,8 +148,7 @@ pub async fn handle_batch<S: Store>(event: &Event, store: &S, opts: &Options) ->
 /// Quarantines the records of items DynamoDB refused on their own (batch position, why).
 async fn quarantine_refused<S: Store>(
     store: &S,
-    records: &[Record],
-    payloads: &[Option<Vec<u8>>],
+    records: &[BatchRecord],
     refused: Vec<(usize, String)>,
     now: chrono::DateTime<chrono::Utc>,
     opts: &Options,
@@ -159,8 +158,9 @@ async fn quarantine_refused<S: Store>(
         .map(|(pos, why)| Poison {
             pos,
             sub: None,
-            partition_key: &records[pos].kinesis.partition_key,
-            payload: payloads[pos].as_deref().unwrap_or_default(),
+            partition_key: Cow::Borrowed(records[pos].kinesis.partition_key.as_str()),
+            // Decoded again: only refused items need their record's bytes after decoding.
+            payload: Cow::Owned(payload(&records[pos]).unwrap_or_default()),
             reason: format!("DynamoDB refused the item: {why}"),
         })
         .collect();
@@ -169,10 +169,9 @@ async fn quarantine_refused<S: Store>(
     write_all(store, &units, opts).await
 }
 
-/// The payloads of the records, base64-decoded; `None` for data that is not base64. Kept whole
-/// for the batch: poison records are quarantined with their bytes.
-fn payloads(records: &[Record]) -> Vec<Option<Vec<u8>>> {
-    records.iter().map(|r| base64::engine::general_purpose::STANDARD.decode(&r.kinesis.data).ok()).collect()
+/// A record's payload, base64-decoded; `None` for data that is not base64.
+fn payload(record: &BatchRecord) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(&record.kinesis.data).ok()
 }
 
 /// The batch decoded: the items in batch order, the poison records, the user records counted.
@@ -182,30 +181,46 @@ struct Decoded<'a> {
     user_records: usize,
 }
 
-/// Decodes every record in order; a KPL aggregate yields its sub-records. Poison keeps its reason.
-fn decode<'a>(records: &'a [Record], payloads: &'a [Option<Vec<u8>>]) -> Decoded<'a> {
+/// Decodes every record in order; a KPL aggregate yields its sub-records. Poison keeps its reason
+/// and its bytes; the payloads of good records are dropped once their item is made, so the batch
+/// is never held decoded whole.
+fn decode(records: &[BatchRecord]) -> Decoded<'_> {
     let mut d = Decoded { items: Vec::with_capacity(records.len()), poison: Vec::new(), user_records: 0 };
-    for (pos, (record, payload)) in records.iter().zip(payloads).enumerate() {
-        let pk = record.kinesis.partition_key.as_str();
-        let mut poison = |sub, partition_key, payload, reason: String| {
-            d.poison.push(Poison { pos, sub, partition_key, payload, reason });
-        };
-        let Some(payload) = payload else {
-            poison(None, pk, record.kinesis.data.as_bytes(), "data is not base64".into());
+    let mut buf = Vec::new();
+    for (pos, record) in records.iter().enumerate() {
+        let pk = Cow::Borrowed(record.kinesis.partition_key.as_str());
+        buf.clear();
+        if base64::engine::general_purpose::STANDARD.decode_vec(&record.kinesis.data, &mut buf).is_err() {
+            let reason = "data is not base64".to_string();
+            let payload = Cow::Borrowed(record.kinesis.data.as_bytes());
+            d.poison.push(Poison { pos, sub: None, partition_key: pk, payload, reason });
             continue;
-        };
+        }
+        let payload = buf.as_slice();
         if !kpl::is_aggregate(payload) {
             d.user_records += 1;
             match item_from_payload(payload) {
                 Ok(item) => d.items.push((pos, item)),
-                Err(why) => poison(None, pk, payload, why.to_string()),
+                Err(why) => d.poison.push(Poison {
+                    pos,
+                    sub: None,
+                    partition_key: pk,
+                    payload: Cow::Owned(payload.to_vec()),
+                    reason: why.to_string(),
+                }),
             }
             continue;
         }
         // KPL aggregates carry many user records under one sequence number: a failure in any
         // of them can only point at the parent. Lambda does not deaggregate; we do.
         match kpl::deaggregate(payload) {
-            Err(why) => poison(None, pk, payload, why.to_string()),
+            Err(why) => d.poison.push(Poison {
+                pos,
+                sub: None,
+                partition_key: pk,
+                payload: Cow::Owned(payload.to_vec()),
+                reason: why.to_string(),
+            }),
             Ok(subs) => {
                 d.user_records += subs.len();
                 for (i, sub) in subs.iter().enumerate() {
@@ -214,8 +229,8 @@ fn decode<'a>(records: &'a [Record], payloads: &'a [Option<Vec<u8>>]) -> Decoded
                         Err(why) => d.poison.push(Poison {
                             pos,
                             sub: Some(i),
-                            partition_key: sub.partition_key,
-                            payload: sub.data,
+                            partition_key: Cow::Owned(sub.partition_key.to_string()),
+                            payload: Cow::Owned(sub.data.to_vec()),
                             reason: why.to_string(),
                         }),
                     }
@@ -247,7 +262,7 @@ fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Attrs)>, usize) {
 }
 
 /// Earliest arrival time in the batch (seconds since the epoch), 0 when none is known.
-fn oldest_arrival(records: &[Record]) -> f64 {
+fn oldest_arrival(records: &[BatchRecord]) -> f64 {
     let oldest = records
         .iter()
         .map(|r| r.kinesis.approximate_arrival_timestamp)
@@ -267,7 +282,7 @@ pub fn into_attributes(item: Item) -> Attrs {
 }
 
 /// The quarantine item of a poison record, logged with its shard and sequence number.
-fn quarantine(records: &[Record], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Attrs) {
+fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Attrs) {
     let record = &records[p.pos];
     tracing::warn!(
         shard = record.shard_id(),
@@ -280,7 +295,7 @@ fn quarantine(records: &[Record], p: &Poison<'_>, now: chrono::DateTime<chrono::
 }
 
 /// The quarantine item of a poison record: where it came from, why, and its bytes.
-fn quarantine_item(record: &Record, p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> Attrs {
+fn quarantine_item(record: &BatchRecord, p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> Attrs {
     let s = |v: &str| AttributeValue::S(v.to_string());
     let sequence = match p.sub {
         Some(i) => format!("{}#{i:05}", record.kinesis.sequence_number),
@@ -293,7 +308,7 @@ fn quarantine_item(record: &Record, p: &Poison<'_>, now: chrono::DateTime<chrono
         (rejected_attr::SHARD.to_string(), s(shard)),
         (rejected_attr::SEQUENCE.to_string(), AttributeValue::S(sequence)),
         (rejected_attr::REASON.to_string(), s(&p.reason)),
-        (rejected_attr::PARTITION_KEY.to_string(), s(if p.partition_key.is_empty() { "-" } else { p.partition_key })),
+        (rejected_attr::PARTITION_KEY.to_string(), s(if p.partition_key.is_empty() { "-" } else { &p.partition_key })),
         (rejected_attr::ARRIVAL.to_string(), AttributeValue::S(arrival)),
         (rejected_attr::QUARANTINED_AT.to_string(), s(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())),
         (rejected_attr::PAYLOAD.to_string(), AttributeValue::B(Blob::new(kept))),
@@ -547,8 +562,8 @@ mod tests {
         .into_bytes()
     }
 
-    fn event(records: Vec<Record>) -> Event {
-        Event { records }
+    fn event(records: Vec<Record>) -> Batch {
+        Batch::from(&Event { records })
     }
 
     fn far() -> Options {
@@ -678,7 +693,7 @@ mod tests {
         let mut bad_b64 = record(7, b"x");
         bad_b64.kinesis.data = "%%%".into();
         let mut ev = ev;
-        ev.records.push(bad_b64);
+        ev.records.push(BatchRecord::from(&bad_b64));
         let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty(), "poison never blocks the shard");
         assert_eq!(stats.written, 2);

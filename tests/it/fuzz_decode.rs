@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use stream::kpl;
-use stream::process::{BatchOutcome, Event, MemoryStore, Options, Record, Target, handle_batch};
+use stream::process::{Batch, BatchOutcome, Event, MemoryStore, Options, Record, Target, handle_batch};
 use stream::tweet::item_from_payload;
 
 /// Bytes with the KPL magic in front and a valid digest at the end: reaches the protobuf reader.
@@ -231,7 +231,9 @@ proptest! {
             records.push(r);
         }
         let n = records.len();
-        let event = Event { records };
+        // As Lambda hands it over: the event's JSON, read as the function reads it.
+        let json = serde_json::to_vec(&Event { records }).expect("event json");
+        let event: Batch = serde_json::from_slice(&json).expect("the function reads the event");
         let store = MemoryStore::default();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let BatchOutcome { response, stats, fatal } = rt.block_on(handle_batch(&event, &store, &Options::within(std::time::Duration::from_secs(30))));
