@@ -113,9 +113,9 @@ pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) ->
     let decoded = decode(records);
     let (items, duplicates) = dedupe_keep_last(decoded.items);
     let now = chrono::Utc::now();
-    let quarantined: Vec<(usize, Attrs)> = decoded.poison.iter().map(|p| quarantine(records, p, now)).collect();
+    let quarantined: Vec<(usize, Pending)> = decoded.poison.iter().map(|p| quarantine(records, p, now)).collect();
 
-    let mut units: Vec<(Target, &[(usize, Attrs)])> = Vec::new();
+    let mut units: Vec<(Target, &[(usize, Pending)])> = Vec::new();
     units.extend(items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Events, c)));
     units.extend(quarantined.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)));
     let mut report = write_all(store, &units, opts).await;
@@ -164,7 +164,7 @@ async fn quarantine_refused<S: Store>(
             reason: format!("DynamoDB refused the item: {why}"),
         })
         .collect();
-    let items: Vec<(usize, Attrs)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
+    let items: Vec<(usize, Pending)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
     let units: Vec<_> = items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)).collect();
     write_all(store, &units, opts).await
 }
@@ -241,9 +241,9 @@ fn decode(records: &[BatchRecord]) -> Decoded<'_> {
     d
 }
 
-/// For each key the last occurrence (the highest sequence number), in batch order, as attributes;
-/// and how many were dropped. Sorting indices by borrowed keys avoids copying any key.
-fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Attrs)>, usize) {
+/// For each key the last occurrence (the highest sequence number), in batch order; and how many
+/// were dropped. Sorting indices by borrowed keys avoids copying any key.
+fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Pending)>, usize) {
     let key = |i: usize| (items[i].1.username.as_str(), items[i].1.id.as_str());
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
@@ -257,7 +257,7 @@ fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Attrs)>, usize) {
     let dropped = items.len() - keep.len();
     let mut items: Vec<Option<(usize, Item)>> = items.into_iter().map(Some).collect();
     let kept =
-        keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, into_attributes(item))).collect();
+        keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, Pending::Tweet(item))).collect();
     (kept, dropped)
 }
 
@@ -271,6 +271,24 @@ fn oldest_arrival(records: &[BatchRecord]) -> f64 {
     if oldest.is_finite() { oldest } else { 0.0 }
 }
 
+/// An item waiting to be written. A tweet's attributes are built only for the call that sends it:
+/// a batch's worth of attribute maps held at once was a quarter of a 10,000-record invocation's
+/// memory.
+#[derive(Debug)]
+enum Pending {
+    Tweet(Item),
+    Quarantine(Attrs),
+}
+
+impl Pending {
+    fn attributes(&self) -> Attrs {
+        match self {
+            Pending::Tweet(item) => into_attributes(item.clone()),
+            Pending::Quarantine(attrs) => attrs.clone(),
+        }
+    }
+}
+
 /// An item as DynamoDB attributes (moves the strings).
 pub fn into_attributes(item: Item) -> Attrs {
     Attrs::from([
@@ -282,7 +300,7 @@ pub fn into_attributes(item: Item) -> Attrs {
 }
 
 /// The quarantine item of a poison record, logged with its shard and sequence number.
-fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Attrs) {
+fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Pending) {
     let record = &records[p.pos];
     tracing::warn!(
         shard = record.shard_id(),
@@ -291,7 +309,7 @@ fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chr
         reason = %p.reason,
         "record quarantined"
     );
-    (p.pos, quarantine_item(record, p, now))
+    (p.pos, Pending::Quarantine(quarantine_item(record, p, now)))
 }
 
 /// The quarantine item of a poison record: where it came from, why, and its bytes.
@@ -379,7 +397,7 @@ impl WriteReport {
 
 /// Writes every chunk, several at once. Keys are unique in the batch after dedupe, so no two
 /// chunks touch the same key and the order per key is kept.
-async fn write_all<S: Store>(store: &S, units: &[(Target, &[(usize, Attrs)])], opts: &Options) -> WriteReport {
+async fn write_all<S: Store>(store: &S, units: &[(Target, &[(usize, Pending)])], opts: &Options) -> WriteReport {
     let results: Vec<(Target, ChunkResult)> = futures::stream::iter(units)
         .map(|&(target, unit)| async move { (target, write_chunk(store, target, unit, opts).await) })
         .buffer_unordered(opts.concurrency.max(1))
@@ -408,7 +426,7 @@ struct ChunkResult {
 /// Writes one chunk, resending what comes back unprocessed (or throttled, or 5xx) while the
 /// deadline leaves room to answer. When DynamoDB refuses the chunk (a `Rejected` error, such as a
 /// ValidationException), each item is tried alone to find the ones it refuses.
-async fn write_chunk<S: Store>(store: &S, target: Target, unit: &[(usize, Attrs)], opts: &Options) -> ChunkResult {
+async fn write_chunk<S: Store>(store: &S, target: Target, unit: &[(usize, Pending)], opts: &Options) -> ChunkResult {
     let mut result = ChunkResult::default();
     let first = send(store, target, unit, (0..unit.len()).collect(), opts).await;
     result.retries += first.resends;
@@ -451,14 +469,14 @@ struct Sent {
 async fn send<S: Store>(
     store: &S,
     target: Target,
-    unit: &[(usize, Attrs)],
+    unit: &[(usize, Pending)],
     subset: Vec<usize>,
     opts: &Options,
 ) -> Sent {
     let resent = retry::resend(subset.len(), opts.policy(), |indices: Vec<usize>| {
-        let items: Vec<&Attrs> = indices.iter().map(|&j| &unit[subset[j]].1).collect();
+        let items: Vec<Attrs> = indices.iter().map(|&j| unit[subset[j]].1.attributes()).collect();
         async move {
-            let left = store.write(target, &items).await?;
+            let left = store.write(target, items).await?;
             if !left.is_empty() {
                 tracing::info!(unprocessed = left.len(), "BatchWriteItem left items unprocessed");
             }
@@ -517,15 +535,16 @@ mod tests {
     }
 
     impl Store for ScriptedStore {
-        async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
+        async fn write(&self, target: Target, items: Vec<Attrs>) -> Result<Vec<usize>, Error> {
             let mut calls = self.calls.lock().expect("lock");
             let n = calls.len();
-            calls.push((target, items.iter().map(|i| (*i).clone()).collect()));
+            let len = items.len();
+            calls.push((target, items));
             if let Some(&failure) = self.errors.lock().expect("lock").get(&n) {
                 return Err(error(failure));
             }
             let left = self.unprocessed.lock().expect("lock").get(&n).copied().unwrap_or(0);
-            Ok((items.len() - left.min(items.len())..items.len()).collect())
+            Ok((len - left.min(len)..len).collect())
         }
     }
 
@@ -805,9 +824,9 @@ mod tests {
             .then_output(move || BatchWriteItemOutput::builder().unprocessed_items("T", vec![left.clone()]).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
         let store = DynamoStore::new(client, "T", None);
-        assert_eq!(store.write(Target::Events, &[&a, &b]).await.expect("call succeeds"), vec![1]);
+        assert_eq!(store.write(Target::Events, vec![a.clone(), b]).await.expect("call succeeds"), vec![1]);
         assert_eq!(rule.num_calls(), 1);
-        let err = store.write(Target::Rejected, &[&a]).await.expect_err("no quarantine table");
+        let err = store.write(Target::Rejected, vec![a]).await.expect_err("no quarantine table");
         assert_eq!(err.disposition(), Disposition::Fatal);
     }
 

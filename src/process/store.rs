@@ -70,7 +70,7 @@ impl Target {
 pub trait Store: Sync {
     /// Writes up to 25 items with distinct keys to `target` in one call and returns the indices
     /// (into `items`) of those left unprocessed.
-    fn write(&self, target: Target, items: &[&Attrs]) -> impl Future<Output = Result<Vec<usize>, Error>> + Send;
+    fn write(&self, target: Target, items: Vec<Attrs>) -> impl Future<Output = Result<Vec<usize>, Error>> + Send;
 }
 
 /// The tables, through BatchWriteItem.
@@ -96,7 +96,7 @@ impl DynamoStore {
 }
 
 impl Store for DynamoStore {
-    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
+    async fn write(&self, target: Target, items: Vec<Attrs>) -> Result<Vec<usize>, Error> {
         let table = self.table(target).ok_or_else(|| {
             Error::config(
                 "no quarantine table configured",
@@ -106,7 +106,7 @@ impl Store for DynamoStore {
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             let put = PutRequest::builder()
-                .set_item(Some((*item).clone()))
+                .set_item(Some(item))
                 .build()
                 .map_err(|e| Error::failed(format!("building PutRequest: {e}"), "report this as a bug"))?;
             requests.push(WriteRequest::builder().put_request(put).build());
@@ -139,7 +139,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn write(&self, target: Target, items: &[&Attrs]) -> Result<Vec<usize>, Error> {
+    async fn write(&self, target: Target, items: Vec<Attrs>) -> Result<Vec<usize>, Error> {
         fn poisoned<T>(_: T) -> Error {
             Error::failed("memory store lock poisoned", "report this as a bug")
         }
@@ -148,8 +148,8 @@ impl Store for MemoryStore {
         let table = tables.entry(target).or_default();
         for item in items {
             let (a, b) =
-                target.key_of(item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
-            table.insert((a.to_string(), b.to_string()), (*item).clone());
+                target.key_of(&item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
+            table.insert((a.to_string(), b.to_string()), item);
         }
         Ok(Vec::new())
     }
