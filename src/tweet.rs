@@ -294,7 +294,7 @@ pub fn iso_timestamp(created_at: &str) -> Option<String> {
 /// cost in the handler): exactly "Www Mmm DD HH:MM:SS ±hhmm YYYY" with a weekday that matches the
 /// date, as chrono checks. Anything else is left to chrono (`None`).
 fn twitter_time_to_iso(s: &str) -> Option<String> {
-    use chrono::{Datelike, Duration, NaiveDate};
+    use chrono::{Datelike, Duration, NaiveDate, Timelike};
     const MONTHS: [&[u8; 3]; 12] =
         [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
     const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
@@ -326,7 +326,6 @@ fn twitter_time_to_iso(s: &str) -> Option<String> {
     if !(1000..=9999).contains(&d.year()) {
         return None;
     }
-    use chrono::Timelike;
     Some(format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
         d.year(),

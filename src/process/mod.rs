@@ -197,30 +197,26 @@ fn decode(records: &[BatchRecord]) -> Decoded<'_> {
             continue;
         }
         let payload = buf.as_slice();
+        // The whole record is poison: it keeps its own decoded bytes.
+        let whole = |reason: String| Poison {
+            pos,
+            sub: None,
+            partition_key: pk,
+            payload: Cow::Owned(payload.to_vec()),
+            reason,
+        };
         if !kpl::is_aggregate(payload) {
             d.user_records += 1;
             match item_from_payload(payload) {
                 Ok(item) => d.items.push((pos, item)),
-                Err(why) => d.poison.push(Poison {
-                    pos,
-                    sub: None,
-                    partition_key: pk,
-                    payload: Cow::Owned(payload.to_vec()),
-                    reason: why.to_string(),
-                }),
+                Err(why) => d.poison.push(whole(why.to_string())),
             }
             continue;
         }
         // KPL aggregates carry many user records under one sequence number: a failure in any
         // of them can only point at the parent. Lambda does not deaggregate; we do.
         match kpl::deaggregate(payload) {
-            Err(why) => d.poison.push(Poison {
-                pos,
-                sub: None,
-                partition_key: pk,
-                payload: Cow::Owned(payload.to_vec()),
-                reason: why.to_string(),
-            }),
+            Err(why) => d.poison.push(whole(why.to_string())),
             Ok(subs) => {
                 d.user_records += subs.len();
                 for (i, sub) in subs.iter().enumerate() {

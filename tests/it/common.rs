@@ -213,3 +213,45 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A minimal valid tweet (v1.1 shape) by `name`, as bytes for the stream.
+pub fn tweet(id: &str, name: &str, text: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": text,
+        "user": {"name": name, "screen_name": name, "id_str": "1"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Every (Username, Id) in `table`, each seen once.
+pub async fn table_keys(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> std::collections::BTreeSet<(String, String)> {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        assert!(keys.insert((s("Username"), s("Id"))), "each key once");
+    }
+    keys
+}
+
+/// Puts (partition key, data) `records` in order, `per_call` at a time, one call in flight (moto
+/// loses records under concurrent puts to one shard); every entry must be accepted.
+pub async fn put_all(kinesis: &aws_sdk_kinesis::Client, stream: &str, records: &[(String, Vec<u8>)], per_call: usize) {
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    for chunk in records.chunks(per_call) {
+        let entries: Vec<PutRecordsRequestEntry> = chunk
+            .iter()
+            .map(|(k, d)| {
+                PutRecordsRequestEntry::builder().partition_key(k).data(Blob::new(d.clone())).build().expect("entry")
+            })
+            .collect();
+        let out = kinesis.put_records().stream_name(stream).set_records(Some(entries)).send().await.expect("put");
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+}

@@ -47,6 +47,12 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
+    /// Starts a proxy in front of the moto that AWS_ENDPOINT_URL names.
+    pub fn before_moto(faults: Faults, seed: u64) -> FaultProxy {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
+        FaultProxy::start(endpoint.trim_start_matches("http://").trim_end_matches('/'), faults, seed)
+    }
+
     /// Starts a proxy to `upstream` (host:port) on a free loopback port.
     pub fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");

@@ -10,8 +10,6 @@ use crate::fault_proxy;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use common::World;
 use fault_proxy::{FaultProxy, Faults};
 use stream::tweet::{Item, item_from_payload};
@@ -66,32 +64,10 @@ async fn faults_lose_nothing_and_write_nothing_twice() {
             }
         }
     }
-    // One PutRecords call in flight (moto loses records under concurrent puts to one shard).
-    for chunk in records.chunks(100) {
-        let entries: Vec<PutRecordsRequestEntry> = chunk
-            .iter()
-            .map(|(k, d)| {
-                PutRecordsRequestEntry::builder().partition_key(k).data(Blob::new(d.clone())).build().expect("entry")
-            })
-            .collect();
-        let out = clients
-            .kinesis
-            .put_records()
-            .stream_name(&outputs.stream_name)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .expect("put");
-        assert_eq!(out.failed_record_count(), Some(0));
-    }
+    common::put_all(&clients.kinesis, &outputs.stream_name, &records, 100).await;
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(
-        &upstream,
-        Faults { throttle: 0.3, server_error: 0.1, unprocessed: 0.2, ..Faults::default() },
-        7,
-    );
+    let proxy =
+        FaultProxy::before_moto(Faults { throttle: 0.3, server_error: 0.1, unprocessed: 0.2, ..Faults::default() }, 7);
     let mut cmd = w.cmd(&["local", "--until-idle", "--output", "json", "--endpoint-url", &proxy.url]);
     let out = cmd.output().expect("stream local runs");
     let (stdout, _) = common::check(&out, 0, &["local"]);

@@ -92,18 +92,6 @@ fn finish(child: Child, code: i32) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("summary json ({e}): {stdout}"))
 }
 
-/// Every (Username, Id) in the table.
-async fn table_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> BTreeSet<(String, String)> {
-    let mut keys = BTreeSet::new();
-    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
-    while let Some(item) = pages.next().await {
-        let item = item.expect("scan");
-        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        assert!(keys.insert((s("Username"), s("Id"))), "each key once");
-    }
-    keys
-}
-
 /// The keys the table must end with: one per distinct tweet on the stream.
 async fn expected_keys(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> BTreeSet<(String, String)> {
     common::read_stream(kinesis, stream)
@@ -145,17 +133,8 @@ async fn a_bootstrap_killed_mid_batch_twice_loses_nothing() {
         "the batches in flight at the kills were delivered again: {summary}"
     );
     assert_eq!(summary["skipped"], 0, "{summary}");
-    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every tweet exactly once");
+    assert_eq!(common::table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every tweet exactly once");
     w.run(&["destroy", "--yes"], 0);
-}
-
-fn tweet(id: &str, name: &str) -> Vec<u8> {
-    serde_json::json!({
-        "id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": "hello",
-        "user": {"name": name, "screen_name": name, "id_str": "1"}
-    })
-    .to_string()
-    .into_bytes()
 }
 
 #[tokio::test]
@@ -175,7 +154,7 @@ async fn a_record_the_function_always_fails_on_goes_to_the_on_failure_queue_and_
         }
     };
     put(b"not json at all".to_vec()).await;
-    let doomed = put(tweet("777", "always-fails-user")).await;
+    let doomed = put(common::tweet("777", "always-fails-user", "hello")).await;
     w.run(&["produce", "--count", "40", "--seed", "6"], 0);
     let expected: BTreeSet<_> = expected_keys(&clients.kinesis, &outputs.stream_name)
         .await
@@ -183,9 +162,7 @@ async fn a_record_the_function_always_fails_on_goes_to_the_on_failure_queue_and_
         .filter(|(user, _)| user != "always-fails-user")
         .collect();
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(&upstream, Faults { deny_marker: Some("always-fails-user"), ..Faults::default() }, 1);
+    let proxy = FaultProxy::before_moto(Faults { deny_marker: Some("always-fails-user"), ..Faults::default() }, 1);
     let summary = finish(start_local(&w, &["--endpoint-url", &proxy.url]), 3);
     assert_eq!(summary["skipped"], 1, "only the doomed record is given up: {summary}");
     assert_eq!(summary["on_failure_records"], 1, "{summary}");
@@ -195,7 +172,7 @@ async fn a_record_the_function_always_fails_on_goes_to_the_on_failure_queue_and_
     let (rejected, _) = w.run(&["scan-table", "--rejected", "--count"], 0);
     assert_eq!(rejected.trim(), "1");
     assert!(summary["bisections"].as_u64() >= Some(1), "the failing batch was split: {summary}");
-    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every other tweet landed");
+    assert_eq!(common::table_keys(&clients.dynamodb, &outputs.table_name).await, expected, "every other tweet landed");
 
     // The on-failure record names the shard and the one record's sequence range.
     let queue = clients.cfn.describe_stacks().stack_name(&w.stack).send().await.expect("stack");
@@ -250,7 +227,7 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
     assert!(started.elapsed() >= Duration::from_secs(2), "the timeout ran its course");
     assert!(!alive(hung), "the hung process was killed");
     assert_eq!(summary["records"], 300, "{summary}");
-    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
+    assert_eq!(common::table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
     w.run(&["destroy", "--yes"], 0);
 }
 
@@ -350,7 +327,7 @@ async fn ctrl_c_stops_cleanly_and_a_new_run_resumes_where_it_stopped() {
     assert!(first > 0 && second > 0, "{first} then {second}");
     assert!(first + second >= 3000, "nothing skipped: {first} + {second}");
     assert!(first + second <= 3000 + 100, "at most the batch in flight again: {first} + {second}");
-    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
+    assert_eq!(common::table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
     w.run(&["destroy", "--yes"], 0);
 }
 

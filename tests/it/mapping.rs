@@ -205,10 +205,8 @@ async fn read_throttles_are_counted_and_an_idle_shard_is_polled_once_a_second() 
     let w = World::new("polling", "ap-east-1");
     w.run(&["deploy"], 0);
     w.run(&["produce", "-n", "50", "--seed", "8"], 0);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
     // The SDK tries a throttled call 4 times: 8 throttled answers are two GetRecords that fail.
-    let proxy = FaultProxy::start(&upstream, Faults { throttle_first_reads: 8, ..Faults::default() }, 1);
+    let proxy = FaultProxy::before_moto(Faults { throttle_first_reads: 8, ..Faults::default() }, 1);
     let (out, _) = w.run(&["local", "--until-idle", "--output", "json", "--endpoint-url", &proxy.url], 0);
     let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(summary["records"], 50, "{summary}");

@@ -7,31 +7,8 @@
 use crate::common::{self, World};
 use crate::fault_proxy::{FaultProxy, Faults};
 
-use std::collections::BTreeSet;
-
 use aws_sdk_kinesis::primitives::Blob;
 use serde_json::Value;
-
-fn tweet(id: &str, name: &str) -> Vec<u8> {
-    serde_json::json!({
-        "id_str": id, "created_at": "Wed Oct 10 20:19:24 +0000 2018", "text": "redrive me",
-        "user": {"name": name, "screen_name": name, "id_str": "1"}
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Every (Username, Id) in the table.
-async fn table_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> BTreeSet<(String, String)> {
-    let mut keys = BTreeSet::new();
-    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
-    while let Some(item) = pages.next().await {
-        let item = item.expect("scan");
-        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        keys.insert((s("Username"), s("Id")));
-    }
-    keys
-}
 
 /// The bodies of the messages in `queue` (left visible again for the next reader).
 async fn queue_bodies(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
@@ -58,18 +35,16 @@ async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
         .to_string();
     w.run(&["produce", "--count", "30", "--seed", "41"], 0);
     let put = clients.kinesis.put_record().stream_name(&outputs.stream_name).partition_key("p");
-    let doomed = put.data(Blob::new(tweet("888", "doomed-user"))).send().await.expect("put");
+    let doomed = put.data(Blob::new(common::tweet("888", "doomed-user", "redrive me"))).send().await.expect("put");
     let doomed = doomed.sequence_number().to_string();
 
     // The doomed record's write is always denied: the mapping gives it up to FailedBatches.
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(&upstream, Faults { deny_marker: Some("doomed-user"), ..Faults::default() }, 3);
+    let proxy = FaultProxy::before_moto(Faults { deny_marker: Some("doomed-user"), ..Faults::default() }, 3);
     let (out, _) = w.run(&["local", "--until-idle", "-o", "json", "--endpoint-url", &proxy.url], 3);
     let summary: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!((summary["skipped"].as_u64(), summary["on_failure_records"].as_u64()), (Some(1), Some(1)), "{summary}");
     let doomed_key = ("doomed-user".to_string(), "888".to_string());
-    assert!(!table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key));
+    assert!(!common::table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key));
     let bodies = queue_bodies(&clients.sqs, &queue).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
 
@@ -94,12 +69,19 @@ async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
         "{done}"
     );
     assert!(err.contains("sending 1 records of shardId-000000000000"), "{err}");
-    assert!(table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key), "redriven and written");
+    assert!(
+        common::table_keys(&clients.dynamodb, &outputs.table_name).await.contains(&doomed_key),
+        "redriven and written"
+    );
     assert!(queue_bodies(&clients.sqs, &queue).await.is_empty(), "the message is gone");
-    let before = table_keys(&clients.dynamodb, &outputs.table_name).await;
+    let before = common::table_keys(&clients.dynamodb, &outputs.table_name).await;
     let (out, _) = w.run(&["redrive", "--local"], 0);
     assert!(out.starts_with("nothing to redrive"), "{out}");
-    assert_eq!(table_keys(&clients.dynamodb, &outputs.table_name).await, before, "a second run changes nothing");
+    assert_eq!(
+        common::table_keys(&clients.dynamodb, &outputs.table_name).await,
+        before,
+        "a second run changes nothing"
+    );
 
     // Through the deployed function (moto's Lambda answers what it is told): a reported failure
     // keeps the message; success deletes it.
@@ -108,6 +90,7 @@ async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
         "results": [format!(r#"{{"batchItemFailures":[{{"itemIdentifier":"{doomed}"}}]}}"#), "{}"],
         "region": w.region,
     });
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
     let answer = common::moto_api(&endpoint, "/moto-api/static/lambda-simple/response", &answers.to_string());
     assert!(answer.starts_with("HTTP/1.1 201") || answer.starts_with("HTTP/1.0 201"), "{answer}");
     let (out, err) = w.run(&["redrive"], 3);

@@ -13,26 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use common::World;
 use stream::tweet::{Item, item_from_payload};
 
 const TWEETS: usize = 100_000;
-
-/// Puts `records` with one PutRecords call in flight per shard's worth, 500 at a time.
-async fn put_all(kinesis: &aws_sdk_kinesis::Client, stream: &str, records: &[(String, Vec<u8>)]) {
-    for chunk in records.chunks(500) {
-        let entries: Vec<PutRecordsRequestEntry> = chunk
-            .iter()
-            .map(|(k, d)| {
-                PutRecordsRequestEntry::builder().partition_key(k).data(Blob::new(d.clone())).build().expect("entry")
-            })
-            .collect();
-        let out = kinesis.put_records().stream_name(stream).set_records(Some(entries)).send().await.expect("put");
-        assert_eq!(out.failed_record_count(), Some(0));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak, not in CI: scripts/soak"]
@@ -65,12 +49,10 @@ async fn soak() {
     }
     let poison_count: usize = reasons.values().sum();
     let put_started = Instant::now();
-    put_all(&clients.kinesis, &outputs.stream_name, &records).await;
+    common::put_all(&clients.kinesis, &outputs.stream_name, &records, 500).await;
     let put_seconds = put_started.elapsed().as_secs_f64();
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(&upstream, Faults { throttle: 0.3, server_error: 0.1, ..Faults::default() }, 42);
+    let proxy = FaultProxy::before_moto(Faults { throttle: 0.3, server_error: 0.1, ..Faults::default() }, 42);
     let mut local = w
         // Not --until-idle: moto splits a shard by emptying it and putting its records back one by
         // one, so mid-split a shard looks caught up. The run is stopped once every item is in.

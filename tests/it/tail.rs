@@ -158,9 +158,7 @@ async fn tail_reads_at_most_once_a_second_and_backs_off_when_throttled() {
     let w = World::new("tailpace", "ap-south-2");
     w.run(&["deploy"], 0);
     w.run(&["produce", "--count", "30", "--seed", "23"], 0);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let proxy = FaultProxy::start(&upstream, Faults { throttle_first_reads: 3, ..Faults::default() }, 5);
+    let proxy = FaultProxy::before_moto(Faults { throttle_first_reads: 3, ..Faults::default() }, 5);
     let started = std::time::Instant::now();
     let (out, err) =
         w.run(&["tail", "--from", "trim-horizon", "--count", "30", "-o", "jsonl", "--endpoint-url", &proxy.url], 0);
