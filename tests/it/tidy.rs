@@ -126,11 +126,15 @@ fn layer_violations(map: &BTreeMap<String, usize>, uses: &BTreeMap<String, BTree
     problems
 }
 
-/// Every module's imports, read from src/.
+/// Every module's imports, read from src/. A directory with its own Cargo.toml (src/patch/…) is a
+/// package of its own, not a module of the crate.
 fn crate_imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = common::repo().join("src");
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
+        if file.ancestors().take_while(|d| *d != src).any(|d| d.join("Cargo.toml").is_file()) {
+            continue;
+        }
         let Some(module) = module_of(&src, &file) else { continue };
         let text = std::fs::read_to_string(&file).expect("source file");
         let prefix = if module == "main" { "stream::" } else { "crate::" };
