@@ -13,7 +13,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 /// Share of BatchWriteItem calls to fail or trim, each in [0, 1], and share of PutRecords
-/// entries to answer with ProvisionedThroughputExceededException.
+/// entries to answer with ProvisionedThroughputExceededException. Below 1.0 an entry is failed at
+/// most `MAX_ENTRY_FAILURES` times, fewer than the producer's attempts, so every entry must land
+/// (at 0.3 and no cap, one of 1,000 entries would exhaust 8 attempts in ~6 % of runs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     pub throttle: f64,
@@ -38,7 +40,13 @@ pub struct Counters {
     pub denied: AtomicUsize,
     pub get_records: AtomicUsize,
     pub reads_throttled: AtomicUsize,
+    /// Times each PutRecords entry (by its data) has been failed.
+    entry_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
+
+/// At most this many failures per PutRecords entry when `put_entry_failure` < 1.0: half the
+/// producer's attempts.
+const MAX_ENTRY_FAILURES: u32 = stream::kinesis::MAX_PUT_ATTEMPTS / 2;
 
 /// A running proxy.
 pub struct FaultProxy {
@@ -259,7 +267,16 @@ fn fail_put_entries(
     let records = body["Records"].as_array().cloned().unwrap_or_default();
     let fail: Vec<bool> = {
         let mut rng = rng.lock().expect("rng");
-        records.iter().map(|_| rng.random::<f64>() < share).collect()
+        let mut failures = c.entry_failures.lock().expect("failures");
+        records
+            .iter()
+            .map(|r| {
+                let n = failures.entry(r["Data"].as_str().unwrap_or_default().to_string()).or_default();
+                let fail = rng.random::<f64>() < share && (share >= 1.0 || *n < MAX_ENTRY_FAILURES);
+                *n += u32::from(fail);
+                fail
+            })
+            .collect()
     };
     let kept: Vec<serde_json::Value> =
         records.iter().zip(&fail).filter(|(_, f)| !**f).map(|(r, _)| r.clone()).collect();
