@@ -277,25 +277,19 @@ impl Aggregator {
         self.records.push((index, data));
     }
 
-    /// The key table, in index order.
-    fn table(&self) -> Vec<String> {
+    /// Empties the aggregator: the key table in index order, the records, the body's size.
+    fn drain(&mut self) -> (Vec<String>, Vec<(usize, Bytes)>, usize) {
         let mut table = vec![String::new(); self.keys.len()];
-        for (key, &i) in &self.keys {
-            table[i].clone_from(key);
+        for (key, i) in self.keys.drain() {
+            table[i] = key;
         }
-        table
+        self.data = 0;
+        (table, std::mem::take(&mut self.records), std::mem::replace(&mut self.body, 0))
     }
 
     /// What was collected (a lone record plain), leaving the aggregator empty.
     pub fn take(&mut self) -> Option<Packed> {
-        let keys = std::mem::take(&mut self.keys);
-        let records = std::mem::take(&mut self.records);
-        let body = std::mem::replace(&mut self.body, 0);
-        self.data = 0;
-        let mut table = vec![String::new(); keys.len()];
-        for (key, i) in keys {
-            table[i] = key;
-        }
+        let (mut table, records, body) = self.drain();
         match records.len() {
             0 => None,
             1 => records.into_iter().next().map(|(i, data)| Packed::Plain { key: std::mem::take(&mut table[i]), data }),
@@ -334,7 +328,7 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> 
     for (key, data) in records {
         agg.push(key.to_string(), Bytes::copy_from_slice(data));
     }
-    let (keys, records, body) = (agg.table(), std::mem::take(&mut agg.records), agg.body);
+    let (keys, records, body) = agg.drain();
     write_aggregate(&keys, &records, body)
 }
 

@@ -62,7 +62,7 @@ impl FaultProxy {
     }
 
     /// Starts a proxy to `upstream` (host:port) on a free loopback port.
-    pub fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
+    fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counters = Arc::new(Counters::default());

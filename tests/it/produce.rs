@@ -149,11 +149,9 @@ async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered()
     let clients = w.clients().await;
     w.run(&["deploy", "--shards", "2"], 0);
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
 
     // 30 % of entries throttled on every call: all are resent until they land, once each.
-    let proxy = FaultProxy::start(&upstream, Faults { put_entry_failure: 0.3, ..Faults::default() }, 3);
+    let proxy = FaultProxy::before_moto(Faults { put_entry_failure: 0.3, ..Faults::default() }, 3);
     let (out, _) =
         w.run(&["produce", "--count", "1000", "--seed", "12", "--batch-size", "100", "--endpoint-url", &proxy.url], 0);
     assert!(out.contains("produced 1000 records") && out.contains(" 0 failed"), "{out}");
@@ -167,7 +165,7 @@ async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered()
     assert_eq!(got_sorted, expected);
 
     // Every entry throttled on every call: the records end in the dead-letter file, exit code 3.
-    let always = FaultProxy::start(&upstream, Faults { put_entry_failure: 1.0, ..Faults::default() }, 4);
+    let always = FaultProxy::before_moto(Faults { put_entry_failure: 1.0, ..Faults::default() }, 4);
     let dead = w.dir.path().join("dead.jsonl");
     let args = [
         "produce",
