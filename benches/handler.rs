@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::process::{Batch, BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle_batch};
+use stream::process::{Batch, BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle};
 use stream::produce::source::Synthetic;
 use stream::sandbox::{Environment, FunctionSpec, Outcome};
+use stream::schema::Schema;
+use stream::synthetic::{Events, Kind};
 
 /// Records in the event every figure is measured on.
 const RECORDS: usize = 10_000;
@@ -55,17 +57,64 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A schema of our own over the same tweets, storing each one whole (document mode): the generic
+/// path on records of the tweets' size.
+const TWEETS_AS_DOCUMENTS: &str = r#"
+name = "tweets-as-documents"
+[partition_key]
+attribute = "Username"
+from = "/user/screen_name"
+[sort_key]
+attribute = "Id"
+from = "/id_str"
+[item]
+store = "document"
+"#;
+
+/// The same with a projection of the tweets' own four attributes, read generically.
+const TWEETS_PROJECTED: &str = r#"
+name = "tweets-projected"
+[partition_key]
+attribute = "Username"
+from = "/user/screen_name"
+[sort_key]
+attribute = "Id"
+from = "/id_str"
+[time]
+attribute = "Timestamp"
+from = "/created_at"
+formats = ["twitter"]
+[item]
+store = "projection"
+[[item.attributes]]
+attribute = "Message"
+from = ["/extended_tweet/full_text", "/text"]
+"#;
+
 /// The event as Lambda sends it: `n` synthetic tweets of one shard, as JSON.
 fn event_body(n: usize, seed: u64) -> Bytes {
     let mut tweets = Synthetic::new(Some(seed));
-    let records = (0..n)
-        .map(|i| {
-            let t = tweets.next_tweet();
+    body_of((0..n).map(|_| {
+        let t = tweets.next_tweet();
+        (t.user.screen_name.clone(), t.to_bytes())
+    }))
+}
+
+/// The event as Lambda sends it: `n` synthetic events of `kind` (keyed by `key`), as JSON.
+fn kind_body(kind: Kind, n: usize, seed: u64) -> Bytes {
+    body_of(Events::new(kind, Some(seed)).take(n).map(|e| ("k".to_string(), e)))
+}
+
+/// One shard's event of these (partition key, data) records.
+fn body_of(records: impl Iterator<Item = (String, Vec<u8>)>) -> Bytes {
+    let records = records
+        .enumerate()
+        .map(|(i, (key, data))| {
             let mut r = Record::default();
             r.kinesis.kinesis_schema_version = "1.0".into();
-            r.kinesis.partition_key = t.user.screen_name.clone();
+            r.kinesis.partition_key = key;
             r.kinesis.sequence_number = format!("{i:056}");
-            r.kinesis.data = base64::engine::general_purpose::STANDARD.encode(t.to_bytes());
+            r.kinesis.data = base64::engine::general_purpose::STANDARD.encode(data);
             r.kinesis.approximate_arrival_timestamp = 1_700_000_000.0;
             r.event_source = "aws:kinesis".into();
             r.event_version = "1.0".into();
@@ -80,24 +129,36 @@ fn event_body(n: usize, seed: u64) -> Bytes {
     Bytes::from(serde_json::to_vec(&Event { records }).expect("event json"))
 }
 
-/// One invocation as Lambda mode runs it: the body parsed, then handled.
-async fn invoke<S: Store>(body: &[u8], store: &S) -> BatchOutcome {
+/// One invocation as Lambda mode runs it: the body parsed, then handled with `schema`.
+async fn invoke<S: Store>(body: &[u8], schema: &Schema, store: &S) -> BatchOutcome {
     let event: Batch = serde_json::from_slice(body).expect("the event parses");
-    handle_batch(&event, store, &Options::within(Duration::from_secs(900))).await
+    handle(&event, schema, store, &Options::within(Duration::from_secs(900))).await
 }
 
-/// CPU µs per record of this process over `iterations` invocations, after one warm-up
-/// (connections, allocator, page faults); every record written each time.
+/// CPU µs per record of this process over `iterations` invocations of the tweets schema, after one
+/// warm-up (connections, allocator, page faults); every record written each time.
 fn cpu_per_record<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], store: &S, iterations: usize) -> f64 {
+    cpu_per_record_with(rt, body, Schema::tweets(), store, iterations)
+}
+
+/// `cpu_per_record` with another schema: every distinct key written (or superseded) each time.
+fn cpu_per_record_with<S: Store>(
+    rt: &tokio::runtime::Runtime,
+    body: &[u8],
+    schema: &Schema,
+    store: &S,
+    iterations: usize,
+) -> f64 {
     let records = serde_json::from_slice::<Batch>(body).expect("event").records.len();
     let check = |o: BatchOutcome| {
         assert!(o.response.batch_item_failures.is_empty() && o.fatal.is_none(), "a batch failed: {o:?}");
-        assert_eq!(o.stats.written, records, "every record written");
+        assert_eq!(o.stats.quarantined, 0, "every record fits {}", schema.name());
+        assert_eq!(o.stats.written + o.stats.duplicates + o.stats.superseded, records, "every record written");
     };
-    check(rt.block_on(invoke(body, store)));
+    check(rt.block_on(invoke(body, schema, store)));
     let cpu0 = process_cpu_ns("self");
     for _ in 0..iterations {
-        check(rt.block_on(invoke(body, store)));
+        check(rt.block_on(invoke(body, schema, store)));
     }
     (process_cpu_ns("self") - cpu0) as f64 / 1000.0 / (iterations * records) as f64
 }
@@ -105,6 +166,17 @@ fn cpu_per_record<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], store: &S
 /// The median of `RUNS` measurements, each on a store `fresh()` makes.
 fn median_cpu<S: Store>(rt: &tokio::runtime::Runtime, body: &[u8], fresh: impl Fn() -> S, iterations: usize) -> f64 {
     median((0..RUNS).map(|_| cpu_per_record(rt, body, &fresh(), iterations)).collect())
+}
+
+/// `median_cpu` with another schema.
+fn median_cpu_with<S: Store>(
+    rt: &tokio::runtime::Runtime,
+    body: &[u8],
+    schema: &Schema,
+    fresh: impl Fn() -> S,
+    iterations: usize,
+) -> f64 {
+    median((0..RUNS).map(|_| cpu_per_record_with(rt, body, schema, &fresh(), iterations)).collect())
 }
 
 /// The null endpoint (benches/null_endpoint.py) as a child process on a free loopback port.
@@ -269,6 +341,7 @@ fn main() {
     let mut table = Table(Vec::new());
     let mem = median_cpu(&rt, &body, MemoryStore::default, 5);
     table.row("CPU µs/record, in-memory store (no network)", mem, None, None);
+    schema_rows(&rt, &body, null_client.as_ref(), null.as_ref(), mem, &mut table);
     let event_file = std::env::temp_dir().join(format!("stream-bench-event-{}.json", std::process::id()));
     std::fs::write(&event_file, &body).expect("event file for the baseline");
     if let (Some(moto), Some(client)) = (&moto_url, &moto_client) {
@@ -324,6 +397,66 @@ fn main() {
     }
     table.print();
     println!("  peak RSS of this benchmark process: {} kB", status_kb("self", "VmHWM:").unwrap_or(0));
+}
+
+/// Event schemas beside the tweets path: a generic schema over the same tweets (document and
+/// projection: records of the same size; target ≤ 1.5× the tweets path), and the ordered orders
+/// schema, whose writes are one conditional PutItem per item (BatchWriteItem takes no conditions).
+fn schema_rows(
+    rt: &tokio::runtime::Runtime,
+    tweets: &[u8],
+    null_client: Option<&aws_sdk_dynamodb::Client>,
+    null: Option<&NullEndpoint>,
+    tweets_memory: f64,
+    table: &mut Table,
+) {
+    let documents = Schema::parse(TWEETS_AS_DOCUMENTS, true).expect("bench schema");
+    let projected = Schema::parse(TWEETS_PROJECTED, true).expect("bench schema");
+    for (name, schema) in [("document", &documents), ("projection", &projected)] {
+        let ours = median_cpu_with(rt, tweets, schema, || MemoryStore::for_schema(schema), 5);
+        table.row(
+            &format!("CPU µs/record, generic {name} schema on the same tweets, in memory"),
+            ours,
+            Some(1.5 * tweets_memory),
+            None,
+        );
+    }
+    let orders = Schema::built_in("orders").expect("built in");
+    let body = kind_body(Kind::Orders, RECORDS, 7);
+    let ours = median_cpu_with(rt, &body, orders, || MemoryStore::for_schema(orders), 5);
+    table.row("CPU µs/record, orders (ordered: conditional puts), in memory", ours, None, None);
+    if let (Some(client), Some(n)) = (null_client, null) {
+        let tweets_null = median_cpu(rt, tweets, || DynamoStore::new(client.clone(), "T", None), 3);
+        for (name, schema) in [("document", &documents), ("projection", &projected)] {
+            let fresh = || DynamoStore::new(client.clone(), "T", None).for_schema(schema);
+            let ours = median_cpu_with(rt, tweets, schema, fresh, 3);
+            table.row(
+                &format!("CPU µs/record, generic {name} schema, null endpoint"),
+                ours,
+                Some(1.5 * tweets_null),
+                None,
+            );
+        }
+        let calls_before = null_calls(n);
+        let fresh = || DynamoStore::new(client.clone(), "T", None).for_schema(orders);
+        let ours = median_cpu_with(rt, &body, orders, fresh, 3);
+        let (batches, puts) = null_calls(n);
+        let calls = (puts - calls_before.1) as f64 / ((RUNS * 4) as f64);
+        table.row("CPU µs/record, orders (one conditional PutItem per item), null endpoint", ours, None, None);
+        table.row("PutItem calls per invocation, orders (items after dedupe)", calls, None, None);
+        assert_eq!(batches, calls_before.0, "ordered writes use no BatchWriteItem");
+    }
+}
+
+/// (BatchWriteItem calls, PutItem calls) the null endpoint got so far.
+fn null_calls(n: &NullEndpoint) -> (u64, u64) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(n.url.trim_start_matches("http://")).expect("connect");
+    conn.write_all(b"GET /counts HTTP/1.1\r\nHost: null\r\nConnection: close\r\n\r\n").expect("ask");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("counts");
+    let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("{}")).expect("json");
+    (body["batch_write_calls"].as_u64().unwrap_or(0), body["put_item_calls"].as_u64().unwrap_or(0))
 }
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {

@@ -1,7 +1,8 @@
 """A loopback "null" AWS endpoint for `scripts/bench`: it answers at once and counts what it got, so
 a figure measured against it is our own cost, without an emulator's. It serves Kinesis ListShards
 (SHARDS shards splitting the key space evenly) and PutRecords (every entry accepted), and DynamoDB
-BatchWriteItem (nothing left unprocessed); anything else is refused with a 400. Point only those
+BatchWriteItem (nothing left unprocessed) and PutItem (every condition holds); anything else is
+refused with a 400. Point only those
 services at it (AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB); the rest stays on the emulator.
 
   python benches/null_endpoint.py PORT SHARDS
@@ -14,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, shards = int(sys.argv[1]), int(sys.argv[2])
 lock = threading.Lock()
-counts = {"put_records_calls": 0, "records": 0, "record_bytes": 0, "batch_write_calls": 0, "items": 0}
+counts = {"put_records_calls": 0, "records": 0, "record_bytes": 0, "batch_write_calls": 0, "put_item_calls": 0, "items": 0}
 sequence = [0]
 
 
@@ -51,7 +52,15 @@ def batch_write(body):
     return {"UnprocessedItems": {}}
 
 
+def put_item(body):
+    with lock:
+        counts["put_item_calls"] += 1
+        counts["items"] += 1
+    return {}
+
+
 HANDLERS = {
+    "DynamoDB_20120810.PutItem": put_item,
     "Kinesis_20131202.ListShards": lambda body: {"Shards": shard_list()},
     "Kinesis_20131202.PutRecords": put_records,
     "DynamoDB_20120810.BatchWriteItem": batch_write,

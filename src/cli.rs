@@ -16,6 +16,7 @@ use crate::produce::ProduceArgs;
 use crate::redrive::RedriveArgs;
 use crate::replay::ReplayArgs;
 use crate::scan::ScanArgs;
+use crate::schemas::SchemaArgs;
 use crate::status::StatusArgs;
 use crate::tail::TailArgs;
 
@@ -75,7 +76,7 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Show the stack, the mapping, item counts and the last hour's metrics
     Status(StatusArgs),
-    /// Put synthetic tweets into the stack's stream
+    /// Put events into the stack's stream: synthetic, a JSON-lines file, stdin, or live posts
     Produce(ProduceArgs),
     /// Run the deployed function here as Lambda would (its bootstrap, the stack's mapping settings)
     Local(LocalArgs),
@@ -91,6 +92,8 @@ pub enum Command {
     Redrive(RedriveArgs),
     /// Shards, concurrency, write units and monthly cost for a record rate, before traffic arrives
     Plan(PlanArgs),
+    /// Check an event schema file against sample events, or show the stack's schema
+    Schema(SchemaArgs),
     /// Print the embedded CloudFormation template
     Template,
     /// Print a completion script for your shell (bash, zsh, fish, powershell, elvish)

@@ -38,6 +38,11 @@ pub enum Error {
     #[error("{what}")]
     Usage { what: String, hint: String },
 
+    /// Several things the user gave are wrong (a schema file's problems); nothing was called.
+    /// Each is printed as its own two lines; the first is the error's text.
+    #[error("{}", problems.first().map_or("", |p| p.0.as_str()))]
+    Problems { problems: Vec<(String, String)> },
+
     /// The environment is not set up (credentials, region, Lambda variables).
     #[error("{what}")]
     Config { what: String, hint: String },
@@ -217,6 +222,7 @@ impl Error {
             | Error::Partial { hint, .. }
             | Error::StackState { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
+            Error::Problems { problems } => problems.first().map(|p| p.1.clone()).unwrap_or_default(),
             Error::StackNotFound { stack } => {
                 format!("run `stream deploy --stack {stack}` first, or pass the right --stack / --region")
             }
@@ -241,7 +247,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage { .. } | Error::Config { .. } => exit::USAGE,
+            Error::Usage { .. } | Error::Config { .. } | Error::Problems { .. } => exit::USAGE,
             Error::Aws { kind: AwsFailure::Credentials, .. } => exit::USAGE,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Interrupted => exit::INTERRUPTED,
@@ -260,6 +266,13 @@ impl Error {
 
     /// Prints the two lines (and with `verbose` the cause chain) to stderr; returns the exit code.
     pub fn report(&self, verbose: bool) -> i32 {
+        if let Error::Problems { problems } = self {
+            for (what, hint) in problems {
+                eprintln!("stream: error: {what}");
+                eprintln!("hint: {hint}");
+            }
+            return self.exit_code();
+        }
         eprintln!("stream: error: {self}");
         if verbose && let Some(detail) = self.detail() {
             eprintln!("caused by: {detail}");

@@ -1,6 +1,7 @@
-//! `stream`: real-time stream processing on AWS in one static binary. A producer puts tweets into
-//! a Kinesis stream; a Lambda function (this same binary, run as `bootstrap`) writes each one into
-//! the DynamoDB table `<stack>-EventData`; one CloudFormation stack holds it all.
+//! `stream`: real-time stream processing on AWS in one static binary. A producer puts events —
+//! tweets by default, or any JSON an event schema describes — into a Kinesis stream; a Lambda
+//! function (this same binary, run as `bootstrap`) writes each one into the DynamoDB table
+//! `<stack>-EventData`; one CloudFormation stack holds it all.
 //!
 //! # Layers
 //! Top to bottom. A module imports only from layers below its own — never from a layer above, never
@@ -13,7 +14,7 @@
 //!    delivery, deadletter), `local` (mapping, reader, checkpoint, stats), `capacity` (stream plan:
 //!    model, prices), `tail` (the stream's records), `logs` (the
 //!    function's log: cloud, file, pattern, render), `scan`, `status`, `replay`, `redrive`
-//!    (failed batches through the function again).
+//!    (failed batches through the function again), `schemas` (stream schema check and show).
 //! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics), `stack` (a deployed
 //!    stack: finding it, whether it is ours, what its status allows, its outputs, function, mapping)
 //!    and `sandbox` (Lambda's execution environment on this machine: function, limits, the Runtime
@@ -24,12 +25,18 @@
 //!    (BatchWriteItem with its unprocessed items, table existence).
 //! 6. `retry`: the backoff and the one loop that resends only what failed.
 //! 7. `aws`: one SdkConfig and the service clients.
-//! 8. Leaves, with no AWS calls: `tweet` (record shape and table item), `kpl` (the KPL aggregate
-//!    format), `template` (the embedded template, as YAML and as data), `filter` (Lambda's event
-//!    filter patterns: checked, and matched against a record), `credentials` (the
-//!    producer's profile), `net` (TCP/TLS for the live sources), `progress` (what people see on
-//!    stderr), `output` (stdout), `args` (flag value parsers), `mode`, `shutdown`.
-//! 9. `error`: the one error type, and the one reading of a failed call (`Disposition`).
+//! 8. `synthetic`: seeded events of each kind (tweets, clickstream, IoT telemetry, orders) for
+//!    stream produce, stream plan and the tests.
+//! 9. `tweet`: the v1.1 tweet every tweet source maps to, and its item in tweet terms.
+//! 10. `schema`: event schemas — the one place that knows what a record is: the file (checked,
+//!     every problem named), the key of an event, the item of an event, why one is refused; the
+//!     built-in `tweets` schema is one more value of that data.
+//! 11. Leaves, with no AWS calls: `time` (event times and their formats), `kpl` (the KPL aggregate
+//!     format), `template` (the embedded template and schemas, as YAML and as data), `filter`
+//!     (Lambda's event filter patterns: checked, and matched against a record), `credentials` (the
+//!     producer's profile), `net` (TCP/TLS for the live sources), `progress` (what people see on
+//!     stderr), `output` (stdout), `args` (flag value parsers), `mode`, `shutdown`.
+//! 12. `error`: the one error type, and the one reading of a failed call (`Disposition`).
 //!
 //! # Architecture invariants
 //! - The code that runs in Lambda (`process`) is the code `stream local` runs: `local` starts the
@@ -64,9 +71,13 @@ pub mod replay;
 pub mod retry;
 pub mod sandbox;
 pub mod scan;
+pub mod schema;
+pub mod schemas;
 pub mod shutdown;
 pub mod stack;
 pub mod status;
+pub mod synthetic;
 pub mod tail;
 pub mod template;
+pub mod time;
 pub mod tweet;

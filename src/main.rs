@@ -4,9 +4,10 @@
 use stream::cli::{self, Cli, Command};
 use stream::error::{Error, exit};
 use stream::output::{self, SummaryFormat};
+use stream::schemas::SchemaAction;
 use stream::{
-    aws, capacity, deploy, local, logs, mode, process, produce, progress, redrive, replay, scan, shutdown::Shutdown,
-    stack, status, tail, template,
+    aws, capacity, deploy, local, logs, mode, process, produce, progress, redrive, replay, scan, schema, schemas,
+    shutdown::Shutdown, stack, status, tail, template,
 };
 
 fn main() {
@@ -40,22 +41,32 @@ fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("tokio runtime starts")
 }
 
+/// Runs the commands that need no AWS at all; `None` for the others.
+fn without_aws(command: &Command) -> Option<Result<i32, Error>> {
+    match command {
+        Command::Template => Some(output::print_stdout(template::stack_yaml().trim_end()).map(|()| exit::OK)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            cli::completions(*shell, &mut script);
+            Some(output::print_stdout(String::from_utf8_lossy(&script).trim_end()).map(|()| exit::OK))
+        }
+        Command::Schema(a) => match &a.action {
+            // A schema is checked here, with no AWS call.
+            SchemaAction::Check { schema, sample, output } => {
+                Some(schemas::check(schema, sample.as_ref()).and_then(|out| finish(&out, *output, out.problem())))
+            }
+            SchemaAction::Show => None,
+        },
+        _ => None,
+    }
+}
+
 /// Runs one command; prints its result to stdout and returns the exit code.
 async fn run(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     progress::init_cli_logs(g.verbose);
-    match cli.command {
-        Command::Template => {
-            output::print_stdout(template::stack_yaml().trim_end())?;
-            return Ok(exit::OK);
-        }
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            cli::completions(shell, &mut script);
-            output::print_stdout(String::from_utf8_lossy(&script).trim_end())?;
-            return Ok(exit::OK);
-        }
-        _ => {}
+    if let Some(done) = without_aws(&cli.command) {
+        return done;
     }
     stack::validate_name(&g.stack)?;
     let aws_args = aws::AwsArgs::from(g);
@@ -63,7 +74,12 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     // The command's own files and profiles first: bad input is named even where AWS is not set up.
     match &cli.command {
         Command::Produce(a) => produce::precheck(a, &g.stack)?,
-        Command::Deploy(a) => a.params.values().map(drop)?,
+        Command::Deploy(a) => {
+            a.params.values()?;
+            if let Some(s) = &a.schema {
+                schema::load(s)?;
+            }
+        }
         _ => {}
     }
     let retry =
@@ -111,6 +127,12 @@ async fn run(cli: Cli) -> Result<i32, Error> {
             finish(&out, a.output, out.problem())
         }
         Command::ScanTable(a) => scan::run(a, stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK),
+        Command::Schema(_) => {
+            let (text, origin) = schemas::show(stack, &clients).await?;
+            progress::status(origin);
+            output::print_stdout(text.trim_end())?;
+            Ok(exit::OK)
+        }
         Command::Template | Command::Plan(_) | Command::Completions { .. } => Ok(exit::OK),
     }
 }

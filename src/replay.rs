@@ -14,7 +14,7 @@ use crate::dynamo::{self, MAX_BATCH_WRITE};
 use crate::error::Error;
 use crate::kinesis::{self, Batcher, Carries, Entry, MAX_RECORDS_PER_CALL};
 use crate::output::SummaryFormat;
-use crate::process::store::{Target, rejected_attr};
+use crate::process::store::rejected_attr;
 use crate::retry::{self, Policy};
 use crate::stack;
 
@@ -161,7 +161,13 @@ async fn delete_from_quarantine(clients: &Clients, table: &str, batch: &[Quarant
             Policy::attempts(crate::process::MAX_WRITE_ATTEMPTS),
             |indices: Vec<usize>| async move {
                 let subset: Vec<WriteRequest> = indices.iter().map(|&i| requests[i].clone()).collect();
-                let left = dynamo::batch_write(&clients.dynamodb, table, Target::Rejected.key_names(), subset).await?;
+                let left = dynamo::batch_write(
+                    &clients.dynamodb,
+                    table,
+                    (rejected_attr::SHARD, Some(rejected_attr::SEQUENCE)),
+                    subset,
+                )
+                .await?;
                 Ok(left.into_iter().map(|k| (indices[k], "unprocessed".to_string())).collect())
             },
         )

@@ -1,5 +1,6 @@
-//! `stream scan-table`: a paginated Scan of the stack's table printed as aligned columns, JSON,
-//! JSON lines or CSV. The table name comes from the stack's outputs.
+//! `stream scan-table`: a paginated Scan of the stack's table (or a Query of one partition) printed
+//! as aligned columns, JSON, JSON lines or CSV: the keys first, then the schema's attributes, then
+//! the rest by name. The table name comes from the stack's outputs, the keys from its schema.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,8 +13,8 @@ use crate::args::{BadValue, at_least, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::process::store::rejected_attr;
+use crate::schema::{self, KeyType, Schema};
 use crate::stack;
-use crate::tweet::attr;
 
 /// `stream scan-table`
 #[derive(Debug, Clone, Args)]
@@ -34,12 +35,12 @@ pub struct ScanArgs {
     #[arg(long)]
     pub rejected: bool,
 
-    /// Only this user's tweets (a Query on the partition key, not a Scan)
-    #[arg(long, value_name = "NAME", conflicts_with = "rejected", value_parser = username)]
-    pub user: Option<String>,
+    /// Only the items of this partition key value (a Query, not a Scan); `--user` for tweets
+    #[arg(long, visible_alias = "user", value_name = "VALUE", conflicts_with = "rejected", value_parser = key_value)]
+    pub key: Option<String>,
 
     /// Scan in N parallel segments (1-1000)
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "user", value_parser = range_of::<u32>(1, 1000, "DynamoDB's parallel scan limit"))]
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "key", value_parser = range_of::<u32>(1, 1000, "DynamoDB's parallel scan limit"))]
     pub segments: u32,
 }
 
@@ -56,35 +57,54 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// A Username as the table's partition key takes it: 1 to 2,048 bytes.
-fn username(s: &str) -> Result<String, BadValue> {
-    if s.is_empty() || s.len() > crate::tweet::MAX_PARTITION_KEY_BYTES {
+/// A partition key value as the table takes one: 1 to 2,048 bytes (its type is checked against
+/// the schema's once the stack is read).
+fn key_value(s: &str) -> Result<String, BadValue> {
+    if s.is_empty() || s.len() > schema::MAX_PARTITION_KEY_BYTES {
         return Err(BadValue {
             value: format!("of {} bytes", s.len()),
             what: "is not 1 to 2048 bytes long".into(),
-            hint: "give {flag} the exact Username of the items".into(),
+            hint: "give {flag} the exact partition key value of the items".into(),
         });
     }
     Ok(s.to_string())
 }
 
+/// `--key` as the attribute value the Query needs: a string as it is, a number in canonical
+/// form, binary from base64.
+fn key_attribute(value: &str, key: (&str, KeyType)) -> Result<AttributeValue, Error> {
+    let refuse = |what: &str| {
+        Error::usage(
+            format!("--key {value:?} is not {what}, the type of the table's key {}", key.0),
+            format!("give --key a {what}"),
+        )
+    };
+    match key.1 {
+        KeyType::S => Ok(AttributeValue::S(value.to_string())),
+        KeyType::N => schema::number::canonical(value).map(AttributeValue::N).ok_or_else(|| refuse("number")),
+        KeyType::B => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .map(|b| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b)))
+                .map_err(|_| refuse("base64 value (binary)"))
+        }
+    }
+}
+
 /// Messages longer than this are shortened in the table format only.
 const TABLE_MESSAGE_WIDTH: usize = 60;
 
-/// One item as JSON.
-pub fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+/// One item as JSON, its attributes in `order` first, the others by name (nested maps by name).
+pub fn item_json(item: &HashMap<String, AttributeValue>, order: &[&str]) -> serde_json::Value {
     let mut keys: Vec<&String> = item.keys().collect();
-    keys.sort_by_key(|k| (column_rank(k), k.as_str()));
+    keys.sort_by_key(|k| (column_rank(k, order), k.as_str()));
     let map = keys.into_iter().map(|k| (k.clone(), value_json(&item[k]))).collect();
     serde_json::Value::Object(map)
 }
 
-/// Columns shown first, in this order; others follow by name.
-const FIRST_COLUMNS: [&str; 11] = [
-    attr::USERNAME,
-    attr::ID,
-    attr::TIMESTAMP,
-    attr::MESSAGE,
+/// The quarantine table's columns, in the order shown.
+pub const REJECTED_COLUMNS: [&str; 7] = [
     rejected_attr::SHARD,
     rejected_attr::SEQUENCE,
     rejected_attr::ARRIVAL,
@@ -94,9 +114,14 @@ const FIRST_COLUMNS: [&str; 11] = [
     rejected_attr::PAYLOAD,
 ];
 
-/// Known columns first, in the table's order; others after, by name.
-fn column_rank(name: &str) -> usize {
-    FIRST_COLUMNS.iter().position(|c| *c == name).unwrap_or(FIRST_COLUMNS.len())
+/// The event table's columns as `schema` orders them: its keys, then its own attributes.
+pub fn event_columns(schema: &Schema) -> Vec<&str> {
+    schema.attribute_names().iter().map(|n| &**n).collect()
+}
+
+/// Columns in `order` first, in that order; others after, by name.
+fn column_rank(name: &str, order: &[&str]) -> usize {
+    order.iter().position(|c| *c == name).unwrap_or(order.len())
 }
 
 fn value_json(v: &AttributeValue) -> serde_json::Value {
@@ -109,7 +134,7 @@ fn value_json(v: &AttributeValue) -> serde_json::Value {
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(l) => Value::Array(l.iter().map(value_json).collect()),
-        AttributeValue::M(m) => item_json(m),
+        AttributeValue::M(m) => item_json(m, &[]),
         AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
         AttributeValue::Ns(ns) => Value::Array(ns.iter().cloned().map(Value::String).collect()),
         AttributeValue::B(b) => Value::String(base64_encode(b.as_ref())),
@@ -156,8 +181,14 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// Writes `items` in `format`. Table and CSV columns are the union of the items' attributes.
-pub fn write_items(w: &mut impl Write, items: &[serde_json::Value], format: OutputFormat) -> std::io::Result<()> {
+/// Writes `items` in `format`. Table and CSV columns are the union of the items' attributes,
+/// those in `order` first (the keys, then the schema's attributes).
+pub fn write_items(
+    w: &mut impl Write,
+    items: &[serde_json::Value],
+    format: OutputFormat,
+    order: &[&str],
+) -> std::io::Result<()> {
     let mut columns: Vec<String> = Vec::new();
     if matches!(format, OutputFormat::Table | OutputFormat::Csv) {
         for item in items {
@@ -169,9 +200,9 @@ pub fn write_items(w: &mut impl Write, items: &[serde_json::Value], format: Outp
                 }
             }
         }
-        columns.sort_by_key(|k| (column_rank(k), k.clone()));
+        columns.sort_by_key(|k| (column_rank(k, order), k.clone()));
         if columns.is_empty() {
-            columns = [attr::USERNAME, attr::ID, attr::TIMESTAMP, attr::MESSAGE].map(String::from).to_vec();
+            columns = order.iter().map(|c| c.to_string()).collect();
         }
     }
     match format {
@@ -227,24 +258,32 @@ pub fn write_items(w: &mut impl Write, items: &[serde_json::Value], format: Outp
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 
-/// One segment of a (parallel) Scan, or a Query on the user, up to `limit` items; or their count.
+/// What is read: the table, and the partition a Query reads (attribute name and value).
+struct Source<'a> {
+    table: &'a str,
+    partition: Option<(&'a str, AttributeValue)>,
+}
+
+/// One segment of a (parallel) Scan, or a Query on the partition key, up to `limit` items; or
+/// their count.
 async fn read_part(
     clients: &Clients,
-    table: &str,
+    source: &Source<'_>,
     args: &ScanArgs,
     segment: u32,
     limit: Option<u64>,
 ) -> Result<(Vec<Item>, i64), Error> {
+    let table = source.table;
     let (mut items, mut count) = (Vec::new(), 0i64);
     let select = if args.count { Select::Count } else { Select::AllAttributes };
-    if let Some(user) = &args.user {
+    if let Some((name, value)) = &source.partition {
         let mut pages = clients
             .dynamodb
             .query()
             .table_name(table)
-            .key_condition_expression("#u = :u")
-            .expression_attribute_names("#u", attr::USERNAME)
-            .expression_attribute_values(":u", AttributeValue::S(user.clone()))
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", *name)
+            .expression_attribute_values(":k", value.clone())
             .select(select)
             .into_paginator()
             .send();
@@ -278,15 +317,23 @@ async fn read_part(
 /// (`stream scan-table | head`) ends the output quietly.
 /// The flags are checked by `ScanArgs::validate` first.
 pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
-    let outputs = stack::load(clients, stack_name).await?.outputs;
+    let deployed = stack::load(clients, stack_name).await?;
+    let schema = if args.rejected { None } else { Some(stack::schema(clients, &deployed.stack).await?.schema) };
+    let order: Vec<&str> = schema.as_deref().map_or(REJECTED_COLUMNS.to_vec(), event_columns);
+    let outputs = deployed.outputs;
     let table = if args.rejected { outputs.rejected_table } else { outputs.table_name };
+    let partition = match (&args.key, &schema) {
+        (Some(value), Some(s)) => Some((s.partition_key().0, key_attribute(value, s.partition_key())?)),
+        _ => None,
+    };
+    let source = Source { table: &table, partition };
     let parts =
-        futures::future::join_all((0..args.segments).map(|s| read_part(clients, &table, args, s, args.limit))).await;
+        futures::future::join_all((0..args.segments).map(|s| read_part(clients, &source, args, s, args.limit))).await;
     let (mut items, mut total) = (Vec::new(), 0i64);
     for part in parts {
         let (part_items, count) = part?;
         total += count;
-        items.extend(part_items.iter().map(item_json));
+        items.extend(part_items.iter().map(|i| item_json(i, &order)));
     }
     let written = if args.count {
         writeln!(out, "{total}")
@@ -294,7 +341,7 @@ pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut
         if let Some(l) = args.limit {
             items.truncate(l as usize);
         }
-        write_items(out, &items, args.output)
+        write_items(out, &items, args.output, &order)
     };
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
@@ -316,7 +363,7 @@ mod tests {
 
     fn render(format: OutputFormat) -> String {
         let mut buf = Vec::new();
-        write_items(&mut buf, &items(), format).expect("write");
+        write_items(&mut buf, &items(), format, &event_columns(Schema::tweets())).expect("write");
         String::from_utf8(buf).expect("utf8")
     }
 
@@ -350,6 +397,22 @@ mod tests {
         assert_eq!(lines, items());
     }
 
+    /// `--key` takes the type of the table's partition key, or is refused with two lines.
+    #[test]
+    fn key_values_take_the_keys_type() {
+        assert_eq!(key_attribute("ana", ("U", KeyType::S)).expect("s"), AttributeValue::S("ana".into()));
+        assert_eq!(key_attribute("1.50", ("T", KeyType::N)).expect("n"), AttributeValue::N("1.5".into()));
+        assert_eq!(
+            key_attribute("AQID", ("B", KeyType::B)).expect("b"),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(vec![1, 2, 3]))
+        );
+        let e = key_attribute("ten", ("T", KeyType::N)).expect_err("not a number");
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (2, "--key \"ten\" is not number, the type of the table's key T".to_string())
+        );
+    }
+
     #[test]
     fn attribute_values_become_json() {
         let item = HashMap::from([
@@ -357,6 +420,8 @@ mod tests {
             ("N".to_string(), AttributeValue::N("3.5".into())),
             ("L".to_string(), AttributeValue::L(vec![AttributeValue::Bool(true)])),
         ]);
-        assert_eq!(item_json(&item), json!({"Id": "1", "L": [true], "N": 3.5}));
+        assert_eq!(item_json(&item, &["N"]), json!({"N": 3.5, "Id": "1", "L": [true]}));
+        let keys: Vec<String> = item_json(&item, &["N"]).as_object().expect("object").keys().cloned().collect();
+        assert_eq!(keys, ["N", "Id", "L"], "the order given first, then by name");
     }
 }

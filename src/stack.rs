@@ -1,8 +1,8 @@
 //! Everything about a deployed stack, in one place: finding it (one DescribeStacks), telling a
 //! stack `stream` made from others (one `NotManaged` error), what its status allows (one
 //! classification, `Phase`), its parameters, and the resource names from its outputs — never
-//! re-derived by formatting strings. Also the function and mapping the stack holds, and the
-//! console URL of its CloudWatch dashboard.
+//! re-derived by formatting strings. Also the function and mapping the stack holds, the event
+//! schema its function runs, and the console URL of its CloudWatch dashboard.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,7 +11,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::template::{MANAGED_TAG, output, param};
+use crate::schema::{self, Loaded, Schema};
+use crate::template::{EventTable, MANAGED_TAG, output, param};
 
 /// Checks a stack name before any call. CloudFormation allows `[A-Za-z][A-Za-z0-9-]*` up to 128
 /// characters; the function's name (the template's `<stack>-DDBEventProcessor`) must fit Lambda's
@@ -205,6 +206,47 @@ impl Deployed {
             .iter()
             .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
             .collect()
+    }
+}
+
+/// The event schema the stack's function runs: the file `deploy` kept in the artifact bucket
+/// (CodeBucket, SchemaKey), or the built-in tweets schema for a stack deployed before schemas.
+pub async fn schema(clients: &Clients, stack: &Stack) -> Result<Loaded, Error> {
+    let name = stack.stack_name().unwrap_or_default();
+    let key = parameter(stack, param::SCHEMA_KEY).filter(|k| !k.is_empty());
+    let (Some(key), Some(bucket)) = (key, parameter(stack, param::CODE_BUCKET)) else {
+        // A stack without SchemaKey was deployed before schemas existed: its function runs tweets.
+        return schema::built_in(schema::DEFAULT)
+            .ok_or_else(|| Error::failed("no built-in tweets schema", "report this as a bug"));
+    };
+    let object = clients.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        let gone = e.as_service_error().is_some_and(|s| s.is_no_such_key());
+        match gone {
+            true => Error::failed(
+                format!("the schema of stack \"{name}\" (s3://{bucket}/{key}) is gone"),
+                format!("run `stream deploy --stack {name} --schema FILE` to put it back"),
+            ),
+            false => Error::aws("GetObject", format!("s3://{bucket}/{key}"), e),
+        }
+    })?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::failed(format!("reading s3://{bucket}/{key}: {e}"), "run the command again"))?;
+    let text = String::from_utf8(bytes.into_bytes().to_vec()).map_err(|_| {
+        Error::failed(format!("s3://{bucket}/{key} is not UTF-8 text"), "deploy again with --schema FILE")
+    })?;
+    schema::from_text(&text, !key.ends_with(".json"), &format!("s3://{bucket}/{key}"))
+}
+
+/// The event table a schema shapes: its keys and TTL attribute.
+pub fn event_table(schema: &Schema) -> EventTable {
+    let (pk, pk_type) = schema.partition_key();
+    EventTable {
+        partition: (pk.to_string(), pk_type.as_str().to_string()),
+        sort: schema.sort_key().map(|(n, t)| (n.to_string(), t.as_str().to_string())),
+        ttl: schema.ttl_attribute().map(str::to_string),
     }
 }
 

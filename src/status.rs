@@ -1,5 +1,6 @@
-//! `stream status`: what an operator checks first — the stack's status and outputs, the event source
-//! mapping's state and last processing result, the items in the table and in quarantine, and, where
+//! `stream status`: what an operator checks first — the stack's status and outputs, its event
+//! schema, the event source mapping's state and last processing result, the items in the table and
+//! in quarantine, and, where
 //! CloudWatch answers, the last hour's iterator age, errors and invocations of the function, and
 //! where its dashboard is (the URL comes from `stack`).
 
@@ -49,6 +50,17 @@ pub struct LastHour {
     pub invocations: Option<f64>,
 }
 
+/// The event schema the function runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaStatus {
+    /// Its name.
+    pub name: String,
+    /// Where it is kept.
+    pub origin: String,
+    /// Keys, contents, time, TTL, ordering and Kinesis key, in words.
+    pub summary: Vec<(String, String)>,
+}
+
 /// The result of `stream status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusOutput {
@@ -56,6 +68,8 @@ pub struct StatusOutput {
     pub stack: String,
     /// CloudFormation status.
     pub stack_status: String,
+    /// The event schema.
+    pub schema: SchemaStatus,
     /// The stack's resources.
     pub outputs: Outputs,
     /// The stack's CloudWatch dashboard; `None` for a stack deployed before it existed.
@@ -95,6 +109,10 @@ impl fmt::Display for StatusOutput {
             None => {
                 writeln!(f, "  {:<18} none yet: run `stream deploy --stack {}` to add it", "Dashboard", self.stack)?
             }
+        }
+        writeln!(f, "schema {} ({})", self.schema.name, self.schema.origin)?;
+        for (k, v) in &self.schema.summary {
+            writeln!(f, "  {k:<18} {v}")?;
         }
         if !self.parameters.is_empty() {
             let shown: Vec<String> = self
@@ -168,6 +186,12 @@ async fn metric(clients: &Clients, function: &str, name: &str, stat: Statistic) 
 /// `stream status`.
 pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Error> {
     let deployed = stack::load(clients, stack_name).await?;
+    let loaded = stack::schema(clients, &deployed.stack).await?;
+    let schema = SchemaStatus {
+        name: loaded.schema.name().to_string(),
+        origin: loaded.origin.clone(),
+        summary: loaded.schema.describe(),
+    };
     let parameters = deployed.parameters();
     let outputs = deployed.outputs.clone();
     let dashboard = deployed.dashboard.clone();
@@ -197,6 +221,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
     Ok(StatusOutput {
         stack: stack_name.to_string(),
         stack_status: deployed.status().to_string(),
+        schema,
         outputs,
         dashboard,
         parameters,

@@ -22,6 +22,11 @@ pub fn stack_yaml() -> &'static str {
         .expect("template/stack.yaml is embedded at build time")
 }
 
+/// A built-in event schema, as written (template/schemas/<name>.toml).
+pub fn schema_file(name: &str) -> Option<&'static str> {
+    TEMPLATE_DIR.get_file(format!("schemas/{name}.toml")).and_then(|f| f.contents_utf8())
+}
+
 /// The template as data: parsed from YAML at build time (build.rs) and embedded as JSON.
 const DOCUMENT_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/stack.json"));
 
@@ -62,12 +67,73 @@ const RETAINED_TYPE: &str = "AWS::DynamoDB::Table";
 /// The logical id of the event source mapping, whose FilterCriteria `body_for` writes.
 pub const MAPPING: &str = "EventSourceMapping";
 
-/// The template as sent to CloudFormation (JSON): every table's DeletionPolicy and
-/// UpdateReplacePolicy set to the DataRetention value, and the mapping's FilterCriteria holding
-/// `filters` (none: an empty FilterCriteria). CloudFormation takes only literals for the policies
-/// (intrinsic functions there need the AWS::LanguageExtensions transform, which emulators do not
-/// run), and a list of filters cannot be built from one parameter: `stream` writes both, as data.
-pub fn body_for(retention: Retention, filters: &[String]) -> String {
+/// The logical id of the event table in the template (its keys there: Username and Id).
+pub const EVENT_TABLE: &str = "EventDataTable";
+
+/// The event table as an event schema shapes it: its key attributes with their DynamoDB types
+/// (S, N or B), and the attribute DynamoDB's TTL reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTable {
+    /// Partition key: (attribute, type).
+    pub partition: (String, String),
+    /// Sort key, if any.
+    pub sort: Option<(String, String)>,
+    /// TTL attribute, if items expire.
+    pub ttl: Option<String>,
+}
+
+impl EventTable {
+    /// The table as the template declares it.
+    pub fn in_template() -> EventTable {
+        let props = &document()["Resources"][EVENT_TABLE]["Properties"];
+        let type_of = |name: &str| {
+            props["AttributeDefinitions"]
+                .as_array()
+                .and_then(|defs| defs.iter().find(|d| d["AttributeName"] == name))
+                .and_then(|d| d["AttributeType"].as_str())
+                .unwrap_or("S")
+                .to_string()
+        };
+        let key = |kind: &str| {
+            props["KeySchema"].as_array().and_then(|ks| ks.iter().find(|k| k["KeyType"] == kind)).and_then(|k| {
+                let name = k["AttributeName"].as_str()?.to_string();
+                Some((name.clone(), type_of(&name)))
+            })
+        };
+        EventTable { partition: key("HASH").unwrap_or_default(), sort: key("RANGE"), ttl: None }
+    }
+
+    /// Keys other than the template's make another table (DynamoDB fixes a table's keys when it
+    /// is made): it gets its own logical id and name, suffixed with 8 hex digits of the keys'
+    /// hash, so that CloudFormation creates the new table before it removes the old one.
+    pub fn key_suffix(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let template = EventTable::in_template();
+        if (&self.partition, &self.sort) == (&template.partition, &template.sort) {
+            return None;
+        }
+        let sort = self.sort.as_ref().map_or(String::new(), |(n, t)| format!("{n}\0{t}"));
+        let digest = Sha256::digest(format!("{}\0{}\0{sort}", self.partition.0, self.partition.1));
+        Some(hex::encode(&digest[..4]))
+    }
+
+    /// The logical id of this table in the template sent.
+    pub fn logical_id(&self) -> String {
+        match self.key_suffix() {
+            Some(s) => format!("{EVENT_TABLE}{}", s.to_uppercase()),
+            None => EVENT_TABLE.to_string(),
+        }
+    }
+}
+
+/// The template as sent to CloudFormation: every table's DeletionPolicy and UpdateReplacePolicy
+/// set to the DataRetention value, the mapping's FilterCriteria holding `filters` (none: an empty
+/// FilterCriteria), and the event table shaped by `table` (keys, TTL; renamed when its keys are
+/// not the template's). CloudFormation takes only literals for the policies (intrinsic functions
+/// there need the AWS::LanguageExtensions transform, which emulators do not run), a list of filters
+/// cannot be built from one parameter, and a key schema's size varies: `stream` writes them all,
+/// as data.
+pub fn resolved(retention: Retention, filters: &[String], table: &EventTable) -> Value {
     let mut doc = document().clone();
     // No filters is an empty FilterCriteria, not a missing one: an update then clears filters the
     // mapping had (leaving the property out is not read as "none" everywhere).
@@ -81,7 +147,69 @@ pub fn body_for(retention: Retention, filters: &[String]) -> String {
             }
         }
     }
-    doc.to_string()
+    shape_event_table(&mut doc, table);
+    doc
+}
+
+/// `resolved` as the JSON text CloudFormation takes.
+pub fn body_for(retention: Retention, filters: &[String], table: &EventTable) -> String {
+    resolved(retention, filters, table).to_string()
+}
+
+/// Writes the event table's keys and TTL; renames it (logical id, references, name) when its keys
+/// are not the template's.
+fn shape_event_table(doc: &mut Value, table: &EventTable) {
+    let props = &mut doc["Resources"][EVENT_TABLE]["Properties"];
+    let mut definitions =
+        vec![serde_json::json!({"AttributeName": table.partition.0, "AttributeType": table.partition.1})];
+    let mut keys = vec![serde_json::json!({"AttributeName": table.partition.0, "KeyType": "HASH"})];
+    if let Some((name, kind)) = &table.sort {
+        definitions.push(serde_json::json!({"AttributeName": name, "AttributeType": kind}));
+        keys.push(serde_json::json!({"AttributeName": name, "KeyType": "RANGE"}));
+    }
+    props["AttributeDefinitions"] = Value::Array(definitions);
+    props["KeySchema"] = Value::Array(keys);
+    if let Some(ttl) = &table.ttl {
+        props["TimeToLiveSpecification"] = serde_json::json!({"AttributeName": ttl, "Enabled": true});
+    }
+    let Some(suffix) = table.key_suffix() else { return };
+    if let Value::Object(o) = &mut props["TableName"]
+        && let Some(Value::String(sub)) = o.get_mut("Fn::Sub")
+    {
+        sub.push('-');
+        sub.push_str(&suffix);
+    }
+    let new_id = table.logical_id();
+    if let Some(resources) = doc.get_mut("Resources").and_then(Value::as_object_mut)
+        && let Some(resource) = resources.shift_remove(EVENT_TABLE)
+    {
+        resources.insert(new_id.clone(), resource);
+    }
+    rename_references(doc, EVENT_TABLE, &new_id);
+}
+
+/// Points every `Ref`, `Fn::GetAtt`, `Fn::Sub` variable and `DependsOn` at `old` to `new`.
+fn rename_references(v: &mut Value, old: &str, new: &str) {
+    match v {
+        Value::Object(o) => {
+            for (key, inner) in o.iter_mut() {
+                match (key.as_str(), &mut *inner) {
+                    ("Ref" | "DependsOn", Value::String(s)) if s == old => *s = new.to_string(),
+                    ("Fn::GetAtt", Value::Array(parts)) if parts.first().is_some_and(|p| p == old) => {
+                        parts[0] = Value::from(new)
+                    }
+                    ("Fn::Sub", Value::String(s)) => {
+                        *s = s
+                            .replace(&format!("${{{old}}}"), &format!("${{{new}}}"))
+                            .replace(&format!("${{{old}."), &format!("${{{new}."))
+                    }
+                    _ => rename_references(inner, old, new),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rename_references(i, old, new)),
+        _ => {}
+    }
 }
 
 /// A parameter's `Default`, as the string CloudFormation takes.
@@ -117,7 +245,12 @@ pub struct Resource {
 
 /// The template's resources, in the template's order.
 pub fn resources() -> Vec<Resource> {
-    document()["Resources"]
+    resources_in(document())
+}
+
+/// The resources of a template as sent (`resolved`), in its order.
+pub fn resources_in(doc: &Value) -> Vec<Resource> {
+    doc["Resources"]
         .as_object()
         .map(|resources| {
             resources
@@ -169,7 +302,12 @@ fn eval_condition(c: &Value, value_of: &dyn Fn(&str) -> Option<String>, depth: u
 /// The physical name the template gives resource `logical_id` in stack `stack` (a `Name` or
 /// `TableName` written as `!Sub "${AWS::StackName}-…"`), for checks made before the stack exists.
 pub fn physical_name(logical_id: &str, stack: &str) -> Option<String> {
-    let properties = &document()["Resources"][logical_id]["Properties"];
+    physical_name_in(document(), logical_id, stack)
+}
+
+/// `physical_name` in a template as sent (`resolved`).
+pub fn physical_name_in(doc: &Value, logical_id: &str, stack: &str) -> Option<String> {
+    let properties = &doc["Resources"][logical_id]["Properties"];
     ["TableName", "Name", "QueueName", "FunctionName"].iter().find_map(|field| match &properties[*field] {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => {
@@ -189,6 +327,14 @@ pub fn resources_of_type(resource_type: &str) -> Vec<String> {
 /// The table resources, whose deletion DataRetention decides.
 pub fn retained_tables() -> Vec<String> {
     resources_of_type(RETAINED_TYPE)
+}
+
+/// The table resources of a template as sent (`resolved`).
+pub fn retained_tables_in(doc: &Value) -> Vec<String> {
+    doc["Resources"]
+        .as_object()
+        .map(|r| r.iter().filter(|(_, v)| v["Type"] == RETAINED_TYPE).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// Template parameter names.
@@ -227,9 +373,13 @@ pub mod param {
     pub const DATA_RETENTION: &str = "DataRetention";
     /// The mapping's filter patterns, one per line.
     pub const FILTER_PATTERNS: &str = "FilterPatterns";
+    /// The event schema's name.
+    pub const SCHEMA_NAME: &str = "SchemaName";
+    /// S3 key (in CodeBucket) of the schema file as written.
+    pub const SCHEMA_KEY: &str = "SchemaKey";
 
     /// Every parameter the template declares.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 18] = [
         CODE_BUCKET,
         CODE_KEY,
         ARCHITECTURE,
@@ -246,6 +396,8 @@ pub mod param {
         ALARM_EMAIL,
         DATA_RETENTION,
         FILTER_PATTERNS,
+        SCHEMA_NAME,
+        SCHEMA_KEY,
     ];
 }
 
@@ -292,6 +444,13 @@ pub const TABLE_ENV: &str = "TABLE_NAME";
 
 /// Environment variable that carries the quarantine table's name to the function.
 pub const REJECTED_TABLE_ENV: &str = "REJECTED_TABLE_NAME";
+
+/// Environment variable naming the event schema file in the function's code directory (unset:
+/// the built-in tweets schema).
+pub const SCHEMA_ENV: &str = "EVENT_SCHEMA";
+
+/// The file, in the function's zip, holding the event schema (canonical JSON).
+pub const SCHEMA_IN_CODE: &str = "schema.json";
 
 #[cfg(test)]
 mod tests {
@@ -363,8 +522,10 @@ mod tests {
     fn retention_sets_the_policies_of_every_table_and_nothing_else() {
         let tables = retained_tables();
         assert_eq!(tables, vec!["EventDataTable".to_string(), "RejectedTable".to_string()]);
-        let mut delete: Value = serde_json::from_str(&body_for(Retention::Delete, &[])).expect("json");
-        let mut retain: Value = serde_json::from_str(&body_for(Retention::Retain, &[])).expect("json");
+        let mut delete: Value =
+            serde_json::from_str(&body_for(Retention::Delete, &[], &EventTable::in_template())).expect("json");
+        let mut retain: Value =
+            serde_json::from_str(&body_for(Retention::Retain, &[], &EventTable::in_template())).expect("json");
         for doc in [&mut delete, &mut retain] {
             let props = doc["Resources"][MAPPING]["Properties"].as_object_mut().expect("properties");
             assert_eq!(props.remove("FilterCriteria"), Some(serde_json::json!({})), "no filters");
@@ -390,11 +551,73 @@ mod tests {
     #[test]
     fn filters_are_written_into_the_mapping() {
         let patterns = [r#"{"data":{"lang":["en"]}}"#.to_string(), r#"{"data":{"lang":["de"]}}"#.to_string()];
-        let doc: Value = serde_json::from_str(&body_for(Retention::Delete, &patterns)).expect("json");
+        let doc: Value =
+            serde_json::from_str(&body_for(Retention::Delete, &patterns, &EventTable::in_template())).expect("json");
         let filters = &doc["Resources"][MAPPING]["Properties"]["FilterCriteria"]["Filters"];
         assert_eq!(filters, &serde_json::json!([{"Pattern": patterns[0]}, {"Pattern": patterns[1]}]));
-        let none: Value = serde_json::from_str(&body_for(Retention::Delete, &[])).expect("json");
+        let none: Value =
+            serde_json::from_str(&body_for(Retention::Delete, &[], &EventTable::in_template())).expect("json");
         assert_eq!(none["Resources"][MAPPING]["Properties"]["FilterCriteria"], serde_json::json!({}));
+    }
+
+    /// A schema's keys other than the template's make another table: its own logical id and name
+    /// (so CloudFormation creates it before removing the old one), every reference to it moved,
+    /// the key schema and TTL written; the template's own keys change nothing.
+    #[test]
+    fn the_event_table_takes_the_schemas_keys_and_ttl() {
+        let template = EventTable::in_template();
+        assert_eq!(template.partition, ("Username".to_string(), "S".to_string()));
+        assert_eq!(template.sort, Some(("Id".to_string(), "S".to_string())));
+        assert_eq!(template.key_suffix(), None);
+        let iot = EventTable {
+            partition: ("DeviceId".into(), "S".into()),
+            sort: Some(("Time".into(), "N".into())),
+            ttl: Some("ExpiresAt".into()),
+        };
+        let suffix = iot.key_suffix().expect("other keys");
+        assert_eq!(suffix.len(), 8);
+        let id = iot.logical_id();
+        assert_eq!(id, format!("EventDataTable{}", suffix.to_uppercase()));
+        let doc = resolved(Retention::Delete, &[], &iot);
+        let text = doc.to_string();
+        assert!(
+            !text.contains("\"EventDataTable\"") && !text.contains("${EventDataTable}"),
+            "no reference left to the old id"
+        );
+        let table = &doc["Resources"][&id];
+        assert_eq!(
+            table["Properties"]["TableName"],
+            serde_json::json!({"Fn::Sub": format!("${{AWS::StackName}}-EventData-{suffix}")})
+        );
+        assert_eq!(
+            table["Properties"]["KeySchema"],
+            serde_json::json!([{"AttributeName": "DeviceId", "KeyType": "HASH"}, {"AttributeName": "Time", "KeyType": "RANGE"}])
+        );
+        assert_eq!(
+            table["Properties"]["AttributeDefinitions"][1],
+            serde_json::json!({"AttributeName": "Time", "AttributeType": "N"})
+        );
+        assert_eq!(
+            table["Properties"]["TimeToLiveSpecification"],
+            serde_json::json!({"AttributeName": "ExpiresAt", "Enabled": true})
+        );
+        assert_eq!(doc["Outputs"]["TableName"]["Value"], serde_json::json!({"Ref": id}));
+        assert_eq!(
+            doc["Resources"]["Function"]["Properties"]["Environment"]["Variables"][TABLE_ENV],
+            serde_json::json!({"Ref": id})
+        );
+        let body = doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("sub");
+        assert!(body.contains(&format!("${{{id}}}")));
+        assert_eq!(physical_name_in(&doc, &id, "s1"), Some(format!("s1-EventData-{suffix}")));
+        assert_eq!(retained_tables_in(&doc), vec!["RejectedTable".to_string(), id]);
+        // One partition key only: no RANGE, one definition.
+        let orders = EventTable { partition: ("OrderId".into(), "S".into()), sort: None, ttl: None };
+        let doc = resolved(Retention::Delete, &[], &orders);
+        let props = &doc["Resources"][&orders.logical_id()]["Properties"];
+        assert_eq!(props["KeySchema"].as_array().map(Vec::len), Some(1));
+        assert_eq!(props["AttributeDefinitions"].as_array().map(Vec::len), Some(1));
+        assert!(props.get("TimeToLiveSpecification").is_none());
+        assert_ne!(orders.key_suffix(), iot.key_suffix());
     }
 
     #[test]
@@ -553,7 +776,7 @@ mod tests {
         // A misspelt EMF name would draw an empty graph: check against what the function emits.
         use crate::process::{BatchStats, metrics};
         assert_eq!(metrics::NAMESPACE, "stream");
-        let emf = metrics::emf("f", &BatchStats::default(), 0.0, 0);
+        let emf = metrics::emf("f", &BatchStats::default(), 0.0, 0, true);
         let declared: Vec<&Value> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .expect("metrics")

@@ -1,22 +1,22 @@
-//! The one record shape of the pipeline: a v1.1-compatible tweet (what the 2017 producer sent and
-//! every source maps to), its bytes on the stream, and the table item the function writes.
-//! Pure: no AWS types here; `process` turns an `Item` into DynamoDB attributes.
+//! The v1.1 tweet: the record shape every tweet source maps to (what the 2017 producer sent), its
+//! bytes on the stream, and the table item the built-in `tweets` schema makes of it, in tweet terms
+//! (`item_from_payload`, `Invalid`). The decoding itself is `schema`'s: this module names its
+//! result. Pure: no AWS types here.
 
-use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Twitter v1.1's `created_at` format: "Wed Oct 10 20:19:24 +0000 2018".
-pub const TWITTER_TIME_FORMAT: &str = "%a %b %d %H:%M:%S %z %Y";
+use crate::schema::{self, Field, Refusal, Schema, Val};
+pub use crate::time::{TWITTER_TIME_FORMAT, iso_millis, iso_timestamp, twitter_time};
 
 /// DynamoDB: a partition key value holds at most 2,048 bytes.
-pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_PARTITION_KEY_BYTES: usize = schema::MAX_PARTITION_KEY_BYTES;
 /// DynamoDB: a sort key value holds at most 1,024 bytes.
-pub const MAX_SORT_KEY_BYTES: usize = 1024;
+pub const MAX_SORT_KEY_BYTES: usize = schema::MAX_SORT_KEY_BYTES;
 /// DynamoDB: an item holds at most 400 KB (names and values, UTF-8).
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub const MAX_ITEM_BYTES: usize = schema::MAX_ITEM_BYTES;
 
 /// A tweet in the v1.1 shape, as producers write it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,213 +171,54 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// What the handler reads of a record: a lenient, borrowing view of the tweet.
-#[derive(Deserialize)]
-struct TweetView<'a> {
-    #[serde(default, borrow)]
-    id_str: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(default, borrow)]
-    created_at: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    /// Tweets fetched with tweet_mode=extended carry `full_text` at the top.
-    #[serde(default, borrow)]
-    full_text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    extended_tweet: Option<ExtendedView<'a>>,
-    #[serde(default, borrow)]
-    user: Option<UserView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ExtendedView<'a> {
-    #[serde(default, borrow)]
-    full_text: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct UserView<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    screen_name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    id_str: Option<Cow<'a, str>>,
-}
-
-/// Turns a record's payload (already base64-decoded) into the item to write.
-/// UTF-8, never ASCII: the 2017 handler mangled every emoji and CJK tweet here.
+/// The item the built-in `tweets` schema makes of a record's payload (already base64-decoded), in
+/// tweet terms. UTF-8, never ASCII: the 2017 handler mangled every emoji and CJK tweet here.
 pub fn item_from_payload(payload: &[u8]) -> Result<Item, Invalid> {
-    item_from_view(view_of(payload)?)
+    let schema = Schema::tweets();
+    let item = schema.item(payload).map_err(Invalid::from)?;
+    let text = |i: usize| match item.fixed(i) {
+        Some(Val::S(s)) => s.to_string(),
+        _ => String::new(),
+    };
+    Ok(Item { username: text(0), id: text(1), timestamp: text(2), message: text(3) })
 }
 
-/// For producers, from one parse: the item the function will write (so a line it would refuse is
+/// For producers, from one read: the item the function will write (so a line it would refuse is
 /// caught before it is sent) and the 2017 producer's partition key — `user.screen_name`, else
 /// `user.id_str`, else `id_str` — when the tweet has one.
 pub fn item_and_key(payload: &[u8]) -> Result<(Item, Option<String>), Invalid> {
-    let view = view_of(payload)?;
-    let key = view
-        .user
-        .as_ref()
-        .and_then(|u| [&u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()))
-        .or(view.id_str.as_ref())
-        .filter(|k| !k.is_empty())
-        .map(|k| k.to_string());
-    Ok((item_from_view(view)?, key))
-}
-
-fn view_of(payload: &[u8]) -> Result<TweetView<'_>, Invalid> {
-    let text = std::str::from_utf8(payload).map_err(|e| Invalid::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-    serde_json::from_str(text).map_err(|e| Invalid::NotJson(e.to_string()))
-}
-
-fn item_from_view(view: TweetView<'_>) -> Result<Item, Invalid> {
-    let id = match (&view.id_str, view.id) {
-        (Some(s), _) if !s.is_empty() => s.to_string(),
-        (_, Some(n)) => n.to_string(),
-        _ => return Err(Invalid::NoId),
+    let item = item_from_payload(payload)?;
+    let key = match Schema::tweets().kinesis_key(payload) {
+        Ok(key) => Some(key),
+        Err(Refusal::Missing { field: Field::KinesisKey, .. }) => None,
+        Err(other) => return Err(Invalid::from(other)),
     };
-    let username = view
-        .user
-        .as_ref()
-        .and_then(|u| [&u.name, &u.screen_name, &u.id_str].into_iter().flatten().find(|s| !s.is_empty()))
-        .map(|s| s.to_string())
-        .ok_or(Invalid::EmptyKey)?;
-    if username.len() > MAX_PARTITION_KEY_BYTES {
-        return Err(Invalid::KeyTooLong { attribute: attr::USERNAME, bytes: username.len() });
-    }
-    if id.len() > MAX_SORT_KEY_BYTES {
-        return Err(Invalid::KeyTooLong { attribute: attr::ID, bytes: id.len() });
-    }
-    let created = view.created_at.as_deref().unwrap_or("");
-    let timestamp = iso_timestamp(created).ok_or_else(|| Invalid::BadTimestamp(created.chars().take(64).collect()))?;
-    // The full text: extended_tweet.full_text for long streamed tweets (`text` is cut at 140),
-    // then full_text (tweet_mode=extended), then text.
-    let message = view
-        .extended_tweet
-        .and_then(|e| e.full_text)
-        .or(view.full_text)
-        .or(view.text)
-        .map(Cow::into_owned)
-        .unwrap_or_default();
-    let item = Item { username, id, timestamp, message };
-    let bytes = item.size();
-    if bytes > MAX_ITEM_BYTES {
-        return Err(Invalid::ItemTooLarge { bytes });
-    }
-    Ok(item)
+    Ok((item, key))
 }
 
-/// Seconds since the epoch (Kinesis arrival times) as ISO-8601 UTC with milliseconds.
-pub fn iso_millis(epoch_secs: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((epoch_secs * 1000.0).round() as i64)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-/// `created_at` (Twitter's format, or RFC 3339) as ISO-8601 UTC with milliseconds:
-/// "Wed Oct 10 20:19:24 +0000 2018" → "2018-10-10T20:19:24.000Z".
-pub fn iso_timestamp(created_at: &str) -> Option<String> {
-    twitter_time_to_iso(created_at).or_else(|| chrono_iso(created_at))
-}
-
-/// `iso_timestamp` by chrono's parser and formatter alone: every form the fast path leaves.
-fn chrono_iso(created_at: &str) -> Option<String> {
-    let t = DateTime::parse_from_str(created_at, TWITTER_TIME_FORMAT)
-        .or_else(|_| DateTime::parse_from_rfc3339(created_at))
-        .ok()?;
-    Some(t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-}
-
-/// The common case of `iso_timestamp` without chrono's format interpreter (a third of a record's
-/// cost in the handler): exactly "Www Mmm DD HH:MM:SS ±hhmm YYYY" with a weekday that matches the
-/// date, as chrono checks. Anything else is left to chrono (`None`).
-fn twitter_time_to_iso(s: &str) -> Option<String> {
-    use chrono::{Datelike, Duration, NaiveDate, Timelike};
-    const MONTHS: [&[u8; 3]; 12] =
-        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
-    const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
-    let b = s.as_bytes();
-    if b.len() != 30 || [3, 7, 10, 19, 25].iter().any(|&i| b[i] != b' ') || b[13] != b':' || b[16] != b':' {
-        return None;
+impl From<Refusal> for Invalid {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotUtf8 { valid_up_to } => Invalid::NotUtf8 { valid_up_to },
+            Refusal::NotJson { detail, .. } => Invalid::NotJson(detail),
+            Refusal::Missing { field: Field::SortKey, .. } => Invalid::NoId,
+            Refusal::Missing { field: Field::PartitionKey, .. } => Invalid::EmptyKey,
+            Refusal::Missing { .. } => Invalid::BadTimestamp(String::new()),
+            Refusal::KeyTooLong { attribute, bytes } => Invalid::KeyTooLong {
+                attribute: if attribute == Arc::from(attr::ID) { attr::ID } else { attr::USERNAME },
+                bytes,
+            },
+            Refusal::BadTime { value, .. } => Invalid::BadTimestamp(value),
+            Refusal::ItemTooLarge { bytes } => Invalid::ItemTooLarge { bytes },
+            Refusal::Unstorable { path, why } => Invalid::NotJson(format!("{path}: {why}")),
+        }
     }
-    let num = |from: usize, len: usize| -> Option<u32> {
-        b[from..from + len].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
-    };
-    let month = MONTHS.iter().position(|m| m[..] == b[4..7])? as u32 + 1;
-    let date = NaiveDate::from_ymd_opt(num(26, 4)? as i32, month, num(8, 2)?)?;
-    if DAYS[date.weekday().num_days_from_monday() as usize][..] != b[0..3] {
-        return None;
-    }
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let sign = match b[20] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (oh, om) = (num(21, 2)?, num(23, 2)?);
-    if om > 59 || oh > 23 {
-        return None;
-    }
-    let local = date.and_hms_opt(hour, minute, second)?;
-    let utc = local - Duration::minutes(sign * i64::from(oh * 60 + om));
-    let (d, t) = (utc.date(), utc.time());
-    if !(1000..=9999).contains(&d.year()) {
-        return None;
-    }
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
-        d.year(),
-        d.month(),
-        d.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
-}
-
-/// A time in Twitter's `created_at` format.
-pub fn twitter_time(t: DateTime<Utc>) -> String {
-    t.format("%a %b %d %H:%M:%S +0000 %Y").to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// The fast path answers exactly as chrono does, for valid times and for near misses
-        /// (day 0 or 32, hour 24, second 60, a wrong weekday, odd offsets, years off four digits).
-        #[test]
-        fn the_fast_timestamp_path_agrees_with_chrono(
-            weekday in 0usize..7, month in 0usize..12, day in 0u32..33, hour in 0u32..26, minute in 0u32..61,
-            second in 0u32..62, sign in proptest::sample::select(vec!['+', '-', ' ']), oh in 0u32..26,
-            om in 0u32..61, year in proptest::sample::select(vec![999, 1000, 1970, 2018, 2024, 2100, 9999, 10000]),
-        ) {
-            const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-            const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-            let s = format!(
-                "{} {} {day:02} {hour:02}:{minute:02}:{second:02} {sign}{oh:02}{om:02} {year:04}",
-                DAYS[weekday], MONTHS[month]
-            );
-            proptest::prop_assert_eq!(iso_timestamp(&s), chrono_iso(&s), "{}", s);
-        }
-    }
-
-    #[test]
-    fn the_fast_timestamp_path_takes_real_tweets_and_leaves_the_rest_to_chrono() {
-        let t = "Wed Oct 10 20:19:24 +0000 2018";
-        assert_eq!(twitter_time_to_iso(t).as_deref(), Some("2018-10-10T20:19:24.000Z"));
-        assert_eq!(twitter_time_to_iso("Thu Oct 11 01:19:24 +0500 2018").as_deref(), Some("2018-10-10T20:19:24.000Z"));
-        assert_eq!(twitter_time_to_iso("Wed Oct 10 20:19:24 -0130 2018").as_deref(), Some("2018-10-10T21:49:24.000Z"));
-        for other in ["Thu Oct 10 20:19:24 +0000 2018", "2018-10-10T20:19:24Z", "Wed Oct 10 20:19:24 +0000 2018 "] {
-            assert_eq!(twitter_time_to_iso(other), None, "{other}");
-        }
-        assert_eq!(iso_timestamp("2018-10-10T22:19:24.5+02:00").as_deref(), Some("2018-10-10T20:19:24.500Z"));
-    }
+    use chrono::DateTime;
 
     fn tweet_json(name: &str, text: &str) -> String {
         serde_json::json!({
@@ -464,5 +305,30 @@ mod tests {
         let back: Tweet = serde_json::from_slice(&t.to_bytes()).expect("json");
         assert_eq!(back, t);
         assert_eq!(item_from_payload(&t.to_bytes()).expect("valid").timestamp, "2018-10-10T20:19:24.000Z");
+    }
+
+    /// The built-in tweets schema gives every reason exactly as the tweet's own words name it.
+    #[test]
+    fn tweets_reasons_are_the_tweet_pipelines_own() {
+        let tweets = Schema::tweets();
+        let ok = r#""created_at":"Wed Oct 10 20:19:24 +0000 2018""#;
+        for payload in [
+            "\u{0}".to_string(),
+            "not json".to_string(),
+            format!(r#"{{{ok},"user":{{"name":"a"}}}}"#),
+            format!(r#"{{{ok},"id_str":"1","user":{{"name":"","screen_name":""}}}}"#),
+            format!(r#"{{{ok},"id_str":"1","user":{{"name":"{}"}}}}"#, "k".repeat(3000)),
+            format!(r#"{{{ok},"id_str":"{}","user":{{"name":"a"}}}}"#, "1".repeat(1500)),
+            r#"{"id_str":"1","user":{"name":"a"}}"#.to_string(),
+            r#"{"id_str":"1","created_at":"yesterday","user":{"name":"a"}}"#.to_string(),
+            format!(r#"{{{ok},"id_str":"1","user":{{"name":"a"}},"text":"{}"}}"#, "y".repeat(MAX_ITEM_BYTES)),
+            format!(r#"{{{ok},"id_str":"1","id":"x","user":{{"name":"a"}}}}"#),
+            format!(r#"{{{ok},"id_str":["1"],"user":{{"name":"a"}}}}"#),
+            format!(r#"{{{ok},"id_str":"1","user":"u"}}"#),
+        ] {
+            let refusal = tweets.item(payload.as_bytes()).expect_err("refused");
+            let invalid = Invalid::from(refusal.clone());
+            assert_eq!(refusal.to_string(), invalid.to_string(), "{payload:.80}");
+        }
     }
 }

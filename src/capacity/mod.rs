@@ -10,11 +10,15 @@ pub mod prices;
 
 use clap::Args;
 
+use std::path::PathBuf;
+
 use crate::args::{BadValue, range, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::output::SummaryFormat;
+use crate::schema::Schema;
 use crate::stack;
+use crate::synthetic::{Events, Kind};
 use crate::template::{self, param};
 use model::{Architecture, Inputs};
 pub use model::{Plan, plan};
@@ -26,9 +30,13 @@ pub struct PlanArgs {
     #[arg(long, value_name = "RECORDS_PER_S", value_parser = above_zero)]
     pub rate: f64,
 
-    /// Bytes per record (1-1048576; default: the synthetic tweets' mean)
+    /// Bytes per record (1-1048576; default: the mean of --sample, or of the schema's synthetic events)
     #[arg(long, value_name = "N", value_parser = range_of::<u64>(1, 1_048_576, "a Kinesis record's limit"))]
     pub record_bytes: Option<u64>,
+
+    /// JSON-lines file of your events: record and item sizes are their means, through the schema
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub sample: Option<PathBuf>,
 
     /// Price the plan with KPL aggregation (`stream produce --aggregate`)
     #[arg(long)]
@@ -122,13 +130,69 @@ fn settings(value: impl Fn(&str) -> Option<String>, from: String) -> Result<Sett
     })
 }
 
+/// Mean sizes of a record on the stream and of the item the schema makes of it.
+#[derive(Debug, Clone, PartialEq)]
+struct Sizes {
+    record_bytes: u64,
+    item_bytes: u64,
+    from: String,
+}
+
+/// Events synthetic sizes are measured on (seed 1).
+const SYNTHETIC_SAMPLE: usize = 1_000;
+
+/// The sizes: of `--sample`'s lines the schema takes, else of the schema's synthetic events (for
+/// tweets DEFAULT_RECORD_BYTES, that mean measured once), else of the tweets'; `--record-bytes`
+/// beats the record's.
+fn sizes(args: &PlanArgs, schema: &Schema) -> Result<Sizes, Error> {
+    let (events, from): (Vec<Vec<u8>>, String) = match &args.sample {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                Error::usage(
+                    format!("cannot read sample {}: {e}", path.display()),
+                    "give --sample a JSON-lines file of events",
+                )
+            })?;
+            let lines: Vec<Vec<u8>> =
+                text.split(|b| *b == b'\n').map(|l| l.trim_ascii().to_vec()).filter(|l| !l.is_empty()).collect();
+            (lines, format!("sample {}", path.display()))
+        }
+        None => {
+            let kind = Kind::for_schema(schema.name()).unwrap_or(Kind::Tweets);
+            let events = Events::new(kind, Some(1)).take(SYNTHETIC_SAMPLE).collect();
+            (events, format!("{SYNTHETIC_SAMPLE} synthetic {} events", kind.name()))
+        }
+    };
+    let items: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| schema.item(e).ok().map(|i| (e.len(), i.size(schema.attribute_names()))))
+        .collect();
+    if items.is_empty() {
+        return Err(Error::usage(
+            format!("no event of the {from} fits schema \"{}\"", schema.name()),
+            "give --sample a JSON-lines file of events the stack's schema takes (`stream schema check --sample` says why not)",
+        ));
+    }
+    let mean = |f: fn(&(usize, usize)) -> usize| {
+        (items.iter().map(f).sum::<usize>() as f64 / items.len() as f64).round() as u64
+    };
+    let record = match (args.sample.is_none() && schema.name() == crate::schema::DEFAULT, args.record_bytes) {
+        (_, Some(b)) => b,
+        (true, None) => DEFAULT_RECORD_BYTES,
+        (false, None) => mean(|x| x.0),
+    };
+    let refused = events.len() - items.len();
+    let from = if refused > 0 { format!("{from}, {refused} of {} refused by the schema", events.len()) } else { from };
+    Ok(Sizes { record_bytes: record, item_bytes: mean(|x| x.1), from })
+}
+
 /// The inputs: flags first, then the settings.
-fn inputs(args: &PlanArgs, settings: Settings) -> Inputs {
-    let record_bytes = args.record_bytes.unwrap_or(DEFAULT_RECORD_BYTES);
+fn inputs(args: &PlanArgs, settings: Settings, sizes: Sizes) -> Inputs {
     Inputs {
         rate: args.rate,
-        record_bytes,
-        item_bytes: record_bytes,
+        record_bytes: sizes.record_bytes,
+        item_bytes: sizes.item_bytes,
+        sizes_from: sizes.from,
         aggregate: args.aggregate,
         on_demand: args.on_demand || settings.on_demand,
         parallelization: args.parallelization.unwrap_or(settings.parallelization),
@@ -163,7 +227,13 @@ pub async fn run(args: &PlanArgs, stack_name: &str, clients: Option<&Clients>) -
         (false, false) => "the template's defaults (AWS is not set up here)".to_string(),
     };
     let settings = settings(value, from)?;
-    Ok(plan(&inputs(args, settings)))
+    // The stack's schema shapes the items; without a stack, the default one.
+    let deployed_schema = match (clients, &deployed) {
+        (Some(clients), Some(stack)) => Some(stack::schema(clients, stack).await?.schema),
+        _ => None,
+    };
+    let sizes = sizes(args, deployed_schema.as_deref().unwrap_or(Schema::tweets()))?;
+    Ok(plan(&inputs(args, settings, sizes)))
 }
 
 #[cfg(test)]
@@ -221,12 +291,39 @@ mod tests {
         };
         let deployed = settings(stack, "stack \"s\"".into()).expect("stack");
         let args = Cmd::try_parse_from(["x", "--rate", "10", "--memory", "1024"]).expect("ok").plan;
-        let i = inputs(&args, deployed);
+        let i = inputs(&args, deployed, sizes(&args, Schema::tweets()).expect("sizes"));
         assert_eq!((i.parallelization, i.memory_mb, i.batch_size, i.batching_window_s), (3, 1024, 500, 5));
         assert!(i.on_demand && i.architecture == Architecture::Arm64);
         assert_eq!((i.record_bytes, i.duration_us_per_record), (DEFAULT_RECORD_BYTES, DEFAULT_DURATION_US_PER_RECORD));
         let broken = settings(|_| Some("many".to_string()), "stack \"s\"".into()).expect_err("not a number");
         assert!(broken.to_string().contains("not a whole number"), "{broken}");
+    }
+
+    /// Sizes come from a sample through the schema, else from the schema's synthetic events; lines
+    /// the schema refuses are left out and counted; none that fit is refused.
+    #[test]
+    fn sizes_come_from_a_sample_or_the_schemas_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sample = dir.path().join("s.jsonl");
+        let line = r#"{"order_id":"o-1","version":1,"status":"paid","updated_at":"2025-01-01T00:00:00Z"}"#;
+        std::fs::write(&sample, format!("{line}\nnot json\n{line}\n")).expect("write");
+        let orders = Schema::built_in("orders").expect("built in");
+        let args =
+            Cmd::try_parse_from(["x", "--rate", "1", "--sample", sample.to_str().expect("utf8")]).expect("ok").plan;
+        let s = sizes(&args, orders).expect("sizes");
+        assert_eq!(s.record_bytes, line.len() as u64);
+        let item = orders.item(line.as_bytes()).expect("item").size(orders.attribute_names());
+        assert_eq!(s.item_bytes, item as u64);
+        assert!(s.from.ends_with("1 of 3 refused by the schema"), "{}", s.from);
+        let iot =
+            sizes(&Cmd::try_parse_from(["x", "--rate", "1"]).expect("ok").plan, Schema::built_in("iot").expect("iot"))
+                .expect("sizes");
+        assert!((230..350).contains(&iot.record_bytes) && iot.from == "1000 synthetic iot events", "{iot:?}");
+        let tweets =
+            sizes(&Cmd::try_parse_from(["x", "--rate", "1"]).expect("ok").plan, Schema::tweets()).expect("sizes");
+        assert_eq!(tweets.record_bytes, DEFAULT_RECORD_BYTES);
+        let bad = sizes(&args, Schema::tweets()).expect_err("no tweet in the sample");
+        assert_eq!(bad.exit_code(), 2);
     }
 
     /// DEFAULT_RECORD_BYTES stays within 10% of the mean size of the tweets `stream produce` makes.

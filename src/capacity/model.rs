@@ -84,9 +84,11 @@ pub struct Inputs {
     pub rate: f64,
     /// Bytes per user record.
     pub record_bytes: u64,
-    /// Bytes of the table item written per record (attribute names and values). The item keeps
-    /// four of the tweet's fields, so the record's size is an upper bound.
+    /// Bytes of the table item written per record (attribute names and values), as the event
+    /// schema makes it.
     pub item_bytes: u64,
+    /// Where the record and item sizes came from (a sample, the schema's synthetic events, a flag).
+    pub sizes_from: String,
     /// Whether the cost is priced with KPL aggregation.
     pub aggregate: bool,
     /// Whether the stream is priced in on-demand mode.
@@ -461,7 +463,11 @@ impl Plan {
         let mode = if i.on_demand { "on-demand" } else { "provisioned" };
         let packing = if i.aggregate { "aggregated" } else { "not aggregated" };
         writeln!(f, "plan: {} records/s of {} bytes, {mode}, {packing}", figure(i.rate), i.record_bytes)?;
-        writeln!(f, "settings from {}", i.settings_from)?;
+        writeln!(
+            f,
+            "settings from {}; sizes from {} (items of {} bytes)",
+            i.settings_from, i.sizes_from, i.item_bytes
+        )?;
         writeln!(f, "Kinesis               shards  set by        records/s   MiB/s in")?;
         for (name, s) in [("without aggregation", &self.unaggregated), ("with aggregation", &self.aggregated)] {
             writeln!(
@@ -553,6 +559,7 @@ mod tests {
             rate,
             record_bytes,
             item_bytes: record_bytes,
+            sizes_from: "the test".into(),
             aggregate: false,
             on_demand: false,
             parallelization: 1,
@@ -742,7 +749,7 @@ mod tests {
     fn constants_match_the_producer_and_the_handler() {
         assert_eq!(AGGREGATE_MAX_BYTES as usize, crate::produce::delivery::AGGREGATE_MAX_BYTES);
         let stats = crate::process::BatchStats { records: 100, user_records: 100, written: 100, ..Default::default() };
-        let emf = crate::process::metrics::emf("stream-dev-DDBEventProcessor", &stats, 12.5, 1_700_000_000_000);
+        let emf = crate::process::metrics::emf("stream-dev-DDBEventProcessor", &stats, 12.5, 1_700_000_000_000, false);
         let declared = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().expect("metrics").len();
         assert_eq!(declared as u64, CUSTOM_METRICS);
         let emf_line = emf.to_string().len() as u64;

@@ -1,7 +1,8 @@
-//! The function's artifact: a Linux executable zipped as `bootstrap` (mode 0755), the zip's SHA-256
-//! and the Lambda architecture read from the ELF header; and the artifact bucket `stream` manages
-//! (one per account and region, private), where zips are uploaded once, keyed by stack and hash,
-//! and every version of a stack's zips is deleted by `destroy`.
+//! The function's artifact: a Linux executable zipped as `bootstrap` (mode 0755) beside its event
+//! schema (`schema.json`, read once at init), the zip's SHA-256 and the Lambda architecture read
+//! from the ELF header; and the artifact bucket `stream` manages (one per account and region,
+//! private), where zips — and the schema files as written — are uploaded once, keyed by stack and
+//! hash, and every version of a stack's objects is deleted by `destroy`.
 
 use std::collections::HashSet;
 use std::io::{Cursor, Write};
@@ -20,11 +21,13 @@ use super::elf::{Arch, Linkage, lambda_arch};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::progress;
+use crate::schema::{Loaded, Schema};
+use crate::template::SCHEMA_IN_CODE;
 
 /// A zipped function ready to upload.
 #[derive(Debug, Clone)]
 pub struct Artifact {
-    /// The zip: one entry, `bootstrap`, mode 0755.
+    /// The zip: `bootstrap` (mode 0755) and `schema.json`.
     pub zip: Vec<u8>,
     /// Hex SHA-256 of `zip`.
     pub sha256: String,
@@ -36,8 +39,31 @@ pub struct Artifact {
     pub source: PathBuf,
 }
 
-/// Zips the executable at `path` (this process's own file when `None`).
-pub fn package(path: Option<&Path>) -> Result<Artifact, Error> {
+/// A Linux executable read and checked, ready to be zipped with a schema.
+#[derive(Debug, Clone)]
+pub struct Executable {
+    bytes: Vec<u8>,
+    arch: Arch,
+    source: PathBuf,
+}
+
+impl Executable {
+    /// Its architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Zips it with `schema`.
+    pub fn package(self, schema: &Schema) -> Result<Artifact, Error> {
+        let zip = zip_code(&self.bytes, &schema.spec().canonical()).map_err(|e| Error::io("zipping bootstrap", e))?;
+        let sha256 = hex::encode(Sha256::digest(&zip));
+        Ok(Artifact { zip, sha256, arch: self.arch, binary_len: self.bytes.len(), source: self.source })
+    }
+}
+
+/// Reads the executable at `path` (this process's own file when `None`) and checks that Lambda
+/// can run it: an ELF for x86_64 or arm64 that needs nothing provided.al2023 lacks.
+pub fn read_executable(path: Option<&Path>) -> Result<Executable, Error> {
     let source = match path {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().map_err(|e| Error::io("this executable's path", e))?,
@@ -50,9 +76,7 @@ pub fn package(path: Option<&Path>) -> Result<Artifact, Error> {
         )
     })?;
     check_runs_on_al2023(&source, &bytes)?;
-    let zip = zip_bootstrap(&bytes).map_err(|e| Error::io("zipping bootstrap", e))?;
-    let sha256 = hex::encode(Sha256::digest(&zip));
-    Ok(Artifact { zip, sha256, arch, binary_len: bytes.len(), source })
+    Ok(Executable { bytes, arch, source })
 }
 
 /// Refuses (on a terminal: asks about) an executable that needs what provided.al2023 lacks: a
@@ -75,16 +99,18 @@ fn check_runs_on_al2023(source: &Path, bytes: &[u8]) -> Result<(), Error> {
     ))
 }
 
-/// One-entry zip holding `bootstrap` (0755). The fixed timestamp makes the zip, and so its hash,
-/// depend only on the executable: the same binary is never uploaded twice.
-pub fn zip_bootstrap(executable: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The function's zip: `bootstrap` (0755) and the event schema as `schema.json` (0644). The fixed
+/// timestamps make the zip, and so its hash, depend only on the executable and the schema: the
+/// same pair is never uploaded twice, and a new schema is new code.
+pub fn zip_code(executable: &[u8], schema_json: &str) -> std::io::Result<Vec<u8>> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::with_capacity(executable.len() / 2)));
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
-        .unix_permissions(0o755)
         .last_modified_time(zip::DateTime::DEFAULT);
-    zip.start_file("bootstrap", options).map_err(std::io::Error::other)?;
+    zip.start_file("bootstrap", options.unix_permissions(0o755)).map_err(std::io::Error::other)?;
     zip.write_all(executable)?;
+    zip.start_file(SCHEMA_IN_CODE, options.unix_permissions(0o644)).map_err(std::io::Error::other)?;
+    zip.write_all(schema_json.as_bytes())?;
     Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
 }
 
@@ -96,6 +122,19 @@ pub fn bucket_name(account: &str, region: &str) -> String {
 /// Key of a function zip: the stack as prefix (so destroy removes only its own), the zip's SHA-256 as name.
 pub fn key(stack: &str, sha256: &str) -> String {
     format!("{stack}/{sha256}.zip")
+}
+
+/// Key of a schema file as written: under the stack's schema prefix, its SHA-256 and its format as
+/// name.
+pub fn schema_key(stack: &str, schema: &Loaded) -> String {
+    let ext = if schema.toml { "toml" } else { "json" };
+    format!("{}{}.{ext}", schema_prefix(stack), hex::encode(Sha256::digest(schema.text.as_bytes())))
+}
+
+/// Where a stack's schema files are kept: beside its zips, not among them (`<stack>.schema/`; a
+/// stack name holds no dot, so no other stack's prefix can be this one).
+pub fn schema_prefix(stack: &str) -> String {
+    format!("{stack}.schema/")
 }
 
 /// The account the credentials belong to.
@@ -154,6 +193,23 @@ pub async fn ensure_bucket(clients: &Clients) -> Result<String, Error> {
 
 /// Uploads the zip unless an object with its hash is already there. Returns whether it uploaded.
 pub async fn upload_if_missing(clients: &Clients, bucket: &str, key: &str, artifact: &Artifact) -> Result<bool, Error> {
+    put_if_missing(clients, bucket, key, &artifact.zip, "application/zip").await
+}
+
+/// Uploads the schema file as written (`schema show` prints it) unless it is already there.
+pub async fn upload_schema(clients: &Clients, bucket: &str, key: &str, schema: &Loaded) -> Result<bool, Error> {
+    let content_type = if schema.toml { "application/toml" } else { "application/json" };
+    put_if_missing(clients, bucket, key, schema.text.as_bytes(), content_type).await
+}
+
+/// Puts `bytes` at `key` unless an object is there (keys are content hashes).
+async fn put_if_missing(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<bool, Error> {
     let location = format!("s3://{bucket}/{key}");
     match clients.s3.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => {
@@ -169,24 +225,27 @@ pub async fn upload_if_missing(clients: &Clients, bucket: &str, key: &str, artif
         .put_object()
         .bucket(bucket)
         .key(key)
-        .body(ByteStream::from(artifact.zip.clone()))
-        .content_type("application/zip")
+        .body(ByteStream::from(bytes.to_vec()))
+        .content_type(content_type)
         .send()
         .await
         .map_err(|e| Error::aws("PutObject", &location, e))?;
     Ok(true)
 }
 
-/// Deletes every version and delete marker of every object under `prefix` (a versioned bucket keeps
-/// old versions otherwise); deletes the bucket when nothing else is left in it. Returns the number
-/// of artifacts (keys) removed and whether the bucket went too.
-pub async fn delete_artifacts(clients: &Clients, bucket: &str, prefix: &str) -> Result<(usize, bool), Error> {
-    let versions = match list_versions(clients, bucket, Some(prefix)).await? {
-        Some(v) => v,
-        None => return Ok((0, false)),
-    };
-    let keys: HashSet<&str> = versions.iter().map(|(k, _)| k.as_str()).collect();
-    let removed = keys.len();
+/// Deletes every version and delete marker of every object under each of `prefixes` (a versioned
+/// bucket keeps old versions otherwise); deletes the bucket when nothing else is left in it.
+/// Returns the number of keys removed under each prefix and whether the bucket went too.
+pub async fn delete_artifacts(clients: &Clients, bucket: &str, prefixes: &[&str]) -> Result<(Vec<usize>, bool), Error> {
+    let mut removed = Vec::new();
+    let mut versions = Vec::new();
+    for prefix in prefixes {
+        let Some(v) = list_versions(clients, bucket, Some(prefix)).await? else {
+            return Ok((vec![0; prefixes.len()], false));
+        };
+        removed.push(v.iter().map(|(k, _)| k.as_str()).collect::<HashSet<&str>>().len());
+        versions.extend(v);
+    }
     // DeleteObjects takes at most 1,000 keys per call.
     for chunk in versions.chunks(1000) {
         let objects: Vec<ObjectIdentifier> = chunk
@@ -282,15 +341,21 @@ mod tests {
     }
 
     #[test]
-    fn zip_holds_an_executable_bootstrap_and_is_reproducible() {
+    fn zip_holds_an_executable_bootstrap_and_its_schema_and_is_reproducible() {
+        use std::io::Read;
         let exe = elf(2, 1, 3, 62);
-        let a = zip_bootstrap(&exe).expect("zip");
-        let b = zip_bootstrap(&exe).expect("zip");
+        let a = zip_code(&exe, r#"{"name":"x"}"#).expect("zip");
+        let b = zip_code(&exe, r#"{"name":"x"}"#).expect("zip");
         assert_eq!(a, b, "same input, same bytes");
+        assert_ne!(a, zip_code(&exe, r#"{"name":"y"}"#).expect("zip"), "another schema is other code");
         let mut archive = zip::ZipArchive::new(Cursor::new(a)).expect("readable zip");
-        assert_eq!(archive.len(), 1);
+        assert_eq!(archive.len(), 2);
         let entry = archive.by_name("bootstrap").expect("bootstrap entry");
         assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+        drop(entry);
+        let mut schema = String::new();
+        archive.by_name(SCHEMA_IN_CODE).expect("schema entry").read_to_string(&mut schema).expect("text");
+        assert_eq!(schema, r#"{"name":"x"}"#);
     }
 
     /// A reflected CRC computed bit by bit, the definition the tables must agree with.
@@ -334,11 +399,19 @@ mod tests {
     fn artifacts_are_keyed_by_stack_and_hash() {
         assert_eq!(bucket_name("123456789012", "eu-west-1"), "stream-artifacts-123456789012-eu-west-1");
         assert_eq!(key("s1", "ab12"), "s1/ab12.zip");
+        let tweets = crate::schema::built_in("tweets").expect("built in");
+        let schema = schema_key("s1", &tweets);
+        assert!(
+            schema.starts_with("s1.schema/")
+                && schema.ends_with(".toml")
+                && schema.len() == "s1.schema/".len() + 64 + 5,
+            "{schema}"
+        );
     }
 
     #[test]
     fn this_test_binary_packages_as_x86_64() {
-        let artifact = package(None).expect("package self");
+        let artifact = read_executable(None).expect("read self").package(Schema::tweets()).expect("package self");
         assert_eq!(artifact.arch, Arch::X86_64);
         assert_eq!(artifact.sha256.len(), 64);
     }

@@ -76,8 +76,9 @@ pub async fn run(args: &DestroyArgs, stack_name: &str, clients: &Clients) -> Res
     }
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
     let bucket = artifact::bucket_name(&artifact::account_id(clients).await?, &clients.region);
-    let (deleted, bucket_gone) = artifact::delete_artifacts(clients, &bucket, &format!("{stack_name}/")).await?;
-    out.deleted_artifacts = deleted;
+    let (zips, schemas) = (format!("{stack_name}/"), artifact::schema_prefix(stack_name));
+    let (deleted, bucket_gone) = artifact::delete_artifacts(clients, &bucket, &[&zips, &schemas]).await?;
+    out.deleted_artifacts = deleted[0];
     out.deleted_bucket = bucket_gone;
     Ok(out)
 }
@@ -152,13 +153,15 @@ async fn retain_tables(clients: &Clients, stack_name: &str, stack: &Stack, max_w
         .map(|k| params::parameter(k, None))
         .collect();
     parameters.push(params::parameter(param::DATA_RETENTION, Some(Retention::Retain.as_str().into())));
+    // The tables as they are: the event table's keys and TTL are the stack's schema's.
+    let table = stack::event_table(&stack::schema(clients, stack).await?.schema);
     let seen = events::recent_event_ids(clients, &id).await?;
     progress::status(format!("setting DataRetention=Retain on stack {stack_name} so that its tables stay"));
     let result = clients
         .cfn
         .update_stack()
         .stack_name(&id)
-        .template_body(template::body_for(Retention::Retain, &params::filters(&parameters, Some(stack))))
+        .template_body(template::body_for(Retention::Retain, &params::filters(&parameters, Some(stack)), &table))
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
         .tags(stack::managed_tag())

@@ -1,8 +1,10 @@
-//! The steps of `stream deploy`: package this binary, find the stack (refusing one that is not
-//! ours or not ready, recreating a failed one on `--recreate`), upload the artifact once, create or
-//! update the stack through a plan the user approves — or, with `--code-only`, replace only the
-//! function's code — and make sure the producer's profile holds a live key. Reports the stack's
-//! resources and its dashboard's URL (built by `stack`).
+//! The steps of `stream deploy`: check this binary, find the stack (refusing one that is not ours
+//! or not ready, recreating a failed one on `--recreate`), settle the event schema (given, or the
+//! stack's), package the binary with it and upload both once, create or update the stack — its
+//! event table shaped by the schema — through a plan the user approves (a new key schema is a
+//! replaced table, and shown so), or, with `--code-only`, replace only the function's code; then
+//! make sure the table's TTL is the schema's and the producer's profile holds a live key. Reports
+//! the stack's resources and its dashboard's URL (built by `stack`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,8 +22,9 @@ use crate::credentials;
 use crate::dynamo;
 use crate::error::Error;
 use crate::progress;
+use crate::schema::{self, Loaded};
 use crate::stack::{self, Dashboard, Deployed, Outputs, Phase};
-use crate::template::{self, param};
+use crate::template::{self, EventTable, param};
 
 /// What happened to the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +53,8 @@ pub struct DeployOutput {
     pub uploaded: bool,
     /// Zip size in bytes.
     pub zip_bytes: usize,
+    /// The event schema the function runs.
+    pub schema: String,
     /// The stack's resources.
     pub outputs: Outputs,
     /// The stack's CloudWatch dashboard; `None` only after `--code-only` on a stack deployed before
@@ -70,6 +75,7 @@ impl fmt::Display for DeployOutput {
             StackAction::CodeUpdated => "function code updated",
         };
         writeln!(f, "stack {}: {what}", self.stack)?;
+        writeln!(f, "  {:<17} {}", "Schema", self.schema)?;
         let o = &self.outputs;
         for (k, v) in [
             ("StreamName", &o.stream_name),
@@ -97,27 +103,41 @@ impl fmt::Display for DeployOutput {
 
 /// `stream deploy`: package, upload when new, create or update the stack, hand out the producer key.
 pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Result<DeployOutput, Error> {
-    let artifact = artifact::package(args.bootstrap.as_deref())?;
+    let executable = artifact::read_executable(args.bootstrap.as_deref())?;
+    let given = args.schema.as_deref().map(schema::load).transpose()?;
+    let existing = existing_stack(clients, args, stack_name).await?;
+    let current = match &existing {
+        Some(s) => Some(stack::schema(clients, s).await?),
+        // --code-only never creates a stack (nor an artifact for one).
+        None if args.code_only => return Err(Error::StackNotFound { stack: stack_name.into() }),
+        None => None,
+    };
+    let schema = match (given, &current) {
+        (Some(g), _) => g,
+        (None, Some(c)) => c.clone(),
+        (None, None) => schema::built_in(schema::DEFAULT)
+            .ok_or_else(|| Error::failed("no built-in tweets schema", "report this as a bug"))?,
+    };
+    let artifact = executable.package(&schema.schema)?;
     progress::status(format!(
-        "packaged {} ({}, {:.1} MB → {:.1} MB zipped, sha256 {})",
+        "packaged {} ({}, {:.1} MB → {:.1} MB zipped, sha256 {}) with schema {}",
         artifact.source.display(),
         artifact.arch.as_str(),
         artifact.binary_len as f64 / 1e6,
         artifact.zip.len() as f64 / 1e6,
-        &artifact.sha256[..12]
+        &artifact.sha256[..12],
+        schema.schema.name()
     ));
-    let existing = existing_stack(clients, args, stack_name).await?;
-    match &existing {
-        // --code-only never creates a stack (nor an artifact for one).
-        None if args.code_only => return Err(Error::StackNotFound { stack: stack_name.into() }),
-        None => ensure_names_free(clients, stack_name).await?,
-        Some(_) => {}
+    if existing.is_none() {
+        ensure_names_free(clients, stack_name, &stack::event_table(&schema.schema)).await?;
     }
     let bucket = artifact::ensure_bucket(clients).await?;
     let key = artifact::key(stack_name, &artifact.sha256);
     let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
+    let schema_key = artifact::schema_key(stack_name, &schema);
+    artifact::upload_schema(clients, &bucket, &schema_key, &schema).await?;
 
-    let code = Code { bucket: &bucket, key: &key, artifact: &artifact };
+    let code = Code { bucket: &bucket, key: &key, artifact: &artifact, schema: &schema, schema_key: &schema_key };
     let (action, deployed) = match &existing {
         Some(s) if args.code_only => {
             // A code update leaves the stack as it is: its outputs are the ones just read.
@@ -126,9 +146,15 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
             (StackAction::CodeUpdated, deployed)
         }
         None => (create(clients, stack_name, args, &code).await?, stack::load(clients, stack_name).await?),
-        Some(s) => (update(clients, stack_name, s, args, &code).await?, stack::load(clients, stack_name).await?),
+        Some(s) => {
+            let was = current.as_ref().map(|c| stack::event_table(&c.schema));
+            (update(clients, stack_name, s, args, &code, was).await?, stack::load(clients, stack_name).await?)
+        }
     };
     let Deployed { outputs, dashboard, .. } = deployed;
+    if let Some(ttl) = schema.schema.ttl_attribute() {
+        dynamo::ensure_ttl(&clients.dynamodb, &outputs.table_name, ttl).await?;
+    }
     let (producer_profile, new_producer_key) =
         producer_key::ensure(clients, stack_name, &outputs.producer_user).await?;
     Ok(DeployOutput {
@@ -137,6 +163,7 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
         artifact: format!("s3://{bucket}/{key}"),
         uploaded,
         zip_bytes: artifact.zip.len(),
+        schema: format!("{} ({})", schema.schema.name(), schema.origin),
         outputs,
         dashboard,
         producer_profile,
@@ -165,9 +192,10 @@ async fn existing_stack(clients: &Clients, args: &DeployArgs, stack_name: &str) 
 }
 
 /// Tables kept by `destroy --keep-data` still hold the names a new stack would give its tables.
-async fn ensure_names_free(clients: &Clients, stack_name: &str) -> Result<(), Error> {
-    for logical_id in template::retained_tables() {
-        let Some(table) = template::physical_name(&logical_id, stack_name) else { continue };
+async fn ensure_names_free(clients: &Clients, stack_name: &str, table: &EventTable) -> Result<(), Error> {
+    let doc = template::resolved(template::Retention::Delete, &[], table);
+    for logical_id in template::retained_tables_in(&doc) {
+        let Some(table) = template::physical_name_in(&doc, &logical_id, stack_name) else { continue };
         if dynamo::table_exists(&clients.dynamodb, &table).await? {
             return Err(Error::failed(
                 format!("table {table} already exists (kept by an earlier `destroy --keep-data`?)"),
@@ -181,29 +209,40 @@ async fn ensure_names_free(clients: &Clients, stack_name: &str) -> Result<(), Er
     Ok(())
 }
 
-/// The artifact the function runs: where it was uploaded, and what it is.
+/// The artifact the function runs: where it was uploaded, what it is, and its schema.
 struct Code<'a> {
     bucket: &'a str,
     key: &'a str,
     artifact: &'a Artifact,
+    schema: &'a Loaded,
+    schema_key: &'a str,
 }
 
 impl Code<'_> {
-    /// The parameters that say where the code is and what it runs on.
-    fn parameters(&self) -> [(&'static str, String); 3] {
+    /// The parameters that say where the code is, what it runs on and which schema it reads.
+    fn parameters(&self) -> [(&'static str, String); 5] {
         [
             (param::CODE_BUCKET, self.bucket.to_string()),
             (param::CODE_KEY, self.key.to_string()),
             (param::ARCHITECTURE, self.artifact.arch.as_str().to_string()),
+            (param::SCHEMA_NAME, self.schema.schema.name().to_string()),
+            (param::SCHEMA_KEY, self.schema_key.to_string()),
         ]
+    }
+
+    /// The event table the schema shapes.
+    fn table(&self) -> EventTable {
+        stack::event_table(&self.schema.schema)
     }
 }
 
 /// Creates the stack after showing what it will hold, following its events.
 async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &Code<'_>) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values()?, None, code.parameters());
-    let template = template::body_for(params::retention(&parameters, None), &params::filters(&parameters, None));
-    let plan = plan::creation_plan(&params::resolved_values(&parameters, None));
+    let parameters = params::for_operation(&args.params.values()?, None, &code.parameters());
+    let doc =
+        template::resolved(params::retention(&parameters, None), &params::filters(&parameters, None), &code.table());
+    let plan = plan::creation_plan(&doc, &params::resolved_values(&parameters, None));
+    let template = doc.to_string();
     progress::status(format!("plan for new stack {stack_name}:"));
     plan::approve(&plan, stack_name, args.yes, "Create")?;
     progress::status(format!("creating stack {stack_name}"));
@@ -230,10 +269,12 @@ async fn update(
     existing: &Stack,
     args: &DeployArgs,
     code: &Code<'_>,
+    was: Option<EventTable>,
 ) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values()?, Some(existing), code.parameters());
+    let parameters = params::for_operation(&args.params.values()?, Some(existing), &code.parameters());
     let retention = params::retention(&parameters, Some(existing));
-    let template = template::body_for(retention, &params::filters(&parameters, Some(existing)));
+    let table = code.table();
+    let template = template::body_for(retention, &params::filters(&parameters, Some(existing)), &table);
     let max_wait = Duration::from_secs(args.wait);
     let id = existing.stack_id().unwrap_or(stack_name).to_string();
     let parameter_changes = params::changes(existing, &parameters);
@@ -243,6 +284,9 @@ async fn update(
         return Ok(StackAction::UpToDate);
     };
     change_set.plan.parameters = parameter_changes;
+    if let Some(was) = was.filter(|w| w.logical_id() != table.logical_id()) {
+        change_set.plan.mark_table_replaced(&was, &table);
+    }
     progress::status(format!("plan for stack {stack_name}:"));
     if let Err(e) = plan::approve(&change_set.plan, stack_name, args.yes, "Apply this plan to") {
         plan::delete(clients, &change_set.id).await;

@@ -30,6 +30,11 @@ pub struct DeployArgs {
     #[arg(long, value_name = "FILE")]
     pub bootstrap: Option<PathBuf>,
 
+    /// Event schema: a TOML or JSON file, or a built-in name (tweets, clickstream, iot, orders);
+    /// left out, the stack keeps its schema (tweets on create). New keys replace the table
+    #[arg(long, value_name = "FILE|NAME")]
+    pub schema: Option<String>,
+
     /// The stack's parameters; each left out keeps the stack's value (or the default on create).
     #[command(flatten)]
     pub params: StackParams,
@@ -47,7 +52,7 @@ pub struct DeployArgs {
     pub recreate: bool,
 
     /// Only replace the function's code (no stack update) and wait until Lambda has it
-    #[arg(long, conflicts_with_all = ["recreate", STACK_PARAMS])]
+    #[arg(long, conflicts_with_all = ["recreate", "schema", STACK_PARAMS])]
     pub code_only: bool,
 }
 
@@ -185,6 +190,7 @@ mod tests {
             &["--data-retention", "retain"],
             &["--filter", r#"{"data":{"lang":["en"]}}"#],
             &["--recreate"],
+            &["--schema", "iot"],
         ];
         for flag in flags {
             let mut args = vec!["--code-only"];

@@ -100,7 +100,7 @@ pub fn parameter(name: &str, value: Option<String>) -> Parameter {
 pub fn for_operation(
     given: &[(&'static str, String)],
     existing: Option<&Stack>,
-    code: [(&str, String); 3],
+    code: &[(&str, String)],
 ) -> Vec<Parameter> {
     let mut parameters: Vec<Parameter> = code.iter().map(|(n, v)| parameter(n, Some(v.clone()))).collect();
     let defaults = template::parameter_defaults();
@@ -162,6 +162,14 @@ mod tests {
 
     fn code() -> [(&'static str, String); 3] {
         [(param::CODE_BUCKET, "b".into()), (param::CODE_KEY, "k".into()), (param::ARCHITECTURE, "x86_64".into())]
+    }
+
+    fn for_operation(
+        given: &[(&'static str, String)],
+        existing: Option<&Stack>,
+        code: [(&str, String); 3],
+    ) -> Vec<Parameter> {
+        super::for_operation(given, existing, &code)
     }
 
     #[test]

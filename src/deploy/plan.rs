@@ -95,9 +95,39 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Parameter changes.
     pub parameters: Vec<ParameterChange>,
+    /// What the changes mean, in a sentence each (a table replaced by a new key schema).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
+    /// The event table `was` gives way to `now` (a new key schema: DynamoDB fixes a table's keys
+    /// when it is made). CloudFormation lists the new table as added and the old one as removed;
+    /// the plan shows one replacement, with the keys before and after.
+    pub fn mark_table_replaced(&mut self, was: &template::EventTable, now: &template::EventTable) {
+        let (old, new) = (was.logical_id(), now.logical_id());
+        self.changes.retain(|c| c.logical_id != old && c.logical_id != new);
+        self.changes.insert(
+            0,
+            Change {
+                action: Action::Replace,
+                logical_id: format!("{old} → {new}"),
+                resource_type: "AWS::DynamoDB::Table".into(),
+            },
+        );
+        let keys = |t: &template::EventTable| {
+            let mut k = format!("{} ({})", t.partition.0, t.partition.1);
+            if let Some((n, ty)) = &t.sort {
+                k.push_str(&format!(", {n} ({ty})"));
+            }
+            k
+        };
+        self.notes.push(format!(
+            "the event table is replaced: keys {} → {}; the new table starts empty, and the old one goes with its items unless DataRetention is Retain",
+            keys(was),
+            keys(now)
+        ));
+    }
+
     /// True when some resource is removed or (maybe) replaced.
     pub fn is_destructive(&self) -> bool {
         self.changes.iter().any(|c| c.action.is_destructive())
@@ -137,6 +167,9 @@ impl Plan {
             let from = if p.from.is_empty() { "\"\"" } else { &p.from };
             let to = if p.to.is_empty() { "\"\"" } else { &p.to };
             out.push_str(&format!("  parameter {}: {from} → {to}\n", p.name));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("  note: {n}\n"));
         }
         out
     }
@@ -184,16 +217,16 @@ pub fn approval(destructive: bool, yes: bool, terminal: bool) -> Approval {
     }
 }
 
-/// The resources a new stack gets: the template's, each under a condition only when the
-/// condition holds for these parameter values (a condition only CloudFormation can evaluate keeps
-/// its resource in the plan).
-pub fn creation_plan(params: &[(String, String)]) -> Plan {
-    let changes = template::resources()
+/// The resources a new stack gets: those of the template as sent (`doc`), each under a condition
+/// only when the condition holds for these parameter values (a condition only CloudFormation can
+/// evaluate keeps its resource in the plan).
+pub fn creation_plan(doc: &serde_json::Value, params: &[(String, String)]) -> Plan {
+    let changes = template::resources_in(doc)
         .into_iter()
         .filter(|r| r.condition.as_deref().is_none_or(|c| template::condition(c, params).unwrap_or(true)))
         .map(|r| Change { action: Action::Add, logical_id: r.logical_id, resource_type: r.resource_type })
         .collect();
-    Plan { changes, parameters: Vec::new() }
+    Plan { changes, parameters: Vec::new(), notes: Vec::new() }
 }
 
 /// Shows `plan` and asks, goes ahead or refuses, as `approval` decides.
@@ -299,7 +332,7 @@ pub async fn create_update(clients: &Clients, req: UpdateRequest<'_>) -> Result<
         }
     }
     let changes = read_changes(clients, &id, req.stack_name).await?;
-    Ok(Some(ChangeSet { id, plan: Plan { changes, parameters: Vec::new() } }))
+    Ok(Some(ChangeSet { id, plan: Plan { changes, ..Plan::default() } }))
 }
 
 /// CloudFormation answers an UpdateStack that changes nothing with an unmodelled `ValidationError`.
@@ -405,6 +438,7 @@ mod tests {
                 change(Action::Remove, "Old"),
             ],
             parameters: vec![ParameterChange { name: "BatchSize".into(), from: "100".into(), to: "50".into() }],
+            notes: vec![],
         };
         let text = plan.to_string();
         let lines: Vec<&str> = text.lines().collect();
@@ -418,8 +452,42 @@ mod tests {
         assert!(plan.render().contains(&paint(BAD, "± replace    ")), "replacements in red");
         assert!(plan.render().contains(&paint(GOOD, "+ add        ")), "additions in green");
         assert_eq!(anstream::adapter::strip_str(&plan.render()).to_string(), text);
-        let calm = Plan { changes: vec![change(Action::Modify, "Function")], parameters: vec![] };
+        let calm = Plan { changes: vec![change(Action::Modify, "Function")], ..Plan::default() };
         assert!(!calm.is_destructive());
+    }
+
+    /// A new key schema: CloudFormation lists the old table removed and the new one added; the
+    /// plan shows one replacement with the keys before and after, and asks.
+    #[test]
+    fn a_new_key_schema_is_shown_as_the_tables_replacement() {
+        let was = template::EventTable::in_template();
+        let now = template::EventTable {
+            partition: ("SessionId".into(), "S".into()),
+            sort: Some(("EventId".into(), "S".into())),
+            ttl: None,
+        };
+        let mut plan = Plan {
+            changes: vec![
+                change(Action::Remove, "EventDataTable"),
+                change(Action::Modify, "Function"),
+                change(Action::Add, &now.logical_id()),
+            ],
+            ..Plan::default()
+        };
+        plan.mark_table_replaced(&was, &now);
+        let text = plan.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(plan.changes.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with("  ± replace") && lines[0].contains(&format!("EventDataTable → {}", now.logical_id())),
+            "{text}"
+        );
+        assert!(lines[1].contains("Function"), "{text}");
+        assert_eq!(
+            lines[2],
+            "  note: the event table is replaced: keys Username (S), Id (S) → SessionId (S), EventId (S); the new table starts empty, and the old one goes with its items unless DataRetention is Retain"
+        );
+        assert!(plan.is_destructive(), "a replaced table is asked about");
     }
 
     #[test]
@@ -434,12 +502,12 @@ mod tests {
 
     #[test]
     fn creation_plan_lists_the_template_resources() {
-        let plan = creation_plan(&[]);
+        let plan = creation_plan(template::document(), &[]);
         let ids: Vec<&str> = plan.changes.iter().map(|c| c.logical_id.as_str()).collect();
         assert!(ids.contains(&"Stream") && ids.contains(&"EventDataTable") && ids.contains(&"ProducerUser"));
         assert!(!ids.contains(&"AlarmTopic"), "conditional on an alarm address");
         assert!(plan.changes.iter().all(|c| c.action == Action::Add && c.resource_type.starts_with("AWS::")));
-        let with_alarm = creation_plan(&[("AlarmEmail".into(), "ops@example.com".into())]);
+        let with_alarm = creation_plan(template::document(), &[("AlarmEmail".into(), "ops@example.com".into())]);
         assert_eq!(with_alarm.changes.len(), plan.changes.len() + 1);
         assert!(!plan.is_destructive());
     }

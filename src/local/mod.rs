@@ -108,7 +108,7 @@ impl fmt::Display for LocalOutput {
         write!(
             f,
             "processed {} records from {} shard(s) in {} invocation(s) in {:.2} s: {} items written, \
-             {} duplicates dropped, {} quarantined, {} batch retries, {} bisections, {} function errors \
+             {} duplicates dropped, {}{} quarantined, {} batch retries, {} bisections, {} function errors \
              ({} timeouts, {} crashes), {} cold starts, {} given up, {} filtered out, {} read throttles\n\
              limits: {}",
             c.records,
@@ -117,6 +117,7 @@ impl fmt::Display for LocalOutput {
             self.seconds,
             c.written,
             c.duplicates,
+            if c.superseded > 0 { format!("{} superseded by newer versions, ", c.superseded) } else { String::new() },
             c.quarantined,
             c.retries,
             c.bisections,

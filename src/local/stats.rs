@@ -23,6 +23,8 @@ pub struct Counts {
     pub written: u64,
     /// Records the function dropped as duplicates.
     pub duplicates: u64,
+    /// Items not written because the table held a newer version (ordered schemas).
+    pub superseded: u64,
     /// Poison records the function quarantined.
     pub quarantined: u64,
     /// Batches retried (partial failure or function error).
@@ -55,6 +57,7 @@ pub struct Stats {
     deliveries: AtomicU64,
     written: AtomicU64,
     duplicates: AtomicU64,
+    superseded: AtomicU64,
     quarantined: AtomicU64,
     retries: AtomicU64,
     bisections: AtomicU64,
@@ -85,6 +88,7 @@ impl Stats {
             deliveries: get(&self.deliveries),
             written: get(&self.written),
             duplicates: get(&self.duplicates),
+            superseded: get(&self.superseded),
             quarantined: get(&self.quarantined),
             retries: get(&self.retries),
             bisections: get(&self.bisections),
@@ -183,9 +187,12 @@ impl Stats {
             return;
         }
         let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { return };
-        for (name, counter) in
-            [("Written", &self.written), ("DuplicatesDropped", &self.duplicates), ("Quarantined", &self.quarantined)]
-        {
+        for (name, counter) in [
+            ("Written", &self.written),
+            ("DuplicatesDropped", &self.duplicates),
+            ("Superseded", &self.superseded),
+            ("Quarantined", &self.quarantined),
+        ] {
             add(counter, doc[name].as_f64().unwrap_or(0.0) as u64);
         }
     }
@@ -198,11 +205,11 @@ mod tests {
     #[test]
     fn metrics_lines_feed_the_counts_and_others_do_not() {
         let s = Stats::default();
-        s.metrics_line(r#"{"_aws":{},"Written":7,"DuplicatesDropped":2,"Quarantined":1}"#);
+        s.metrics_line(r#"{"_aws":{},"Written":7,"DuplicatesDropped":2,"Quarantined":1,"Superseded":3}"#);
         s.metrics_line(r#"{"level":"INFO","message":"batch done","Written":100}"#);
         s.metrics_line("not json \"_aws\"");
         let c = s.snapshot();
-        assert_eq!((c.written, c.duplicates, c.quarantined), (7, 2, 1));
+        assert_eq!((c.written, c.duplicates, c.quarantined, c.superseded), (7, 2, 1, 3));
     }
 
     #[test]

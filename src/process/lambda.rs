@@ -1,14 +1,16 @@
-//! The Lambda bootstrap: checks its environment, builds the client once, then serves invocations
-//! with `handle_batch`, logging one JSON summary line and one EMF metrics line per invocation.
+//! The Lambda bootstrap: checks its environment, reads its event schema and builds the client once,
+//! then serves invocations with `handle`, logging one JSON summary line and one EMF metrics line
+//! per invocation. A schema it cannot use is an init error, never a silent fallback.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
-use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, handle_batch, metrics};
+use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, handle, metrics};
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
-use crate::template::{REJECTED_TABLE_ENV, TABLE_ENV};
+use crate::schema::Schema;
+use crate::template::{REJECTED_TABLE_ENV, SCHEMA_ENV, TABLE_ENV};
 
 /// Variables the Lambda runtime requires; lambda_runtime panics without them, so check first.
 const LAMBDA_VARS: [&str; 3] =
@@ -34,6 +36,16 @@ pub async fn run_lambda() -> Result<(), Error> {
         report_init_error("Runtime.ConfigError", &what).await;
         return Err(Error::config(what, "deploy with `stream deploy`, which sets it from the stack"));
     };
+    let schema = match load_schema(var(SCHEMA_ENV)) {
+        Ok(s) => s,
+        Err(what) => {
+            report_init_error("Runtime.ConfigError", &what).await;
+            return Err(Error::config(
+                what,
+                "deploy again with `stream deploy` (check the schema with `stream schema check`)",
+            ));
+        }
+    };
     let rejected = var(REJECTED_TABLE_ENV);
     let concurrency = var(CONCURRENCY_ENV).and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_WRITE_CONCURRENCY);
     let function = var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
@@ -42,25 +54,26 @@ pub async fn run_lambda() -> Result<(), Error> {
         tracing::warn!("{REJECTED_TABLE_ENV} is not set: poison records will be retried instead of quarantined");
     }
     let config = aws::load_config(&AwsArgs::default(), RetryMode::Standard).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, rejected);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, rejected).for_schema(schema);
     let (store, function) = (&store, function.as_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Batch>| async move {
         let started = Instant::now();
         let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
-        let BatchOutcome { response, stats, fatal } = handle_batch(&event.payload, store, &opts).await;
+        let BatchOutcome { response, stats, fatal } = handle(&event.payload, schema, store, &opts).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             records = stats.records,
             user_records = stats.user_records,
             written = stats.written,
             duplicates = stats.duplicates,
+            superseded = stats.superseded,
             retried = stats.retries,
             quarantined = stats.quarantined,
             not_done = stats.not_done,
             duration_ms,
             "batch done"
         );
-        println!("{}", metrics::emf(function, &stats, duration_ms, now_ms()));
+        println!("{}", metrics::emf(function, &stats, duration_ms, now_ms(), schema.version().is_some()));
         match fatal {
             // An invocation error: Lambda retries the batch (and bisects it) instead of moving on.
             Some(why) => Err(lambda_runtime::Error::from(format!("the function cannot work: {why}"))),
@@ -69,6 +82,23 @@ pub async fn run_lambda() -> Result<(), Error> {
     }))
     .await
     .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))
+}
+
+/// The event schema: the file `EVENT_SCHEMA` names in the function's code directory
+/// (`LAMBDA_TASK_ROOT`; canonical JSON, or TOML by its extension), or the built-in tweets schema
+/// when the variable is not set. Any problem is the init error's message.
+/// Read once per process and kept for its life (hence `'static`).
+fn load_schema(file: Option<String>) -> Result<&'static Schema, String> {
+    let Some(file) = file else { return Ok(Schema::tweets()) };
+    let root = std::env::var_os("LAMBDA_TASK_ROOT").map(std::path::PathBuf::from).unwrap_or_default();
+    let path = root.join(&file);
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("{SCHEMA_ENV}: cannot read {}: {e}", path.display()))?;
+    let toml = path.extension().is_some_and(|e| e == "toml");
+    Schema::parse(&text, toml).map(|s| &*Box::leak(Box::new(s))).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.what.clone()).collect();
+        format!("{SCHEMA_ENV}: {} is not a usable schema: {}", path.display(), lines.join("; "))
+    })
 }
 
 /// Tells the Runtime API that initialization failed (POST /runtime/init/error), so Lambda (or

@@ -9,11 +9,12 @@ use super::BatchStats;
 /// Namespace of the metrics.
 pub const NAMESPACE: &str = "stream";
 
-/// The EMF document for one invocation of `function`.
-pub fn emf(function: &str, stats: &BatchStats, duration_ms: f64, now_ms: i64) -> Value {
+/// The EMF document for one invocation of `function`; `versioned` (a schema that orders by
+/// version) adds the count of superseded writes.
+pub fn emf(function: &str, stats: &BatchStats, duration_ms: f64, now_ms: i64, versioned: bool) -> Value {
     let lag_ms =
         if stats.oldest_arrival > 0.0 { (now_ms as f64 - stats.oldest_arrival * 1000.0).max(0.0) } else { 0.0 };
-    let counts = [
+    let mut counts = vec![
         ("RecordsIn", stats.records as f64),
         ("UserRecords", stats.user_records as f64),
         ("Written", stats.written as f64),
@@ -22,6 +23,9 @@ pub fn emf(function: &str, stats: &BatchStats, duration_ms: f64, now_ms: i64) ->
         ("Quarantined", stats.quarantined as f64),
         ("NotDone", stats.not_done as f64),
     ];
+    if versioned {
+        counts.push(("Superseded", stats.superseded as f64));
+    }
     let mut metrics: Vec<Value> = counts.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
     metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
     metrics.push(json!({"Name": "OldestRecordAgeMs", "Unit": "Milliseconds"}));
@@ -58,9 +62,12 @@ mod tests {
             oldest_arrival: 100.0,
             ..Default::default()
         };
-        let doc = emf("f", &stats, 12.5, 160_000);
+        let doc = emf("f", &stats, 12.5, 160_000, false);
         let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().expect("metrics");
         assert_eq!(declared.len(), 9);
+        let ordered = emf("f", &BatchStats { superseded: 3, ..stats }, 12.5, 160_000, true);
+        assert_eq!(ordered["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len), Some(10));
+        assert_eq!(ordered["Superseded"], 3.0);
         for m in declared {
             let name = m["Name"].as_str().expect("name");
             assert!(doc[name].is_number(), "{name} has a value");

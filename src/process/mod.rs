@@ -1,9 +1,10 @@
-//! The function: `handle_batch` turns one Kinesis batch into table writes in four steps — decode,
+//! The function: `handle` turns one Kinesis batch into table writes in four steps — decode,
 //! dedupe, write (the items, and the poison into quarantine), quarantine what DynamoDB refused —
-//! and returns one `BatchOutcome`: the response Lambda needs, the
-//! counts, and whether the function can work at all. `lambda::run_lambda` wires it to the Runtime
-//! API. Decoding a record is `tweet`'s job (and `kpl`'s for aggregates); writes go through `store`,
-//! resends through `retry`.
+//! and returns one `BatchOutcome`: the response Lambda needs, the counts, and whether the function
+//! can work at all. `lambda::run_lambda` wires it to the Runtime API. What a record is, and the item
+//! it becomes, is the event schema's to say (`schema`; the KPL aggregate is `kpl`'s); writes go
+//! through `store` (BatchWriteItem; conditional PutItem when the schema orders by version), resends
+//! through `retry`.
 
 pub mod event;
 pub mod lambda;
@@ -26,8 +27,8 @@ use crate::dynamo::MAX_BATCH_WRITE;
 use crate::error::{Disposition, Error};
 use crate::kpl;
 use crate::retry::{self, Policy};
-use crate::tweet::{Item, MAX_ITEM_BYTES, attr, item_from_payload};
-use store::rejected_attr;
+use crate::schema::{self, Item, MAX_ITEM_BYTES, Schema, Val};
+use store::{Guard, Put, rejected_attr};
 
 /// Calls of one chunk before its records are reported as failed (UnprocessedItems, throttling).
 pub const MAX_WRITE_ATTEMPTS: u32 = 8;
@@ -35,6 +36,9 @@ pub const MAX_WRITE_ATTEMPTS: u32 = 8;
 pub const DEADLINE_RESERVE: Duration = Duration::from_millis(500);
 /// BatchWriteItem calls in flight at once, by default.
 pub const DEFAULT_WRITE_CONCURRENCY: usize = 8;
+/// Conditional PutItem calls (one item each) in flight per BatchWriteItem call allowed: a put
+/// carries one item where a batch carries 25, so more are in flight for the same throughput.
+pub const PUTS_PER_BATCH_SLOT: usize = 4;
 /// Payload bytes kept in a quarantine item: room for the other attributes under 400 KB.
 pub const MAX_QUARANTINED_PAYLOAD: usize = MAX_ITEM_BYTES - 8 * 1024;
 
@@ -67,8 +71,11 @@ pub struct BatchStats {
     pub user_records: usize,
     /// Items written to the table.
     pub written: usize,
-    /// User records dropped because a later record of the batch had the same key.
+    /// User records dropped because a later record of the batch had the same key (or, when the
+    /// schema orders by version, a higher version).
     pub duplicates: usize,
+    /// Items not written because the table held a newer version (schemas with a version).
+    pub superseded: usize,
     /// Poison records written to quarantine.
     pub quarantined: usize,
     /// Resends of chunks (UnprocessedItems, throttling, 5xx).
@@ -100,25 +107,39 @@ struct Poison<'a> {
     reason: String,
 }
 
-/// Processes one batch: decodes every record in order (deaggregating KPL aggregates), drops
-/// duplicate keys (the later record wins), writes the items in chunks of 25, several chunks at
-/// once, and quarantines the poison records and the items DynamoDB refuses.
+/// `handle` with the built-in tweets schema.
+pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) -> BatchOutcome {
+    handle(event, Schema::tweets(), store, opts).await
+}
+
+/// Processes one batch: decodes every record in order (deaggregating KPL aggregates) into the
+/// items `schema` makes of them, drops duplicate keys (the later record wins; with a version, the
+/// higher version), writes the items — in chunks of 25, several chunks at once, or, when the
+/// schema orders by version, one conditional put each — and quarantines the poison records and
+/// the items DynamoDB refuses.
 ///
 /// Lambda checkpoints at the lowest sequence number reported and delivers everything from it again,
 /// so the response names only the first record whose write (or quarantine) did not make it; puts are
 /// keyed, so what is delivered twice overwrites itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
-pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) -> BatchOutcome {
+pub async fn handle<S: Store>(event: &Batch, schema: &Schema, store: &S, opts: &Options) -> BatchOutcome {
     let records = &event.records;
-    let decoded = decode(records);
-    let (items, duplicates) = dedupe_keep_last(decoded.items);
+    let decoded = decode(records, schema);
+    let (items, duplicates) = dedupe(decoded.items, schema);
     let now = chrono::Utc::now();
     let quarantined: Vec<(usize, Pending)> = decoded.poison.iter().map(|p| quarantine(records, p, now)).collect();
 
+    let names = schema.attribute_names();
     let mut units: Vec<(Target, &[(usize, Pending)])> = Vec::new();
-    units.extend(items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Events, c)));
+    let ordered = schema.version().is_some();
+    if !ordered {
+        units.extend(items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Events, c)));
+    }
     units.extend(quarantined.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)));
-    let mut report = write_all(store, &units, opts).await;
+    let mut report = write_all(store, &units, names, opts).await;
+    if ordered {
+        report.absorb(put_newer_all(store, schema, &items, opts).await);
+    }
 
     // Items DynamoDB refused one by one can never be written either: quarantine their records.
     if !report.refused.is_empty() && report.fatal.is_none() {
@@ -132,6 +153,7 @@ pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) ->
         user_records: decoded.user_records,
         written: report.written,
         duplicates,
+        superseded: report.superseded,
         quarantined: report.quarantined,
         retries: report.retries,
         not_done: 0,
@@ -166,7 +188,7 @@ async fn quarantine_refused<S: Store>(
         .collect();
     let items: Vec<(usize, Pending)> = poison.iter().map(|p| quarantine(records, p, now)).collect();
     let units: Vec<_> = items.chunks(MAX_BATCH_WRITE).map(|c| (Target::Rejected, c)).collect();
-    write_all(store, &units, opts).await
+    write_all(store, &units, &[], opts).await
 }
 
 /// A record's payload, base64-decoded; `None` for data that is not base64.
@@ -184,7 +206,7 @@ struct Decoded<'a> {
 /// Decodes every record in order; a KPL aggregate yields its sub-records. Poison keeps its reason
 /// and its bytes; the payloads of good records are dropped once their item is made, so the batch
 /// is never held decoded whole.
-fn decode(records: &[BatchRecord]) -> Decoded<'_> {
+fn decode<'r>(records: &'r [BatchRecord], schema: &Schema) -> Decoded<'r> {
     let mut d = Decoded { items: Vec::with_capacity(records.len()), poison: Vec::new(), user_records: 0 };
     let mut buf = Vec::new();
     for (pos, record) in records.iter().enumerate() {
@@ -207,7 +229,7 @@ fn decode(records: &[BatchRecord]) -> Decoded<'_> {
         };
         if !kpl::is_aggregate(payload) {
             d.user_records += 1;
-            match item_from_payload(payload) {
+            match schema.item(payload) {
                 Ok(item) => d.items.push((pos, item)),
                 Err(why) => d.poison.push(whole(why.to_string())),
             }
@@ -220,7 +242,7 @@ fn decode(records: &[BatchRecord]) -> Decoded<'_> {
             Ok(subs) => {
                 d.user_records += subs.len();
                 for (i, sub) in subs.iter().enumerate() {
-                    match item_from_payload(sub.data) {
+                    match schema.item(sub.data) {
                         Ok(item) => d.items.push((pos, item)),
                         Err(why) => d.poison.push(Poison {
                             pos,
@@ -237,12 +259,18 @@ fn decode(records: &[BatchRecord]) -> Decoded<'_> {
     d
 }
 
-/// For each key the last occurrence (the highest sequence number), in batch order; and how many
-/// were dropped. Sorting indices by borrowed keys avoids copying any key.
-fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Pending)>, usize) {
-    let key = |i: usize| (items[i].1.username.as_str(), items[i].1.id.as_str());
+/// For each key the last occurrence (the highest sequence number) — or, when the schema orders by
+/// version, the one with the highest version (the later of equal ones) — in batch order; and how
+/// many were dropped. Sorting indices by borrowed keys avoids copying any key.
+fn dedupe(items: Vec<(usize, Item)>, schema: &Schema) -> (Vec<(usize, Pending)>, usize) {
+    let key = |i: usize| (items[i].1.partition_key(), schema.sort_value(&items[i].1));
+    let version = |i: usize| schema.version_value(&items[i].1);
+    let newer = |a: usize, b: usize| match (version(a), version(b)) {
+        (Some(x), Some(y)) => schema::number::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => std::cmp::Ordering::Equal,
+    };
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| key_order(key(a), key(b)).then(newer(a, b)).then(a.cmp(&b)));
     let mut keep: Vec<usize> = order
         .iter()
         .enumerate()
@@ -252,9 +280,21 @@ fn dedupe_keep_last(items: Vec<(usize, Item)>) -> (Vec<(usize, Pending)>, usize)
     keep.sort_unstable();
     let dropped = items.len() - keep.len();
     let mut items: Vec<Option<(usize, Item)>> = items.into_iter().map(Some).collect();
-    let kept =
-        keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, Pending::Tweet(item))).collect();
+    let kept = keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, Pending::Item(item))).collect();
     (kept, dropped)
+}
+
+/// A total order of keys (values of one key attribute always have one type).
+fn key_order(a: (&Val, Option<&Val>), b: (&Val, Option<&Val>)) -> std::cmp::Ordering {
+    let one = |x: &Val, y: &Val| match (x, y) {
+        (Val::S(x), Val::S(y)) | (Val::N(x), Val::N(y)) => x.cmp(y),
+        (Val::B(x), Val::B(y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    };
+    one(a.0, b.0).then_with(|| match (a.1, b.1) {
+        (Some(x), Some(y)) => one(x, y),
+        _ => std::cmp::Ordering::Equal,
+    })
 }
 
 /// Earliest arrival time in the batch (seconds since the epoch), 0 when none is known.
@@ -267,32 +307,23 @@ fn oldest_arrival(records: &[BatchRecord]) -> f64 {
     if oldest.is_finite() { oldest } else { 0.0 }
 }
 
-/// An item waiting to be written. A tweet's attributes are built only for the call that sends it:
-/// a batch's worth of attribute maps held at once was a quarter of a 10,000-record invocation's
+/// An item waiting to be written. Its attributes are built only for the call that sends it: a
+/// batch's worth of attribute maps held at once was a quarter of a 10,000-record invocation's
 /// memory.
 #[derive(Debug)]
 enum Pending {
-    Tweet(Item),
+    Item(Item),
     Quarantine(Attrs),
 }
 
 impl Pending {
-    fn attributes(&self) -> Attrs {
+    /// The attributes to send; `names` are the schema's attribute names.
+    fn attributes(&self, names: &[Box<str>]) -> Attrs {
         match self {
-            Pending::Tweet(item) => into_attributes(item.clone()),
+            Pending::Item(item) => item.attributes(names),
             Pending::Quarantine(attrs) => attrs.clone(),
         }
     }
-}
-
-/// An item as DynamoDB attributes (moves the strings).
-pub fn into_attributes(item: Item) -> Attrs {
-    Attrs::from([
-        (attr::USERNAME.to_string(), AttributeValue::S(item.username)),
-        (attr::ID.to_string(), AttributeValue::S(item.id)),
-        (attr::TIMESTAMP.to_string(), AttributeValue::S(item.timestamp)),
-        (attr::MESSAGE.to_string(), AttributeValue::S(item.message)),
-    ])
 }
 
 /// The quarantine item of a poison record, logged with its shard and sequence number.
@@ -315,7 +346,7 @@ fn quarantine_item(record: &BatchRecord, p: &Poison<'_>, now: chrono::DateTime<c
         Some(i) => format!("{}#{i:05}", record.kinesis.sequence_number),
         None => record.kinesis.sequence_number.clone(),
     };
-    let arrival = crate::tweet::iso_millis(record.kinesis.approximate_arrival_timestamp);
+    let arrival = crate::time::iso_millis(record.kinesis.approximate_arrival_timestamp);
     let kept = &p.payload[..p.payload.len().min(MAX_QUARANTINED_PAYLOAD)];
     let shard = if record.shard_id().is_empty() { "unknown" } else { record.shard_id() };
     let mut item = Attrs::from([
@@ -343,6 +374,7 @@ fn quarantine_item(record: &BatchRecord, p: &Poison<'_>, now: chrono::DateTime<c
 #[derive(Debug, Default)]
 struct WriteReport {
     written: usize,
+    superseded: usize,
     quarantined: usize,
     retries: usize,
     /// Lowest batch position among the records not done.
@@ -378,24 +410,30 @@ impl WriteReport {
         self.fatal = self.fatal.take().or(chunk.fatal);
     }
 
-    /// Adds a second round of writes (the quarantine of refused items).
+    /// Adds another round of writes (conditional puts, the quarantine of refused items).
     fn absorb(&mut self, more: WriteReport) {
         self.written += more.written;
+        self.superseded += more.superseded;
         self.quarantined += more.quarantined;
         self.retries += more.retries;
         if let Some(pos) = more.first_failed {
             self.fail_at(pos);
         }
-        more.refused.iter().for_each(|(pos, _)| self.fail_at(*pos));
+        self.refused.extend(more.refused);
         self.fatal = self.fatal.take().or(more.fatal);
     }
 }
 
 /// Writes every chunk, several at once. Keys are unique in the batch after dedupe, so no two
 /// chunks touch the same key and the order per key is kept.
-async fn write_all<S: Store>(store: &S, units: &[(Target, &[(usize, Pending)])], opts: &Options) -> WriteReport {
+async fn write_all<S: Store>(
+    store: &S,
+    units: &[(Target, &[(usize, Pending)])],
+    names: &[Box<str>],
+    opts: &Options,
+) -> WriteReport {
     let results: Vec<(Target, ChunkResult)> = futures::stream::iter(units)
-        .map(|&(target, unit)| async move { (target, write_chunk(store, target, unit, opts).await) })
+        .map(|&(target, unit)| async move { (target, write_chunk(store, target, unit, names, opts).await) })
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
@@ -422,9 +460,16 @@ struct ChunkResult {
 /// Writes one chunk, resending what comes back unprocessed (or throttled, or 5xx) while the
 /// deadline leaves room to answer. When DynamoDB refuses the chunk (a `Rejected` error, such as a
 /// ValidationException), each item is tried alone to find the ones it refuses.
-async fn write_chunk<S: Store>(store: &S, target: Target, unit: &[(usize, Pending)], opts: &Options) -> ChunkResult {
+async fn write_chunk<S: Store>(
+    store: &S,
+    target: Target,
+    unit: &[(usize, Pending)],
+    names: &[Box<str>],
+    opts: &Options,
+) -> ChunkResult {
     let mut result = ChunkResult::default();
-    let first = send(store, target, unit, (0..unit.len()).collect(), opts).await;
+    let send = |subset: Vec<usize>| send(store, target, unit, subset, names, opts);
+    let first = send((0..unit.len()).collect()).await;
     result.retries += first.resends;
     let mut left = first.failed;
     match first.stopped_by {
@@ -432,7 +477,7 @@ async fn write_chunk<S: Store>(store: &S, target: Target, unit: &[(usize, Pendin
         Some(_) => {
             let mut still = Vec::new();
             for i in left {
-                let alone = send(store, target, unit, vec![i], opts).await;
+                let alone = send(vec![i]).await;
                 result.retries += alone.resends;
                 match alone.stopped_by {
                     Some(e) if e.disposition() == Disposition::Rejected => {
@@ -467,10 +512,11 @@ async fn send<S: Store>(
     target: Target,
     unit: &[(usize, Pending)],
     subset: Vec<usize>,
+    names: &[Box<str>],
     opts: &Options,
 ) -> Sent {
     let resent = retry::resend(subset.len(), opts.policy(), |indices: Vec<usize>| {
-        let items: Vec<Attrs> = indices.iter().map(|&j| unit[subset[j]].1.attributes()).collect();
+        let items: Vec<Attrs> = indices.iter().map(|&j| unit[subset[j]].1.attributes(names)).collect();
         async move {
             let left = store.write(target, items).await?;
             if !left.is_empty() {
@@ -487,9 +533,60 @@ async fn send<S: Store>(
     }
 }
 
+/// Writes each item with a conditional PutItem that never replaces a newer version, many at once
+/// (BatchWriteItem takes no conditions). A put whose condition fails is an older version arriving
+/// late: counted as superseded, not an error. Throttling and 5xx are resent; an item DynamoDB
+/// refuses is quarantined; a failure no resend can fix stops the function.
+async fn put_newer_all<S: Store>(
+    store: &S,
+    schema: &Schema,
+    items: &[(usize, Pending)],
+    opts: &Options,
+) -> WriteReport {
+    let names = schema.attribute_names();
+    let (Some((version, _)), (key, _)) = (schema.version(), schema.partition_key()) else {
+        return WriteReport::default();
+    };
+    let in_flight = opts.concurrency.max(1) * PUTS_PER_BATCH_SLOT;
+    let results: Vec<(usize, retry::Resent, bool)> = futures::stream::iter(items)
+        .map(|(pos, pending)| async move {
+            let Pending::Item(item) = pending else { return (*pos, retry::Resent::default(), false) };
+            let guard = Guard { key, version, value: schema.version_value(item).unwrap_or("0") };
+            let superseded = std::sync::atomic::AtomicBool::new(false);
+            let resent = retry::resend(1, opts.policy(), |_| async {
+                match store.put_if_newer(item.attributes(names), &guard).await? {
+                    Put::Written => {}
+                    Put::Superseded => superseded.store(true, std::sync::atomic::Ordering::Relaxed),
+                }
+                Ok(Vec::new())
+            })
+            .await;
+            (*pos, resent, superseded.into_inner())
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut report = WriteReport::default();
+    for (pos, resent, superseded) in results {
+        report.retries += resent.resends;
+        match resent.stopped_by {
+            Some(e) if e.disposition() == Disposition::Rejected => report.refused.push((pos, e.to_string())),
+            Some(e) => {
+                report.fatal = report.fatal.take().or(Some(e.to_string()));
+                report.fail_at(pos);
+            }
+            None if !resent.failed.is_empty() => report.fail_at(pos),
+            None if superseded => report.superseded += 1,
+            None => report.written += 1,
+        }
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tweet::attr;
     use base64::engine::general_purpose::STANDARD as B64;
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -541,6 +638,17 @@ mod tests {
             }
             let left = self.unprocessed.lock().expect("lock").get(&n).copied().unwrap_or(0);
             Ok((len - left.min(len)..len).collect())
+        }
+
+        /// Puts follow the same script, one call each: an error, or written.
+        async fn put_if_newer(&self, item: Attrs, _: &Guard<'_>) -> Result<Put, Error> {
+            let mut calls = self.calls.lock().expect("lock");
+            let n = calls.len();
+            calls.push((Target::Events, vec![item]));
+            match self.errors.lock().expect("lock").get(&n) {
+                Some(&failure) => Err(error(failure)),
+                None => Ok(Put::Written),
+            }
         }
     }
 
@@ -809,7 +917,8 @@ mod tests {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         use aws_smithy_mocks::{RuleMode, mock, mock_client};
         let item = |id: &str| {
-            into_attributes(Item { username: "u".into(), id: id.into(), timestamp: "t".into(), message: "m".into() })
+            let payload = tweet(id.parse().expect("number"), "u", "m");
+            Schema::tweets().item(&payload).expect("a tweet").attributes(Schema::tweets().attribute_names())
         };
         let (a, b) = (item("1"), item("2"));
         let left = WriteRequest::builder()

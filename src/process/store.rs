@@ -1,7 +1,8 @@
 //! Where the handler's writes go: the events table and the quarantine table, through
-//! BatchWriteItem (`DynamoStore`, via `dynamo`), or memory (`MemoryStore`, for tests and benchmarks
-//! without a network). The handler sees only `Store`; a failed write is an `Error`, whose
-//! disposition says whether to try again.
+//! BatchWriteItem — and, for schemas that order by version, a conditional PutItem — (`DynamoStore`,
+//! via `dynamo`), or memory (`MemoryStore`, for tests and benchmarks without a network). The
+//! handler sees only `Store`; a failed write is an `Error`, whose disposition says whether to try
+//! again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use crate::dynamo;
 use crate::error::Error;
-use crate::tweet::attr;
+use crate::schema::{Schema, number};
 
 /// DynamoDB attributes of one item.
 pub type Attrs = HashMap<String, AttributeValue>;
@@ -49,21 +50,67 @@ pub mod rejected_attr {
     pub const SOURCE: &str = "EventSourceArn";
 }
 
-impl Target {
-    /// The (partition, sort) key attribute names.
-    pub fn key_names(self) -> (&'static str, &'static str) {
-        match self {
-            Target::Events => (attr::USERNAME, attr::ID),
-            Target::Rejected => (rejected_attr::SHARD, rejected_attr::SEQUENCE),
+/// The key attribute names of a table: partition key, and sort key if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyNames {
+    /// Partition key attribute.
+    pub partition: String,
+    /// Sort key attribute.
+    pub sort: Option<String>,
+}
+
+impl KeyNames {
+    /// The event table's keys as `schema` makes them.
+    pub fn of(schema: &Schema) -> KeyNames {
+        KeyNames {
+            partition: schema.partition_key().0.to_string(),
+            sort: schema.sort_key().map(|(n, _)| n.to_string()),
         }
     }
 
-    /// The key of an item of this table.
-    pub fn key_of(self, item: &Attrs) -> Option<(&str, &str)> {
-        let (p, s) = self.key_names();
-        let get = |n: &str| item.get(n).and_then(|v| v.as_s().ok()).map(String::as_str);
-        Some((get(p)?, get(s)?))
+    /// The quarantine table's keys.
+    pub fn rejected() -> KeyNames {
+        KeyNames { partition: rejected_attr::SHARD.into(), sort: Some(rejected_attr::SEQUENCE.into()) }
     }
+
+    /// The key of an item as text (a number's text, binary in base64; "" for no sort key).
+    pub fn key_of(&self, item: &Attrs) -> Option<(String, String)> {
+        let text = |v: &AttributeValue| match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => Some(s.clone()),
+            AttributeValue::B(b) => {
+                use base64::Engine;
+                Some(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
+            }
+            _ => None,
+        };
+        let partition = text(item.get(&self.partition)?)?;
+        let sort = match &self.sort {
+            Some(s) => text(item.get(s)?)?,
+            None => String::new(),
+        };
+        Some((partition, sort))
+    }
+}
+
+/// The condition of a put that must not replace a newer version: the item is written when the
+/// table holds none with its key, or one whose `version` attribute is not above `value`.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard<'a> {
+    /// The table's partition key attribute (its absence means no item yet).
+    pub key: &'a str,
+    /// The version attribute.
+    pub version: &'a str,
+    /// The item's version (a number's text).
+    pub value: &'a str,
+}
+
+/// What a conditional put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The item was written.
+    Written,
+    /// The table holds a newer version: nothing was written.
+    Superseded,
 }
 
 /// Where items go.
@@ -71,20 +118,30 @@ pub trait Store: Sync {
     /// Writes up to 25 items with distinct keys to `target` in one call and returns the indices
     /// (into `items`) of those left unprocessed.
     fn write(&self, target: Target, items: Vec<Attrs>) -> impl Future<Output = Result<Vec<usize>, Error>> + Send;
+
+    /// Writes one item to the events table unless it holds a newer version (`guard`).
+    fn put_if_newer(&self, item: Attrs, guard: &Guard<'_>) -> impl Future<Output = Result<Put, Error>> + Send;
 }
 
-/// The tables, through BatchWriteItem.
+/// The tables, through BatchWriteItem (and PutItem for ordered writes).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     events: String,
     rejected: Option<String>,
+    keys: KeyNames,
 }
 
 impl DynamoStore {
-    /// A store writing `events` (and quarantining into `rejected`, when there is one).
+    /// A store writing `events` (and quarantining into `rejected`, when there is one), whose keys
+    /// are the built-in tweets schema's.
     pub fn new(client: aws_sdk_dynamodb::Client, events: impl Into<String>, rejected: Option<String>) -> Self {
-        DynamoStore { client, events: events.into(), rejected }
+        DynamoStore { client, events: events.into(), rejected, keys: KeyNames::of(Schema::tweets()) }
+    }
+
+    /// The same store for the events table `schema` shapes.
+    pub fn for_schema(self, schema: &Schema) -> Self {
+        DynamoStore { keys: KeyNames::of(schema), ..self }
     }
 
     fn table(&self, target: Target) -> Option<&str> {
@@ -111,7 +168,17 @@ impl Store for DynamoStore {
                 .map_err(|e| Error::failed(format!("building PutRequest: {e}"), "report this as a bug"))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
-        dynamo::batch_write(&self.client, table, target.key_names(), requests).await
+        let keys = match target {
+            Target::Events => self.keys.clone(),
+            Target::Rejected => KeyNames::rejected(),
+        };
+        dynamo::batch_write(&self.client, table, (&keys.partition, keys.sort.as_deref()), requests).await
+    }
+
+    async fn put_if_newer(&self, item: Attrs, guard: &Guard<'_>) -> Result<Put, Error> {
+        let written =
+            dynamo::put_unless_newer(&self.client, &self.events, item, guard.key, guard.version, guard.value).await?;
+        Ok(if written { Put::Written } else { Put::Superseded })
     }
 }
 
@@ -119,14 +186,33 @@ impl Store for DynamoStore {
 pub type MemoryTable = HashMap<(String, String), Attrs>;
 
 /// Tables in memory: what benchmarks measure the handler against with the network removed, and
-/// what tests read back.
-#[derive(Debug, Default)]
+/// what tests read back. Conditional puts compare versions by value, as DynamoDB does.
+#[derive(Debug)]
 pub struct MemoryStore {
     tables: Mutex<HashMap<Target, MemoryTable>>,
     calls: Mutex<usize>,
+    keys: KeyNames,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::for_schema(Schema::tweets())
+    }
 }
 
 impl MemoryStore {
+    /// Empty tables; the events table keyed as `schema` says.
+    pub fn for_schema(schema: &Schema) -> Self {
+        MemoryStore { tables: Mutex::default(), calls: Mutex::default(), keys: KeyNames::of(schema) }
+    }
+
+    fn keys(&self, target: Target) -> KeyNames {
+        match target {
+            Target::Events => self.keys.clone(),
+            Target::Rejected => KeyNames::rejected(),
+        }
+    }
+
     /// The items of `target`, keyed by their key.
     pub fn items(&self, target: Target) -> MemoryTable {
         self.tables.lock().map(|t| t.get(&target).cloned().unwrap_or_default()).unwrap_or_default()
@@ -146,11 +232,29 @@ impl Store for MemoryStore {
         *self.calls.lock().map_err(poisoned)? += 1;
         let mut tables = self.tables.lock().map_err(poisoned)?;
         let table = tables.entry(target).or_default();
+        let keys = self.keys(target);
         for item in items {
-            let (a, b) =
-                target.key_of(&item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
-            table.insert((a.to_string(), b.to_string()), item);
+            let key =
+                keys.key_of(&item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
+            table.insert(key, item);
         }
         Ok(Vec::new())
+    }
+
+    async fn put_if_newer(&self, item: Attrs, guard: &Guard<'_>) -> Result<Put, Error> {
+        fn poisoned<T>(_: T) -> Error {
+            Error::failed("memory store lock poisoned", "report this as a bug")
+        }
+        *self.calls.lock().map_err(poisoned)? += 1;
+        let mut tables = self.tables.lock().map_err(poisoned)?;
+        let table = tables.entry(Target::Events).or_default();
+        let key =
+            self.keys.key_of(&item).ok_or_else(|| Error::failed("item without its key", "report this as a bug"))?;
+        let held = table.get(&key).and_then(|old| old.get(guard.version)).and_then(|v| v.as_n().ok());
+        if held.is_some_and(|held| number::compare(held, guard.value) == Some(std::cmp::Ordering::Greater)) {
+            return Ok(Put::Superseded);
+        }
+        table.insert(key, item);
+        Ok(Put::Written)
     }
 }

@@ -1,8 +1,9 @@
-//! `stream produce`: records from a source into the stack's stream. Every source (`source`: synthetic
-//! tweets, a JSON-lines file; `live`: Bluesky, X) feeds one channel of chunks; one loop (`feed`)
-//! takes from it, up to `--count`, at `--rate`, and routes each record to `delivery`, whose
+//! `stream produce`: records from a source into the stack's stream. Every source (`source`:
+//! synthetic events of any kind, a JSON-lines file or stdin; `live`: Bluesky, X) feeds one channel
+//! of chunks, each record checked against the stack's event schema and keyed as it says; one loop
+//! (`feed`) takes from it, up to `--count`, at `--rate`, and routes each record to `delivery`, whose
 //! per-shard workers batch, pace and put it, resending only failed entries; what still fails goes
-//! to the dead-letter file (`deadletter`). The stream's name comes from `stack`.
+//! to the dead-letter file (`deadletter`). The stream's name and the schema come from `stack`.
 
 pub mod deadletter;
 pub mod delivery;
@@ -25,8 +26,10 @@ use crate::error::Error;
 use crate::kinesis::{self, MAX_RECORDS_PER_CALL, ShardMap};
 use crate::output::SummaryFormat;
 use crate::progress::LiveLine;
+use crate::schema::Schema;
 use crate::shutdown::Shutdown;
 use crate::stack;
+use crate::synthetic::Kind;
 use delivery::{Counts, Delivery};
 use source::Chunk;
 
@@ -37,11 +40,15 @@ pub struct ProduceArgs {
     #[arg(long, value_enum, default_value_t = SourceKind::Synthetic)]
     pub source: SourceKind,
 
-    /// JSON-lines file of tweets for --source file (`-` reads stdin)
+    /// JSON-lines file of events for --source file (`-` reads stdin)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Tweets to make (synthetic, default 100), or stop after N records (file, bluesky, x)
+    /// Kind of synthetic events (default: the one named like the stack's schema, else tweets)
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
+
+    /// Events to make (synthetic, default 100), or stop after N records (file, stdin, bluesky, x)
     #[arg(long, short = 'n', value_name = "N")]
     pub count: Option<u64>,
 
@@ -65,7 +72,7 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "N", value_parser = at_least::<u32>(1))]
     pub rate: Option<u32>,
 
-    /// Seed for the synthetic tweets: the same seed gives the same tweets
+    /// Seed for the synthetic events: the same seed gives the same events
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
@@ -97,10 +104,12 @@ pub struct ProduceArgs {
 /// Where `produce` reads records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceKind {
-    /// Realistic synthetic tweets (deterministic with --seed)
+    /// Realistic synthetic events of --kind (deterministic with --seed)
     Synthetic,
-    /// JSON lines of tweets from --file (or stdin)
+    /// JSON lines from --file (`-`: stdin), any events the stack's schema takes
     File,
+    /// JSON lines from standard input (as --source file --file -)
+    Stdin,
     /// Live posts from the Bluesky Jetstream (free, no account)
     Bluesky,
     /// The X API v2 filtered stream (X_BEARER_TOKEN, --track)
@@ -122,7 +131,7 @@ pub struct ProduceOutput {
     /// What delivery did with them.
     #[serde(flatten)]
     pub counts: Counts,
-    /// Input lines that were not tweets (file source).
+    /// Input lines (or live posts) the stack's schema refuses, skipped.
     pub bad_lines: u64,
     /// Wall time in seconds.
     pub seconds: f64,
@@ -184,11 +193,15 @@ impl ProduceArgs {
             }
             (SourceKind::File, Some(path)) if path.as_os_str() != "-" && !path.is_file() => Err(Error::usage(
                 format!("{} is not a readable file", path.display()),
-                "give --file the path of a JSON-lines file of tweets, or - for stdin",
+                "give --file the path of a JSON-lines file of events, or - for stdin",
             )),
-            (SourceKind::Synthetic | SourceKind::Bluesky | SourceKind::X, Some(_)) => {
+            (SourceKind::Synthetic | SourceKind::Stdin | SourceKind::Bluesky | SourceKind::X, Some(_)) => {
                 Err(Error::usage("--file is only read with --source file", "add --source file, or leave --file out"))
             }
+            (source, None) if source != SourceKind::Synthetic && self.kind.is_some() => Err(Error::usage(
+                "--kind is only read with --source synthetic",
+                "leave --kind out, or add --source synthetic",
+            )),
             (SourceKind::X, None) if std::env::var("X_BEARER_TOKEN").map_or(true, |t| t.trim().is_empty()) => {
                 Err(Error::usage(
                     "--source x needs an X API bearer token in X_BEARER_TOKEN",
@@ -248,7 +261,11 @@ pub async fn run(
     clients: &Clients,
     shutdown: Shutdown,
 ) -> Result<ProduceOutput, Error> {
-    let stream = stack::load(clients, stack_name).await?.outputs.stream_name;
+    let deployed = stack::load(clients, stack_name).await?;
+    let schema = stack::schema(clients, &deployed.stack).await?.schema;
+    let kind = args.kind.or_else(|| Kind::for_schema(schema.name())).unwrap_or(Kind::Tweets);
+    check_live_source(args.source, &schema)?;
+    let stream = deployed.outputs.stream_name;
     let map = ShardMap::new(&kinesis::list_shards(&clients.kinesis, &stream).await?)?;
     let shards = map.len();
     let client = if args.as_producer { producer_client(clients, stack_name).await? } else { clients.kinesis.clone() };
@@ -262,21 +279,23 @@ pub async fn run(
     };
     let started = Instant::now();
     let mut delivery = Delivery::start(map, settings);
-    let live = live_line(&delivery, started);
+    let line = live_line(&delivery, started);
     let (tx, mut rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let bad_lines = Arc::new(AtomicU64::new(0));
-    let source = source::spawn(args, tx, bad_lines.clone());
+    let live = matches!(args.source, SourceKind::Bluesky | SourceKind::X);
+    let source = source::spawn(args, kind, schema.clone(), tx, bad_lines.clone());
     let limit = match args.source {
-        // The synthetic source makes exactly --count tweets.
+        // The synthetic source makes exactly --count events.
         SourceKind::Synthetic => u64::MAX,
         _ => args.count.unwrap_or(u64::MAX),
     };
-    let fed = feed(&mut rx, limit, args.rate, &shutdown, &mut delivery).await;
+    let rekey = Rekey { schema: live.then_some(&*schema), refused: &bad_lines };
+    let fed = feed(&mut rx, limit, args.rate, &shutdown, &mut delivery, rekey).await;
     drop(rx);
     // A source still running (a live one, or one the limit cut short) is no longer needed.
     let source_end = source.stop();
     let finished = delivery.finish().await;
-    live.finish();
+    line.finish();
     let finished = finished?;
     source_end?;
     Ok(ProduceOutput {
@@ -289,6 +308,58 @@ pub async fn run(
         dead_letter: finished.dead_letter,
         interrupted: fed.interrupted,
     })
+}
+
+/// The live sources map posts to tweets; the stack's schema must take them.
+fn check_live_source(source: SourceKind, schema: &Schema) -> Result<(), Error> {
+    if !matches!(source, SourceKind::Bluesky | SourceKind::X) {
+        return Ok(());
+    }
+    let sample = crate::synthetic::Events::new(Kind::Tweets, Some(0)).next().unwrap_or_default();
+    schema.kinesis_key(&sample).map(drop).map_err(|why| {
+        Error::usage(
+            format!(
+                "--source {} sends tweets, which the stack's schema \"{}\" refuses: {why}",
+                source.name(),
+                schema.name()
+            ),
+            "deploy the stack with the tweets schema for live posts, or send your own events with --source file",
+        )
+    })
+}
+
+impl SourceKind {
+    /// The source's name as the flag takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Synthetic => "synthetic",
+            SourceKind::File => "file",
+            SourceKind::Stdin => "stdin",
+            SourceKind::Bluesky => "bluesky",
+            SourceKind::X => "x",
+        }
+    }
+}
+
+/// Records of the live sources are keyed again by the stack's schema, and skipped when it refuses
+/// them (counted with the bad lines); the other sources key their records as they read them.
+struct Rekey<'a> {
+    schema: Option<&'a Schema>,
+    refused: &'a AtomicU64,
+}
+
+impl Rekey<'_> {
+    fn key(&self, key: String, data: &[u8]) -> Option<String> {
+        let Some(schema) = self.schema else { return Some(key) };
+        match schema.kinesis_key(data) {
+            Ok(k) => Some(k),
+            Err(why) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                crate::progress::status(format!("skipped a post: {why}"));
+                None
+            }
+        }
+    }
 }
 
 /// What the feed loop did.
@@ -307,6 +378,7 @@ async fn feed(
     rate: Option<u32>,
     shutdown: &Shutdown,
     delivery: &mut Delivery,
+    rekey: Rekey<'_>,
 ) -> Fed {
     let started = Instant::now();
     let mut made = 0u64;
@@ -321,6 +393,7 @@ async fn feed(
             if made == limit {
                 break;
             }
+            let Some(key) = rekey.key(key, &data) else { continue };
             if let Some(rate) = rate {
                 // The total rate: record n leaves at n/rate seconds.
                 let due = started + Duration::from_secs_f64(made as f64 / f64::from(rate));

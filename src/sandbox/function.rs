@@ -94,7 +94,9 @@ pub fn log_sink(dir: &Path, also: impl Fn(&str) + Send + Sync + 'static) -> Resu
     Ok((path, sink))
 }
 
-/// Downloads the function's zip (the stack's CodeBucket/CodeKey) once and unpacks `bootstrap`.
+/// Downloads the function's zip (the stack's CodeBucket/CodeKey) once and unpacks it whole, as
+/// Lambda unpacks it into the code directory (`bootstrap` and `schema.json`, modes kept); returns
+/// the path of `bootstrap`.
 pub async fn unpack_code(clients: &Clients, bucket: &str, key: &str, dir: &Path) -> Result<PathBuf, Error> {
     let name: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
     let root = dir.join("code").join(name);
@@ -120,28 +122,48 @@ pub async fn unpack_code(clients: &Clients, bucket: &str, key: &str, dir: &Path)
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(|e| {
         Error::failed(format!("{location} is not a zip: {e}"), "deploy again to upload the function's code")
     })?;
-    let mut file = archive.by_name("bootstrap").map_err(|_| {
-        Error::failed(
+    if archive.index_for_name("bootstrap").is_none() {
+        return Err(Error::failed(
             format!("{location} holds no `bootstrap`"),
             "deploy again: a provided.al2023 zip needs a bootstrap",
-        )
-    })?;
-    let mut data = Vec::with_capacity(file.size() as usize);
-    std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| Error::io(&location, e))?;
-    std::fs::create_dir_all(&root).map_err(|e| Error::io(root.display().to_string(), e))?;
-    let tmp = root.join("bootstrap.tmp");
-    {
+        ));
+    }
+    // Unpacked beside and renamed into place: a run stopped halfway leaves no half-made code.
+    let tmp = dir.join("code").join(format!(".unpack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| Error::failed(format!("{location}: {e}"), "deploy again"))?;
+        // Entries that would land outside the code directory (`../x`, `/x`) are not unpacked.
+        let Some(rel) = entry.enclosed_name() else { continue };
+        let path = tmp.join(rel);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| Error::io(&location, e))?;
         use std::os::unix::fs::OpenOptionsExt;
+        let mode = entry.unix_mode().map_or(0o644, |m| m & 0o777);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o755)
-            .open(&tmp)
-            .map_err(|e| Error::io(tmp.display().to_string(), e))?;
-        f.write_all(&data).map_err(|e| Error::io(tmp.display().to_string(), e))?;
+            .mode(mode)
+            .open(&path)
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
+        f.write_all(&data).map_err(|e| Error::io(path.display().to_string(), e))?;
     }
-    std::fs::rename(&tmp, &bootstrap).map_err(|e| Error::io(bootstrap.display().to_string(), e))?;
+    std::fs::create_dir_all(dir.join("code")).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    if let Err(e) = std::fs::rename(&tmp, &root) {
+        // Another run unpacked the same code meanwhile: theirs is as good as ours.
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !bootstrap.is_file() {
+            return Err(Error::io(root.display().to_string(), e));
+        }
+    }
     Ok(bootstrap)
 }
 

@@ -82,6 +82,7 @@ async fn the_function_runs_as_its_role_with_lambdas_environment() {
         "REJECTED_TABLE_NAME",
         "WRITE_CONCURRENCY",
         "RUST_LOG",
+        "EVENT_SCHEMA",
     ]
     .map(String::from)
     .to_vec();

@@ -24,6 +24,8 @@ mod plan;
 mod poison;
 mod produce;
 mod redrive;
+mod schema_model;
+mod schemas;
 mod shell;
 mod soak;
 mod static_binary;

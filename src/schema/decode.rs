@@ -1,0 +1,484 @@
+//! Reading one event in one pass: a `Plan` (a trie of the JSON Pointers a schema names) walks the
+//! event with serde_json, captures the values it names as slices of the event's text, checks their
+//! JSON types where they stand (so a wrong type is reported with its line and column, the way
+//! serde_json reports its own errors), and skips everything else without copying it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{
+    self, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor,
+};
+use serde_json::value::RawValue;
+
+use super::pointer;
+use super::spec::JsonType;
+
+/// JSON kinds as bits: what a slot accepts.
+pub type Kinds = u8;
+/// A JSON string.
+pub const STRING: Kinds = 1;
+/// A JSON number with a fraction or an exponent.
+pub const FRACTION: Kinds = 2;
+/// A JSON number without one.
+pub const INTEGER: Kinds = 4;
+/// true or false.
+pub const BOOLEAN: Kinds = 8;
+/// A JSON object.
+pub const OBJECT: Kinds = 16;
+/// A JSON array.
+pub const ARRAY: Kinds = 32;
+/// Anything but null.
+pub const ANY: Kinds = STRING | FRACTION | INTEGER | BOOLEAN | OBJECT | ARRAY;
+
+/// The kinds a list of JSON types accepts.
+pub fn kinds(types: &[JsonType]) -> Kinds {
+    types.iter().fold(0, |k, t| {
+        k | match t {
+            JsonType::String => STRING,
+            JsonType::Number => FRACTION | INTEGER,
+            JsonType::Integer => INTEGER,
+            JsonType::Boolean => BOOLEAN,
+            JsonType::Object => OBJECT,
+            JsonType::Array => ARRAY,
+            JsonType::Any => ANY,
+        }
+    })
+}
+
+/// What `kinds` accepts, in words: "a string or a number".
+pub fn expecting(kinds: Kinds) -> String {
+    if kinds == ANY {
+        return "a value".into();
+    }
+    let mut words = Vec::new();
+    if kinds & STRING != 0 {
+        words.push("a string");
+    }
+    if kinds & FRACTION != 0 {
+        words.push("a number");
+    } else if kinds & INTEGER != 0 {
+        words.push("an integer");
+    }
+    for (bit, word) in [(BOOLEAN, "a boolean"), (OBJECT, "an object"), (ARRAY, "an array")] {
+        if kinds & bit != 0 {
+            words.push(word);
+        }
+    }
+    words.join(" or ")
+}
+
+/// A value the plan captured, borrowed from the event's text where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<'a> {
+    /// A string, unescaped.
+    Str(Cow<'a, str>),
+    /// A number, as written.
+    Num(&'a str),
+    /// true or false.
+    Bool(bool),
+    /// An object or an array, as written.
+    Raw(&'a str),
+}
+
+impl Found<'_> {
+    /// The text of a string or a number; `None` for other kinds.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Found::Str(s) => Some(s),
+            Found::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+struct Node {
+    segment: Box<str>,
+    pointer: Box<str>,
+    children: Vec<usize>,
+    slot: Option<usize>,
+    /// Some child segment is an array index: an array here is walked, not refused.
+    indexed: bool,
+}
+
+/// The pointers of a schema as a trie, each ending in a slot that accepts some JSON kinds.
+pub struct Plan {
+    nodes: Vec<Node>,
+    accepts: Vec<Kinds>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            nodes: vec![Node {
+                segment: "".into(),
+                pointer: "".into(),
+                children: Vec::new(),
+                slot: None,
+                indexed: false,
+            }],
+            accepts: Vec::new(),
+        }
+    }
+}
+
+impl Plan {
+    /// Adds `pointer` accepting `kinds` and returns its slot; a pointer added twice keeps one slot,
+    /// which accepts only what both uses accept (`Err` when that is nothing).
+    pub fn add(&mut self, pointer: &str, kinds: Kinds) -> Result<usize, Kinds> {
+        let segments = pointer::parse(pointer).unwrap_or_default();
+        let mut node = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            let found = self.nodes[node].children.iter().copied().find(|&c| *self.nodes[c].segment == **segment);
+            node = match found {
+                Some(c) => c,
+                None => {
+                    let id = self.nodes.len();
+                    let text = segments[..=i]
+                        .iter()
+                        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+                        .collect::<String>();
+                    self.nodes.push(Node {
+                        segment: segment.as_str().into(),
+                        pointer: text.into(),
+                        children: Vec::new(),
+                        slot: None,
+                        indexed: false,
+                    });
+                    self.nodes[node].children.push(id);
+                    self.nodes[node].indexed |= pointer::array_index(segment).is_some();
+                    id
+                }
+            };
+        }
+        match self.nodes[node].slot {
+            Some(slot) => {
+                let both = self.accepts[slot] & kinds;
+                if both == 0 {
+                    return Err(self.accepts[slot]);
+                }
+                self.accepts[slot] = both;
+                Ok(slot)
+            }
+            None => {
+                self.accepts.push(kinds);
+                self.nodes[node].slot = Some(self.accepts.len() - 1);
+                Ok(self.accepts.len() - 1)
+            }
+        }
+    }
+
+    /// Slots in all.
+    pub fn slots(&self) -> usize {
+        self.accepts.len()
+    }
+}
+
+/// Why an event could not be read: serde_json's words, with its line and column, and the field's
+/// path in front when its type was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread(pub String);
+
+/// Walks `text` (one JSON object) and returns the value of every slot (`None`: absent or null).
+pub fn walk<'a>(plan: &Plan, text: &'a str) -> Result<Vec<Option<Found<'a>>>, Unread> {
+    let mut w = Walk { plan, caps: vec![None; plan.accepts.len()], failed_at: None };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let walked = NodeSeed { walk: &mut w, node: 0 }.deserialize(&mut de).and_then(|()| de.end());
+    match walked {
+        Ok(()) => Ok(w.caps),
+        Err(e) => Err(Unread(match w.failed_at {
+            Some(node) => format!("{}: {e}", pointer::display(&plan.nodes[node].pointer)),
+            None => e.to_string(),
+        })),
+    }
+}
+
+struct Walk<'p, 'a> {
+    plan: &'p Plan,
+    caps: Vec<Option<Found<'a>>>,
+    failed_at: Option<usize>,
+}
+
+impl<'a> Walk<'_, 'a> {
+    /// Keeps `raw` in `slot` when its kind is accepted; otherwise says what it is.
+    fn capture(&mut self, node: usize, slot: usize, raw: &'a str) -> Result<(), (String, String)> {
+        let accepts = self.plan.accepts[slot];
+        let refuse = |shown: String| Err((shown, expecting(accepts)));
+        let found = match raw.as_bytes().first() {
+            Some(b'"') => {
+                let s = unescape(raw).map_err(|e| (e, String::new()))?;
+                if accepts & STRING == 0 {
+                    self.failed_at = Some(node);
+                    return refuse(format!("string {s:?}"));
+                }
+                Found::Str(s)
+            }
+            Some(b'n') => return Ok(()),
+            Some(b't' | b'f') => {
+                if accepts & BOOLEAN == 0 {
+                    self.failed_at = Some(node);
+                    return refuse(format!("boolean `{raw}`"));
+                }
+                Found::Bool(raw == "true")
+            }
+            Some(b'{' | b'[') => {
+                let (bit, word) = if raw.starts_with('{') { (OBJECT, "map") } else { (ARRAY, "sequence") };
+                if accepts & bit == 0 {
+                    self.failed_at = Some(node);
+                    return refuse(word.to_string());
+                }
+                Found::Raw(raw)
+            }
+            _ => {
+                let integer = !raw.contains(['.', 'e', 'E']);
+                let ok = if integer { accepts & INTEGER != 0 } else { accepts & FRACTION != 0 };
+                if !ok {
+                    self.failed_at = Some(node);
+                    let word = if integer { "integer" } else { "floating point" };
+                    return refuse(format!("{word} `{raw}`"));
+                }
+                Found::Num(raw)
+            }
+        };
+        self.caps[slot] = Some(found);
+        Ok(())
+    }
+}
+
+/// A JSON string's content (`raw` is the string with its quotes); borrowed unless it has escapes.
+fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
+    let inner = &raw[1..raw.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw).map(Cow::Owned).map_err(|e| e.to_string())
+}
+
+struct NodeSeed<'w, 'p, 'a> {
+    walk: &'w mut Walk<'p, 'a>,
+    node: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let (slot, has_children) = {
+            let n = &self.walk.plan.nodes[self.node];
+            (n.slot, !n.children.is_empty())
+        };
+        let Some(slot) = slot else {
+            return d.deserialize_any(NodeVisitor { walk: self.walk, node: self.node });
+        };
+        let raw: &'de RawValue = serde::Deserialize::deserialize(d)?;
+        let text = raw.get();
+        self.walk.capture(self.node, slot, text).map_err(|(shown, expected)| match expected.is_empty() {
+            // A string that does not unescape (a lone surrogate): serde_json's own words.
+            true => D::Error::custom(shown),
+            false => D::Error::custom(format_args!("invalid type: {shown}, expected {expected}")),
+        })?;
+        if has_children && matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
+            // A pointer and a pointer inside it: the inner ones are read from the captured text.
+            let mut de = serde_json::Deserializer::from_str(text);
+            NodeVisitorSeed { walk: self.walk, node: self.node }.deserialize(&mut de).map_err(D::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+/// Walks a node's children in a value whose slot was captured too.
+struct NodeVisitorSeed<'w, 'p, 'a> {
+    walk: &'w mut Walk<'p, 'a>,
+    node: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeVisitorSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(NodeVisitor { walk: self.walk, node: self.node })
+    }
+}
+
+struct NodeVisitor<'w, 'p, 'a> {
+    walk: &'w mut Walk<'p, 'a>,
+    node: usize,
+}
+
+impl NodeVisitor<'_, '_, '_> {
+    fn refuse<E: de::Error>(self, unexpected: Unexpected<'_>) -> Result<(), E> {
+        if self.node != 0 {
+            self.walk.failed_at = Some(self.node);
+        }
+        Err(E::invalid_type(unexpected, &self))
+    }
+}
+
+impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.walk.plan.nodes[self.node].indexed { "an object or an array" } else { "an object" })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (walk, node) = (self.walk, self.node);
+        let plan = walk.plan;
+        let children = &plan.nodes[node].children;
+        let mut seen = 0u64;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match children.iter().position(|&c| *plan.nodes[c].segment == *key) {
+                Some(i) => {
+                    let bit = 1u64 << i.min(63);
+                    if seen & bit != 0 && i < 64 {
+                        return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    seen |= bit;
+                    map.next_value_seed(NodeSeed { walk: &mut *walk, node: children[i] })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if !self.walk.plan.nodes[self.node].indexed {
+            return self.refuse(Unexpected::Seq);
+        }
+        let (walk, node) = (self.walk, self.node);
+        let plan = walk.plan;
+        let mut index = 0;
+        loop {
+            let child = plan.nodes[node]
+                .children
+                .iter()
+                .copied()
+                .find(|&c| pointer::array_index(&plan.nodes[c].segment) == Some(index));
+            let more = match child {
+                Some(c) => seq.next_element_seed(NodeSeed { walk: &mut *walk, node: c })?.is_some(),
+                None => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        // A null on the way to a field means the field is absent; the event itself must be an object.
+        if self.node == 0 { self.refuse(Unexpected::Unit) } else { Ok(()) }
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.refuse(Unexpected::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.refuse(Unexpected::Signed(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.refuse(Unexpected::Unsigned(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.refuse(Unexpected::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.refuse(Unexpected::Str(v))
+    }
+}
+
+/// An object's key, borrowed from the text unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pointers: &[(&str, Kinds)]) -> (Plan, Vec<usize>) {
+        let mut p = Plan::default();
+        let slots = pointers.iter().map(|(ptr, k)| p.add(ptr, *k).expect("kinds agree")).collect();
+        (p, slots)
+    }
+
+    #[test]
+    fn named_fields_are_captured_and_the_rest_skipped() {
+        let (p, s) = plan(&[
+            ("/id", STRING),
+            ("/user/name", STRING),
+            ("/n", INTEGER),
+            ("/tags/1", ANY),
+            ("/page", OBJECT),
+            ("/gone", ANY),
+        ]);
+        let text = r#"{"id":"7","skip":{"deep":[1,2,{"x":null}]},"user":{"name":"Zo\u00eb","other":1},"n":-3,"tags":["a",{"b":true}],"page":{"url":"/"},"gone":null}"#;
+        let caps = walk(&p, text).expect("reads");
+        assert_eq!(caps[s[0]], Some(Found::Str(Cow::Borrowed("7"))));
+        assert_eq!(caps[s[1]], Some(Found::Str(Cow::Owned("Zoë".into()))));
+        assert_eq!(caps[s[2]], Some(Found::Num("-3")));
+        assert_eq!(caps[s[3]], Some(Found::Raw(r#"{"b":true}"#)));
+        assert_eq!(caps[s[4]], Some(Found::Raw(r#"{"url":"/"}"#)));
+        assert_eq!(caps[s[5]], None, "null is absent");
+    }
+
+    #[test]
+    fn wrong_types_are_named_with_their_field_line_and_column() {
+        let (p, _) = plan(&[("/id_str", STRING), ("/id", INTEGER), ("/user/name", STRING)]);
+        let err = |t: &str| walk(&p, t).expect_err("refused").0;
+        assert_eq!(
+            err(r#"{"id_str":"1","id":"x"}"#),
+            r#"id: invalid type: string "x", expected an integer at line 1 column 23"#
+        );
+        assert_eq!(
+            err(r#"{"id":1.5}"#),
+            "id: invalid type: floating point `1.5`, expected an integer at line 1 column 10"
+        );
+        assert_eq!(err(r#"{"user":"u"}"#), r#"user: invalid type: string "u", expected an object at line 1 column 11"#);
+        assert_eq!(err(r#"{"user":[]}"#), "user: invalid type: sequence, expected an object at line 1 column 10");
+        assert_eq!(err("[1]"), "invalid type: sequence, expected an object at line 1 column 1");
+        assert_eq!(err("null"), "invalid type: null, expected an object at line 1 column 4");
+        assert_eq!(err(r#"{"id_str":"1","id_str":"2"}"#), "duplicate field `id_str` at line 1 column 22");
+        assert_eq!(err("not json"), "expected ident at line 1 column 2");
+        assert_eq!(err(r#"{"a":1} x"#), "trailing characters at line 1 column 9");
+        assert!(walk(&p, r#"{"user":null,"id":null}"#).is_ok(), "null on the way is absent");
+    }
+
+    #[test]
+    fn kinds_of_one_pointer_used_twice_must_meet() {
+        let mut p = Plan::default();
+        assert_eq!(p.add("/a", STRING | INTEGER | FRACTION), Ok(0));
+        assert_eq!(p.add("/a", STRING), Ok(0));
+        assert_eq!(p.add("/a", BOOLEAN), Err(STRING));
+        assert_eq!(expecting(STRING | FRACTION | INTEGER), "a string or a number");
+        assert_eq!(expecting(INTEGER), "an integer");
+        assert_eq!(expecting(OBJECT | ARRAY), "an object or an array");
+    }
+}
