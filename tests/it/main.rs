@@ -7,6 +7,7 @@
 mod common;
 mod fault_proxy;
 
+mod build_script;
 mod cli;
 mod deploy;
 mod e2e;

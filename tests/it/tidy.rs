@@ -247,6 +247,7 @@ fn every_file_starts_with_its_module_header() {
     let mut files = rust_files(&repo.join("src"));
     files.extend(rust_files(&repo.join("tests/it")));
     files.extend(rust_files(&repo.join("benches")));
+    files.extend(rust_files(&repo.join("build")));
     files.push(repo.join("build.rs"));
     let missing: Vec<String> = files
         .iter()
