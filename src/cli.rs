@@ -100,6 +100,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Show a live line with a warning and a status line under it, with no AWS (for tests on a
+    /// terminal: tests/it/terminal.rs)
+    #[command(hide = true)]
+    LiveLineCheck,
 }
 
 /// Where each shell's completion script goes, for `stream completions --help`.
@@ -109,9 +113,16 @@ const COMPLETIONS_HELP: &str = "Load them:
   fish        stream completions fish > ~/.config/fish/completions/stream.fish
   powershell  stream completions powershell >> $PROFILE";
 
-/// Writes the completion script for `shell` to `out`.
+/// Writes the completion script for `shell` to `out`, without hidden subcommands (clap_complete
+/// lists them: it offers what parses, not what is shown).
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut Cli::command(), "stream", out);
+    let full = Cli::command();
+    let mut shown = clap::Command::new("stream")
+        .version(VERSION)
+        .about(full.get_about().cloned().unwrap_or_default())
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    clap_complete::generate(shell, &mut shown, "stream", out);
 }
 
 /// Parses the process's arguments. Help and version are printed as clap prints them (`Err(0)`);
@@ -360,5 +371,17 @@ mod tests {
         let (what, hint) = refused(&["stream", "produce", "extra"]);
         assert_eq!(what, "unexpected argument 'extra'");
         assert_eq!(hint, "see `stream produce --help` for what it takes");
+    }
+
+    /// Completion scripts offer the commands people see, not the hidden test hook.
+    #[test]
+    fn completions_leave_out_hidden_subcommands() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let script = String::from_utf8(out).expect("utf8");
+            assert!(script.contains("scan-table") && script.contains("endpoint-url"), "{shell}");
+            assert!(!script.contains("live-line-check"), "{shell}");
+        }
     }
 }

@@ -49,6 +49,10 @@ async fn run(cli: Cli) -> Result<i32, Error> {
             output::print_stdout(template::stack_yaml().trim_end())?;
             return Ok(exit::OK);
         }
+        Command::LiveLineCheck => {
+            progress::live_line_check().await;
+            return Ok(exit::OK);
+        }
         Command::Completions { shell } => {
             let mut script = Vec::new();
             cli::completions(shell, &mut script);
@@ -111,7 +115,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
             finish(&out, a.output, out.problem())
         }
         Command::ScanTable(a) => scan::run(a, stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK),
-        Command::Template | Command::Plan(_) | Command::Completions { .. } => Ok(exit::OK),
+        Command::Template | Command::Plan(_) | Command::Completions { .. } | Command::LiveLineCheck => Ok(exit::OK),
     }
 }
 

@@ -30,4 +30,5 @@ mod soak;
 mod static_binary;
 mod tail;
 mod template_lint;
+mod terminal;
 mod tidy;
