@@ -3,12 +3,16 @@
 //! written in their long form. The binary reads and edits the template as data from that JSON;
 //! a template that is not valid YAML fails the build, not a deploy. It also names the commit the
 //! binary is built from (STREAM_COMMIT, for `stream --version`): `git rev-parse`, or the
-//! STREAM_COMMIT the build is given (a build outside a clone), or "unknown".
+//! STREAM_COMMIT the build is given (a build outside a clone), or "unknown" (src/build/commit.rs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
 use serde_yaml_ng::Value as Yaml;
+
+// The commit logic is plain std in a file of its own, so a test can compile and run it alone.
+#[path = "src/build/commit.rs"]
+mod commit;
 
 const TEMPLATE: &str = "template/stack.yaml";
 
@@ -28,27 +32,12 @@ fn main() {
 /// Sets STREAM_COMMIT to the commit being built, and asks to run again when HEAD moves.
 fn commit() {
     println!("cargo::rerun-if-env-changed=STREAM_COMMIT");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success())?;
-        Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
-    };
-    let commit = std::env::var("STREAM_COMMIT")
-        .ok()
-        .filter(|c| !c.is_empty())
-        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
-    // HEAD names a branch whose ref file (or packed-refs) moves with each commit; in a worktree
-    // these live in the git dir and the common dir.
-    for (dir, files) in [("--git-dir", &["HEAD"][..]), ("--git-common-dir", &["packed-refs"][..])] {
-        if let Some(d) = git(&["rev-parse", dir]) {
-            for f in files {
-                println!("cargo::rerun-if-changed={d}/{f}");
-            }
-        }
+    let found = commit::read(Path::new("."));
+    for path in &found.watch {
+        println!("cargo::rerun-if-changed={}", path.display());
     }
-    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r])) {
-        println!("cargo::rerun-if-changed={r}");
-    }
-    println!("cargo::rustc-env=STREAM_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
+    let given = std::env::var("STREAM_COMMIT").ok().filter(|c| !c.is_empty());
+    println!("cargo::rustc-env=STREAM_COMMIT={}", given.or(found.id).unwrap_or_else(|| "unknown".into()));
 }
 
 /// One YAML value as JSON; a tagged value (`!Name x`) becomes `{"Fn::Name": x}` (`Ref` and

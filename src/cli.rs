@@ -2,7 +2,7 @@
 //! subcommands as one enum over each command's own clap type, and `parse`, which prints clap's
 //! refusals as our two lines (what is wrong, what to do) with exit code 2.
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::args::BadValue;
@@ -103,6 +103,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Show a live line with a warning and a status line under it, with no AWS (for tests on a
+    /// terminal: tests/it/terminal.rs)
+    #[command(hide = true)]
+    LiveLineCheck,
 }
 
 /// Where each shell's completion script goes, for `stream completions --help`.
@@ -112,9 +116,16 @@ const COMPLETIONS_HELP: &str = "Load them:
   fish        stream completions fish > ~/.config/fish/completions/stream.fish
   powershell  stream completions powershell >> $PROFILE";
 
-/// Writes the completion script for `shell` to `out`.
+/// Writes the completion script for `shell` to `out`, without hidden subcommands (clap_complete
+/// lists them: it offers what parses, not what is shown).
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut Cli::command(), "stream", out);
+    let full = Cli::command();
+    let mut shown = clap::Command::new("stream")
+        .version(VERSION)
+        .about(full.get_about().cloned().unwrap_or_default())
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    clap_complete::generate(shell, &mut shown, "stream", out);
 }
 
 /// Parses the process's arguments. Help and version are printed as clap prints them (`Err(0)`);
@@ -150,53 +161,106 @@ where
     }
 }
 
-/// What clap refused, as (what is wrong, what to do).
-pub fn refusal(e: &clap::Error, args: &[std::ffi::OsString]) -> (String, String) {
-    let flag = match e.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(s)) => s.split_whitespace().next().unwrap_or_default().to_string(),
-        _ => String::new(),
-    };
-    if let Some(bad) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<BadValue>()) {
+/// What clap refused, as (what is wrong, what to do), read from the error's kind and context:
+/// never from its rendered text, whose wording is clap's to change.
+pub fn refusal<F: ErrorFormatter>(e: &clap::error::Error<F>, args: &[std::ffi::OsString]) -> (String, String) {
+    let arg = text(e, ContextKind::InvalidArg).unwrap_or_default();
+    // "--count <N>" names the flag "--count".
+    let flag = arg.split_whitespace().next().unwrap_or_default().to_string();
+    let value = text(e, ContextKind::InvalidValue).unwrap_or_default();
+    let source = std::error::Error::source(e);
+    if let Some(bad) = source.and_then(|s| s.downcast_ref::<BadValue>()) {
         return bad.lines(&flag);
     }
-    if e.kind() == ErrorKind::ArgumentConflict
-        && let Some(conflict) = conflict(e, args)
-    {
-        return conflict;
+    let help = help_command(args);
+    let see = format!("see {help} for what it takes");
+    let quoted = |kind| strings(e, kind).iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(" or ");
+    match e.kind() {
+        ErrorKind::ArgumentConflict if strings(e, ContextKind::PriorArg) == [arg.clone()] => {
+            (format!("{flag} is given more than once"), format!("give {flag} once"))
+        }
+        ErrorKind::ArgumentConflict => conflict(e, args).unwrap_or_else(|| {
+            (format!("{flag} cannot be used with {}", strings(e, ContextKind::PriorArg).join(", ")), see)
+        }),
+        ErrorKind::InvalidValue => {
+            let valid = strings(e, ContextKind::ValidValue).into_iter().filter(|v| !v.is_empty()).collect::<Vec<_>>();
+            let mut hint = match valid.is_empty() {
+                true => format!("give {flag} a value (see {help})"),
+                false => format!("give {flag} one of: {}", valid.join(", ")),
+            };
+            if e.get(ContextKind::SuggestedValue).is_some() {
+                hint = format!("did you mean {}? {hint}", quoted(ContextKind::SuggestedValue));
+            }
+            let what = match value.is_empty() {
+                true => format!("{flag} needs a value"),
+                false => format!("invalid value '{value}' for '{arg}'"),
+            };
+            (what, hint)
+        }
+        ErrorKind::ValueValidation => {
+            let why = source.map(|s| format!(": {s}")).unwrap_or_default();
+            (format!("invalid value '{value}' for '{arg}'{why}"), see)
+        }
+        ErrorKind::UnknownArgument => {
+            let hint = match e.get(ContextKind::SuggestedArg) {
+                Some(_) => format!("did you mean {}? (see {help})", strings(e, ContextKind::SuggestedArg).join(" or ")),
+                None => see,
+            };
+            (format!("unexpected argument '{arg}'"), hint)
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = text(e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            let hint = match e.get(ContextKind::SuggestedSubcommand) {
+                Some(_) => format!("did you mean {}? (see {help})", quoted(ContextKind::SuggestedSubcommand)),
+                None => see,
+            };
+            (format!("unrecognized subcommand '{name}'"), hint)
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing = strings(e, ContextKind::InvalidArg).join(", ");
+            (format!("missing {missing}"), format!("give {missing} (see {help})"))
+        }
+        ErrorKind::TooManyValues if !arg.contains('<') => {
+            (format!("{flag} takes no value ('{value}' given)"), format!("give {flag} alone"))
+        }
+        ErrorKind::NoEquals => (format!("{flag} needs its value after '='"), format!("give {flag}=VALUE")),
+        kind => {
+            let what = if arg.is_empty() { kind.to_string() } else { format!("{kind}: {arg}") };
+            (what, see)
+        }
     }
-    let rendered = e.render().to_string();
-    // The first paragraph, on one line ("… cannot be used with:" lists the other flags below it).
-    let what = rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_string();
-    let tip = rendered.lines().find_map(|l| l.trim_start().strip_prefix("tip: ")).map(str::to_string);
+}
+
+/// A context value of `e` as one string (a list joined with commas).
+fn text<F: ErrorFormatter>(e: &clap::error::Error<F>, kind: ContextKind) -> Option<String> {
+    e.get(kind).map(ContextValue::to_string)
+}
+
+/// A context value of `e` as a list.
+fn strings<F: ErrorFormatter>(e: &clap::error::Error<F>, kind: ContextKind) -> Vec<String> {
+    match e.get(kind) {
+        Some(ContextValue::Strings(list)) => list.clone(),
+        Some(other) => vec![other.to_string()],
+        None => Vec::new(),
+    }
+}
+
+/// `stream SUBCOMMAND --help` for the subcommand given, else `stream --help`.
+fn help_command(args: &[std::ffi::OsString]) -> String {
     let subcommand = args
         .iter()
         .skip(1)
         .filter_map(|a| a.to_str())
         .find(|a| Cli::command().get_subcommands().any(|s| s.get_name() == *a));
-    let help = match subcommand {
+    match subcommand {
         Some(s) => format!("`stream {s} --help`"),
         None => "`stream --help`".to_string(),
-    };
-    let hint = match (tip, e.get(ContextKind::ValidValue)) {
-        (_, Some(ContextValue::Strings(valid))) if e.kind() == ErrorKind::InvalidValue && !flag.is_empty() => {
-            format!("give {flag} one of: {}", valid.join(", "))
-        }
-        (Some(tip), _) => format!("{tip} (see {help})"),
-        _ => format!("see {help} for what it takes"),
-    };
-    (what, hint)
+    }
 }
 
 /// Two flags that cannot go together, named as the user gave them: clap lists every member of a
 /// conflicting group, most of which were not given.
-fn conflict(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<(String, String)> {
+fn conflict<F: ErrorFormatter>(e: &clap::error::Error<F>, args: &[std::ffi::OsString]) -> Option<(String, String)> {
     let name = |s: &str| s.split_whitespace().next().unwrap_or_default().to_string();
     let given =
         |flag: &str| args.iter().filter_map(|a| a.to_str()).any(|a| a == flag || a.starts_with(&format!("{flag}=")));
@@ -258,5 +322,69 @@ mod tests {
         let (what, hint) = refused(&["stream", "deploy", "--shard", "2"]);
         assert!(what.contains("unexpected argument '--shard'"), "{what}");
         assert!(hint.contains("--shards"), "clap's tip names the flag meant: {hint}");
+    }
+
+    /// The same refusal as the default formatter gives, from an error that renders nothing but
+    /// its kind: the two lines come from clap's error kind and context, so a change in clap's
+    /// wording cannot silently break them.
+    #[test]
+    fn refusals_come_from_clap_s_kind_and_context_not_its_text() {
+        let cases: [&[&str]; 12] = [
+            &["stream", "produce", "--count", "many"],
+            &["stream", "deploy", "--code-only", "--max-retries", "5"],
+            &["stream", "tail", "--output", "yaml"],
+            &["stream", "tail", "--output", "jsn"],
+            &["stream", "deploy", "--shard", "2"],
+            &["stream", "deplyo"],
+            &["stream", "completions"],
+            &["stream", "deploy", "--shards"],
+            &["stream", "produce", "--count", "5", "--count", "6"],
+            &["stream", "produce", "extra"],
+            &["stream", "deploy", "--yes=3"],
+            &["stream", "deploy", "--shards=1", "--on-demand"],
+        ];
+        for args in cases {
+            let os: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            let e = Cli::command().try_get_matches_from(&os).expect_err("refused");
+            let rich = refusal(&e, &os);
+            let bare = refusal(&e.apply::<clap::error::KindFormatter>(), &os);
+            assert_eq!(bare, rich, "{args:?}");
+        }
+    }
+
+    /// What clap's own text said poorly: a flag without its value, a flag given twice, a value
+    /// or subcommand with a near miss.
+    #[test]
+    fn refusals_name_the_flag_and_what_to_give() {
+        let (what, hint) = refused(&["stream", "deploy", "--shards"]);
+        assert_eq!(what, "--shards needs a value");
+        assert_eq!(hint, "give --shards a value (see `stream deploy --help`)");
+        let (what, hint) = refused(&["stream", "produce", "--count", "5", "--count", "6"]);
+        assert_eq!((what.as_str(), hint.as_str()), ("--count is given more than once", "give --count once"));
+        let (_, hint) = refused(&["stream", "tail", "--output", "jsn"]);
+        assert_eq!(hint, "did you mean 'json'? give --output one of: table, jsonl, json");
+        let (what, hint) = refused(&["stream", "deplyo"]);
+        assert_eq!(what, "unrecognized subcommand 'deplyo'");
+        assert_eq!(hint, "did you mean 'replay' or 'deploy'? (see `stream --help`)");
+        let (what, hint) = refused(&["stream", "completions"]);
+        assert_eq!(what, "missing <SHELL>");
+        assert_eq!(hint, "give <SHELL> (see `stream completions --help`)");
+        let (what, hint) = refused(&["stream", "deploy", "--yes=3"]);
+        assert_eq!((what.as_str(), hint.as_str()), ("--yes takes no value ('3' given)", "give --yes alone"));
+        let (what, hint) = refused(&["stream", "produce", "extra"]);
+        assert_eq!(what, "unexpected argument 'extra'");
+        assert_eq!(hint, "see `stream produce --help` for what it takes");
+    }
+
+    /// Completion scripts offer the commands people see, not the hidden test hook.
+    #[test]
+    fn completions_leave_out_hidden_subcommands() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let script = String::from_utf8(out).expect("utf8");
+            assert!(script.contains("scan-table") && script.contains("endpoint-url"), "{shell}");
+            assert!(!script.contains("live-line-check"), "{shell}");
+        }
     }
 }

@@ -65,6 +65,10 @@ fn without_aws(command: &Command) -> Option<Result<i32, Error>> {
 async fn run(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     progress::init_cli_logs(g.verbose);
+    if let Command::LiveLineCheck = cli.command {
+        progress::live_line_check().await;
+        return Ok(exit::OK);
+    }
     if let Some(done) = without_aws(&cli.command) {
         return done;
     }
@@ -133,7 +137,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
             output::print_stdout(text.trim_end())?;
             Ok(exit::OK)
         }
-        Command::Template | Command::Plan(_) | Command::Completions { .. } => Ok(exit::OK),
+        Command::Template | Command::Plan(_) | Command::Completions { .. } | Command::LiveLineCheck => Ok(exit::OK),
     }
 }
 

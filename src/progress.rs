@@ -3,11 +3,14 @@
 //! which drops it for NO_COLOR, CLICOLOR=0 and anything that is not a terminal. No AWS in here.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Green: done.
 pub const GOOD: Style = AnsiColor::Green.on_default();
@@ -21,14 +24,68 @@ pub fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
 
-/// Prints one status line to stderr (colour kept only where it is wanted).
+/// Prints one status line to stderr (colour kept only where it is wanted), above the live line.
 pub fn status(line: impl AsRef<str>) {
-    anstream::eprintln!("{}", line.as_ref());
+    above_live_line(|| anstream::eprintln!("{}", line.as_ref()));
 }
 
 /// Prints text to stderr as it is, without a newline (colour kept only where it is wanted).
 pub fn status_block(text: impl AsRef<str>) {
-    anstream::eprint!("{}", text.as_ref());
+    above_live_line(|| anstream::eprint!("{}", text.as_ref()));
+}
+
+/// The live line as last drawn, while one is up. Whatever else goes to stderr (status lines,
+/// warnings) erases it first and draws it again below, so nothing lands in the middle of it.
+static LIVE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Runs `print` (which writes whole lines to stderr) with the live line, if one is up, erased
+/// before and drawn again after.
+fn above_live_line(print: impl FnOnce()) {
+    let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(line) = live.as_deref() else {
+        print();
+        return;
+    };
+    // Carriage return and erase-line are cursor control, not colour: NO_COLOR keeps them.
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K");
+    print();
+    let _ = write!(err, "{line}");
+    let _ = err.flush();
+}
+
+/// The terminal's width for the live line: COLUMNS when set, else the width of the terminal on
+/// stderr (asked at each redraw: the window may be resized), else 80.
+fn terminal_width() -> usize {
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    columns
+        .or_else(|| terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)))
+        .filter(|&c| c > 0)
+        .unwrap_or(80)
+}
+
+/// `line` cut to fit in `width` columns, with `…` where it was cut. The last column stays free:
+/// a line that fills it makes some terminals wrap, and `\r` then erase-line clears only the last
+/// row, leaving the rest of the old line on screen.
+pub fn fit(line: &str, width: usize) -> String {
+    let room = width.saturating_sub(1);
+    if UnicodeWidthStr::width(line) <= room {
+        return line.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in line.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > room {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if room > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// True when stderr is a terminal (live lines).
@@ -70,46 +127,72 @@ pub fn stack_event_line(time: &str, status: &str, resource_type: &str, logical_i
     line
 }
 
-/// A line on a terminal's stderr, redrawn in place while a command runs (`produce`, `local`).
-/// Nothing is drawn when stderr is not a terminal: logs and pipes get the summary only.
+/// A line on a terminal's stderr, redrawn in place while a command runs (`produce`, `local`), cut
+/// to the terminal's width. Nothing is drawn when stderr is not a terminal: logs and pipes get the
+/// summary only.
 pub struct LiveLine {
     task: Option<tokio::task::JoinHandle<()>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl LiveLine {
     /// Redraws `render()` every `every` until `finish`.
     pub fn start(every: Duration, render: impl Fn() -> String + Send + 'static) -> LiveLine {
+        let stopped = Arc::new(AtomicBool::new(false));
         if !stderr_is_tty() {
-            return LiveLine { task: None };
+            return LiveLine { task: None, stopped };
         }
+        let stop = stopped.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                // Carriage return and erase-line are cursor control, not colour: NO_COLOR keeps them.
+                let line = fit(&render(), terminal_width());
+                let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+                // Checked under the lock `finish` takes: no redraw once the line has ended.
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{}", render());
+                let _ = write!(err, "\r\x1b[2K{line}");
                 let _ = err.flush();
+                *live = Some(line);
             }
         });
-        LiveLine { task: Some(task) }
+        LiveLine { task: Some(task), stopped }
     }
 
     /// Stops redrawing and ends the line, so the summary starts on a line of its own.
-    pub fn finish(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            eprintln!();
-        }
+    pub fn finish(self) {
+        drop(self);
     }
 }
 
 impl Drop for LiveLine {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        let Some(task) = self.task.take() else { return };
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        self.stopped.store(true, Ordering::SeqCst);
+        task.abort();
+        if live.take().is_some() {
+            eprintln!();
         }
     }
+}
+
+/// `stream live-line-check` (hidden): a live line wider than most terminals, redrawn quickly, with
+/// a warning logged and a status line printed while it is up. Tests run it on a pseudo-terminal.
+pub async fn live_line_check() {
+    let started = std::time::Instant::now();
+    let line = LiveLine::start(Duration::from_millis(20), move || {
+        format!("live line {} ms: {}", started.elapsed().as_millis(), "12 records/s 日本 🦀 ".repeat(6))
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    tracing::warn!("a warning while the live line is up");
+    status("a status line while the live line is up");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    line.finish();
+    status("live line check done");
 }
 
 /// Logs for the CLI on stderr: warnings by default, debug with -vv; RUST_LOG overrides.
@@ -119,12 +202,38 @@ pub fn init_cli_logs(verbose: u8) {
         _ => "stream=debug,info",
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(LogLine::default)
         .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .with_target(false)
         .finish()
         .with(log_filter(default))
         .try_init();
+}
+
+/// One log event's bytes, written to stderr in one piece, above the live line, when dropped
+/// (tracing's writer for an event lives as long as that event).
+#[derive(Default)]
+struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            above_live_line(|| {
+                let _ = std::io::stderr().write_all(&self.0);
+            });
+        }
+    }
 }
 
 /// Which events are logged: RUST_LOG's targets and levels (`info`, `stream=debug,aws=warn`), else
@@ -147,5 +256,15 @@ mod tests {
         assert!(line.contains(&paint(BAD, "CREATE_FAILED")), "failures are red");
         let done = stack_event_line("12:00:01", "CREATE_COMPLETE", "AWS::Kinesis::Stream", "Stream", "");
         assert!(done.contains(&paint(GOOD, "CREATE_COMPLETE")));
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_the_width_with_the_last_column_free() {
+        assert_eq!(fit("sent 5", 40), "sent 5");
+        assert_eq!(fit("0123456789", 10), "01234567…");
+        // Wide characters count two columns; one that would not fit is left out whole.
+        let cut = fit("ab日本語", 6);
+        assert_eq!((cut.as_str(), UnicodeWidthStr::width(cut.as_str())), ("ab日…", 5));
+        assert_eq!(fit("abc", 1), "");
     }
 }

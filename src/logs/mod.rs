@@ -32,8 +32,8 @@ pub struct LogsArgs {
     pub since: Option<f64>,
 
     /// Only events matching this CloudWatch Logs filter pattern: terms that must all appear,
-    /// "quoted phrases", ?either ?or, -not (JSON patterns such as { $.level = "WARN" } with
-    /// CloudWatch Logs only)
+    /// "quoted phrases", ?either ?or, -not, %regex% (JSON patterns such as { $.level = "WARN" }
+    /// with CloudWatch Logs only)
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
 
@@ -128,7 +128,7 @@ pub async fn run(
             let pattern = pattern::parse(args.filter.as_deref().unwrap_or_default()).map_err(|why| {
                 Error::usage(
                     format!("--filter {:?} {why}", args.filter.as_deref().unwrap_or_default()),
-                    "with --local give terms, \"phrases\", ?either or -not; or leave out --local",
+                    "with --local give terms, \"phrases\", ?either, -not or %regex%; or leave out --local",
                 )
             })?;
             let path = sandbox::state_dir(args.state_dir.as_deref(), region, stack_name)?.join(LOG_FILE);

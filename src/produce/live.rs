@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -138,15 +137,18 @@ pub fn bluesky_tweet(message: &str) -> Option<(i64, Tweet)> {
 }
 
 /// Reads Jetstream at `url` until the receiver is gone, reconnecting with the cursor.
-pub async fn bluesky(url: String, tx: mpsc::Sender<Chunk>, backoff: Backoff) {
+pub async fn bluesky(url: String, net: net::Net, tx: mpsc::Sender<Chunk>, backoff: Backoff) {
     let mut last_time_us: Option<i64> = None;
     let mut failures = 0u32;
     loop {
-        let with_cursor = match last_time_us {
-            Some(t) => format!("{url}{}cursor={}", if url.contains('?') { '&' } else { '?' }, t - CURSOR_REWIND_US),
-            None => url.clone(),
+        let with_cursor = match (last_time_us, url::Url::parse(&url)) {
+            (Some(t), Ok(mut u)) => {
+                u.query_pairs_mut().append_pair("cursor", &(t - CURSOR_REWIND_US).to_string());
+                u.to_string()
+            }
+            _ => url.clone(),
         };
-        match read_jetstream(&with_cursor, &tx, &mut last_time_us, &mut failures).await {
+        match read_jetstream(&with_cursor, &net, &tx, &mut last_time_us, &mut failures).await {
             Ok(Done::ReceiverGone) => return,
             Ok(Done::Closed) => tracing::warn!("Jetstream closed the connection; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "Jetstream connection failed; reconnecting"),
@@ -165,12 +167,13 @@ enum Done {
 
 async fn read_jetstream(
     url: &str,
+    net: &net::Net,
     tx: &mpsc::Sender<Chunk>,
     last: &mut Option<i64>,
     failures: &mut u32,
 ) -> Result<Done, String> {
     let ep = net::endpoint(url)?;
-    let stream = net::connect(&ep).await.map_err(|e| format!("connecting to {}:{}: {e}", ep.host, ep.port))?;
+    let stream = net.connect(&ep).await.map_err(|e| format!("connecting to {}:{}: {e}", ep.host, ep.port))?;
     let (mut ws, _) =
         tokio_tungstenite::client_async(url, stream).await.map_err(|e| format!("websocket handshake: {e}"))?;
     while let Some(msg) = ws.next().await {
@@ -306,23 +309,18 @@ impl std::fmt::Display for XError {
     }
 }
 
-/// One HTTP/1.1 request to the X API with the bearer token; returns the response if it is 2xx.
+/// One request to the X API with the bearer token, on the client's pooled connections; returns
+/// the response if it is 2xx.
 async fn x_request(
-    base: &net::Endpoint,
+    client: &net::HttpClient,
+    url: &url::Url,
     method: &str,
-    path: &str,
     token: &str,
     body: Option<String>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, XError> {
-    let stream = net::connect(base).await.map_err(|e| XError::Network(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| XError::Network(e.to_string()))?;
-    tokio::spawn(conn);
     let builder = Request::builder()
         .method(method)
-        .uri(path)
-        .header("host", &base.host)
+        .uri(url.as_str())
         .header("user-agent", concat!("stream/", env!("CARGO_PKG_VERSION")))
         .header("authorization", format!("Bearer {token}"));
     let request = match body {
@@ -330,7 +328,7 @@ async fn x_request(
         None => builder.body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed()),
     }
     .map_err(|e| XError::Network(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| XError::Network(e.to_string()))?;
+    let response = client.request(request).await.map_err(|e| XError::Network(network_error(&e)))?;
     if response.status().is_success() {
         return Ok(response);
     }
@@ -344,15 +342,25 @@ async fn x_request(
     Err(XError::Http(status, text))
 }
 
+/// A failed request with its causes ("client error (Connect): connection refused").
+fn network_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
 async fn json_of(response: hyper::Response<hyper::body::Incoming>) -> Result<serde_json::Value, XError> {
     let bytes = response.into_body().collect().await.map_err(|e| XError::Network(e.to_string()))?.to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| XError::Network(format!("bad JSON from X: {e}")))
 }
 
 /// Replaces this tool's rules with one rule per `--track` value.
-async fn set_rules(base: &net::Endpoint, token: &str, track: &[String]) -> Result<(), XError> {
-    let rules_path = format!("{}2/tweets/search/stream/rules", base.path);
-    let current = json_of(x_request(base, "GET", &rules_path, token, None).await?).await?;
+async fn set_rules(client: &net::HttpClient, rules: &url::Url, token: &str, track: &[String]) -> Result<(), XError> {
+    let current = json_of(x_request(client, rules, "GET", token, None).await?).await?;
     let ours: Vec<String> = current["data"]
         .as_array()
         .map(|rules| {
@@ -361,33 +369,48 @@ async fn set_rules(base: &net::Endpoint, token: &str, track: &[String]) -> Resul
         .unwrap_or_default();
     if !ours.is_empty() {
         let body = serde_json::json!({"delete": {"ids": ours}}).to_string();
-        x_request(base, "POST", &rules_path, token, Some(body)).await?;
+        x_request(client, rules, "POST", token, Some(body)).await?;
     }
     let add: Vec<serde_json::Value> = track.iter().map(|t| serde_json::json!({"value": t, "tag": RULE_TAG})).collect();
     let body = serde_json::json!({ "add": add }).to_string();
-    x_request(base, "POST", &rules_path, token, Some(body)).await?;
+    x_request(client, rules, "POST", token, Some(body)).await?;
     Ok(())
 }
 
+/// The X API's URLs under `base_url`: the rules, and the stream with the fields it is asked for.
+fn x_urls(base_url: &str) -> Result<(url::Url, url::Url), String> {
+    let base = net::endpoint(&format!("{}/", base_url.trim_end_matches('/')))?.url;
+    let join = |path: &str| base.join(path).map_err(|e| format!("{base}{path}: {e}"));
+    Ok((join("2/tweets/search/stream/rules")?, join(&format!("2/tweets/search/stream?{STREAM_QUERY}"))?))
+}
+
 /// Reads the filtered stream at `base_url` until the receiver is gone, reconnecting as X documents.
-pub async fn x(base_url: String, token: String, track: Vec<String>, tx: mpsc::Sender<Chunk>, backoff: Backoff) {
-    let base = match net::endpoint(&format!("{}/", base_url.trim_end_matches('/'))) {
-        Ok(b) => b,
+/// Its requests share the connections of one pooled client.
+pub async fn x(
+    base_url: String,
+    net: net::Net,
+    token: String,
+    track: Vec<String>,
+    tx: mpsc::Sender<Chunk>,
+    backoff: Backoff,
+) {
+    let (rules, stream) = match x_urls(&base_url) {
+        Ok(urls) => urls,
         Err(e) => {
             tracing::error!(error = %e, "bad X API URL");
             return;
         }
     };
+    let client = net.http_client();
     let (mut network_failures, mut http_failures) = (0u32, 0u32);
     let mut rules_set = track.is_empty();
     loop {
         let result = async {
             if !rules_set {
-                set_rules(&base, &token, &track).await?;
+                set_rules(&client, &rules, &token, &track).await?;
                 rules_set = true;
             }
-            let path = format!("{}2/tweets/search/stream?{STREAM_QUERY}", base.path);
-            let response = x_request(&base, "GET", &path, &token, None).await?;
+            let response = x_request(&client, &stream, "GET", &token, None).await?;
             network_failures = 0;
             http_failures = 0;
             read_x_stream(response, &tx).await

@@ -76,14 +76,14 @@ pub fn spawn(
         SourceKind::Bluesky => {
             let backoff = live::Backoff { scale: args.reconnect_scale };
             let url = args.bluesky_url.clone();
-            Some(tokio::spawn(live::bluesky(url, tx, backoff)))
+            Some(tokio::spawn(live::bluesky(url, crate::net::Net::from_env(), tx, backoff)))
         }
         SourceKind::X => {
             let backoff = live::Backoff { scale: args.reconnect_scale };
             // Checked by `precheck`; never printed.
             let token = std::env::var("X_BEARER_TOKEN").unwrap_or_default().trim().to_string();
             let (url, track) = (args.x_url.clone(), args.track.clone());
-            Some(tokio::spawn(live::x(url, token, track, tx, backoff)))
+            Some(tokio::spawn(live::x(url, crate::net::Net::from_env(), token, track, tx, backoff)))
         }
     };
     Source { task, ended }

@@ -1,11 +1,14 @@
 //! The live sources against local servers that speak their protocols: a Jetstream websocket that
 //! is killed mid-stream and must be resumed from the cursor, and an X filtered stream (rules API,
 //! newline-delimited JSON with keep-alives, a dropped connection, a 429). Through the real binary
-//! on moto: the stream holds exactly the posts the servers sent, once each.
+//! on moto: the stream holds exactly the posts the servers sent, once each. Offline: the X source
+//! keeps one connection for its requests, and both sources go through a CONNECT proxy unless
+//! NO_PROXY names the host.
 
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::World;
@@ -87,15 +90,20 @@ async fn bluesky_resumes_from_its_cursor_without_loss_or_duplicates() {
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     let queries = Arc::new(Mutex::new(Vec::new()));
     let url = jetstream_fixture(queries.clone()).await;
+    let proxied = Arc::new(Mutex::new(Vec::new()));
+    let proxy = connect_proxy(proxied.clone()).await;
 
     let mut cmd =
         w.cmd(&["produce", "--source", "bluesky", "--bluesky-url", &url, "--count", "30", "--reconnect-scale", "0.01"]);
+    // The proxy from the environment, as the AWS CLI takes it (ws:// is plain HTTP's: HTTP_PROXY).
+    cmd.env("HTTP_PROXY", &proxy).env_remove("NO_PROXY").env_remove("no_proxy");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs")).await.expect("join");
     let (stdout, _) = common::check(&out, 0, &["produce", "--source", "bluesky"]);
     assert!(stdout.contains("produced 30 records"), "{stdout}");
 
     let queries = queries.lock().expect("lock").clone();
     assert_eq!(queries.len(), 2, "one reconnect: {queries:?}");
+    assert_eq!(proxied.lock().expect("lock").len(), 2, "both connections went through HTTP_PROXY");
     assert!(!queries[0].contains("cursor="));
     // The cursor is the last event seen (the identity event after post 15), rewound 5 s.
     assert!(queries[1].ends_with(&format!("cursor={}", BASE_US + 15 * 1_000_000 + 500 - 5_000_000)), "{queries:?}");
@@ -228,7 +236,10 @@ async fn x_stream_sets_its_rules_and_reconnects_after_drops_and_429() {
         "--reconnect-scale",
         "0.001",
     ]);
-    cmd.env("X_BEARER_TOKEN", token);
+    // NO_PROXY names the host: the proxy in the environment is bypassed.
+    let proxied = Arc::new(Mutex::new(Vec::new()));
+    let proxy = connect_proxy(proxied.clone()).await;
+    cmd.env("X_BEARER_TOKEN", token).env("HTTP_PROXY", &proxy).env("NO_PROXY", "127.0.0.1");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs")).await.expect("join");
     let (stdout, stderr) = common::check(&out, 0, &["produce", "--source", "x"]);
     assert!(stdout.contains("produced 20 records"), "{stdout}");
@@ -248,6 +259,7 @@ async fn x_stream_sets_its_rules_and_reconnects_after_drops_and_429() {
     );
     let stream_requests = log.iter().filter(|(l, _, _)| l.starts_with("GET /2/tweets/search/stream?")).count();
     assert_eq!(stream_requests, 3, "connected, dropped, 429, connected");
+    assert!(proxied.lock().expect("lock").is_empty(), "NO_PROXY bypassed the proxy");
 
     let records = stream_payloads(&clients.kinesis, &outputs.stream_name).await;
     let ids: BTreeSet<String> = records.iter().map(|r| r["id_str"].as_str().expect("id").to_string()).collect();
@@ -257,4 +269,139 @@ async fn x_stream_sets_its_rules_and_reconnects_after_drops_and_429() {
         records.iter().all(|r| r["user"]["screen_name"] == "ferris" && r["entities"]["hashtags"][0]["text"] == "rust")
     );
     w.run(&["destroy", "--yes"], 0);
+}
+
+/// An X API fixture that keeps connections open, as the real API does: counts the connections
+/// it accepts and logs each request line. The stream sends 3 posts, then keep-alives.
+async fn x_keepalive_fixture(connections: Arc<AtomicUsize>, requests: Arc<Mutex<Vec<String>>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            connections.fetch_add(1, Ordering::SeqCst);
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                while let Some((line, _, _)) = read_http(&mut tcp).await {
+                    requests.lock().expect("lock").push(line.clone());
+                    if !line.starts_with("GET /2/tweets/search/stream?") {
+                        let body = if line.starts_with("GET") {
+                            r#"{"data":[{"id":"1","value":"old","tag":"stream-cli"}]}"#
+                        } else {
+                            r#"{"meta":{"sent":"now"}}"#
+                        };
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        let _ = tcp.write_all(format!("{head}{body}").as_bytes()).await;
+                        continue;
+                    }
+                    let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                    for i in 1..=3 {
+                        let chunk = format!("{}\r\n", x_post(i));
+                        let _ = tcp.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await;
+                    }
+                    while tcp.write_all(b"2\r\n\r\n\r\n").await.is_ok() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    url
+}
+
+/// The X source's requests (read the rules, delete ours, add the new, open the stream) go over one
+/// kept-alive connection, not a new TCP (and TLS) connection each.
+#[tokio::test]
+async fn x_requests_share_one_connection() {
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let url = x_keepalive_fixture(connections.clone(), requests.clone()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let backoff = stream::produce::live::Backoff { scale: 0.001 };
+    let net = stream::net::Net::with_proxies(None, None, None);
+    let task = tokio::spawn(stream::produce::live::x(url, net, "t".into(), vec!["rust".into()], tx, backoff));
+    for _ in 0..3 {
+        let post = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+        post.expect("a post in time").expect("the source is running");
+    }
+    drop(rx);
+    task.abort();
+    let requests = requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "one connection for {requests:?}");
+}
+
+/// A CONNECT proxy on 127.0.0.1: logs the target of each CONNECT, then pipes bytes both ways.
+async fn connect_proxy(log: Arc<Mutex<Vec<String>>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let Some((line, _, _)) = read_http(&mut client).await else { return };
+                let Some(target) = line.strip_prefix("CONNECT ").and_then(|t| t.split(' ').next()) else { return };
+                log.lock().expect("lock").push(target.to_string());
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    url
+}
+
+/// Takes `n` chunks from a live source, then stops it.
+async fn take(
+    mut rx: tokio::sync::mpsc::Receiver<stream::produce::live::Chunk>,
+    n: usize,
+    task: tokio::task::JoinHandle<()>,
+) {
+    for _ in 0..n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+        chunk.expect("a post in time").expect("the source is running");
+    }
+    task.abort();
+}
+
+/// With a proxy for the URL's scheme (HTTP_PROXY here: the fixture is http://), the X source
+/// tunnels through it with CONNECT; a host in NO_PROXY is reached directly.
+#[tokio::test]
+async fn x_goes_through_the_proxy_unless_no_proxy_names_the_host() {
+    let proxied = Arc::new(Mutex::new(Vec::new()));
+    let proxy = connect_proxy(proxied.clone()).await;
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let url = x_keepalive_fixture(connections.clone(), requests.clone()).await;
+    let backoff = || stream::produce::live::Backoff { scale: 0.001 };
+    let authority = url.trim_start_matches("http://").to_string();
+
+    let net = stream::net::Net::with_proxies(Some(&proxy), None, None);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(stream::produce::live::x(url.clone(), net, "t".into(), vec!["rust".into()], tx, backoff()));
+    take(rx, 3, task).await;
+    assert_eq!(proxied.lock().expect("lock").clone(), [authority], "one tunnel, kept for every request");
+
+    let net = stream::net::Net::with_proxies(Some(&proxy), None, Some("localhost,127.0.0.1"));
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(stream::produce::live::x(url, net, "t".into(), vec!["rust".into()], tx, backoff()));
+    take(rx, 3, task).await;
+    assert_eq!(proxied.lock().expect("lock").len(), 1, "NO_PROXY bypasses the proxy");
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "one connection each time");
+}
+
+/// The Jetstream websocket goes through the proxy too (CONNECT, then the websocket handshake).
+#[tokio::test]
+async fn bluesky_goes_through_the_proxy() {
+    let proxied = Arc::new(Mutex::new(Vec::new()));
+    let proxy = connect_proxy(proxied.clone()).await;
+    let url = jetstream_fixture(Arc::new(Mutex::new(Vec::new()))).await;
+    let net = stream::net::Net::with_proxies(Some(&proxy), Some(&proxy), None);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let backoff = stream::produce::live::Backoff { scale: 0.001 };
+    let task = tokio::spawn(stream::produce::live::bluesky(url.clone(), net, tx, backoff));
+    take(rx, 3, task).await;
+    let authority = url.trim_start_matches("ws://").split('/').next().expect("authority").to_string();
+    assert_eq!(proxied.lock().expect("lock").first(), Some(&authority), "{url}");
 }

@@ -7,6 +7,7 @@
 mod common;
 mod fault_proxy;
 
+mod build_script;
 mod cli;
 mod deploy;
 mod e2e;
@@ -31,4 +32,5 @@ mod soak;
 mod static_binary;
 mod tail;
 mod template_lint;
+mod terminal;
 mod tidy;

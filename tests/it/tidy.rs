@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::common;
 
+/// The build script's own code (build.rs includes it by path): not a module of the crate.
+const BUILD_SCRIPT_DIR: &str = "build";
+
 /// Longest non-test function allowed in src/, in lines (signature and closing brace included).
 const MAX_FUNCTION_LINES: usize = 80;
 
@@ -132,7 +135,11 @@ fn crate_imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = common::repo().join("src");
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
-        if file.ancestors().take_while(|d| *d != src).any(|d| d.join("Cargo.toml").is_file()) {
+        if file
+            .ancestors()
+            .take_while(|d| *d != src)
+            .any(|d| d.join("Cargo.toml").is_file() || d == src.join(BUILD_SCRIPT_DIR))
+        {
             continue;
         }
         let Some(module) = module_of(&src, &file) else { continue };
@@ -278,4 +285,58 @@ fn tests_are_one_crate_without_path_includes() {
         let included = text.lines().any(|l| l.trim_start().starts_with(needle));
         assert!(!included, "{} includes a file by path", f.display());
     }
+}
+
+/// The hash crates in the lock file, by name: (version, from crates.io).
+fn locked(lock: &str, names: &[&str]) -> BTreeMap<String, Vec<(String, bool)>> {
+    let mut out: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+    for package in lock.split("[[package]]").skip(1) {
+        let field = |key: &str| {
+            package.lines().find_map(|l| l.strip_prefix(&format!("{key} = \""))).map(|v| v.trim_end_matches('"'))
+        };
+        if let Some(name) = field("name").filter(|n| names.contains(n)) {
+            let from_registry = field("source").is_some_and(|s| s.starts_with("registry+"));
+            out.entry(name.to_string()).or_default().push((field("version").unwrap_or_default().into(), from_registry));
+        }
+    }
+    out
+}
+
+/// One implementation of each hash in the binary: each hash crate (and `digest`) comes from
+/// crates.io in one version. A second package of the name may only be a stand-in in src/patch
+/// (sha1 0.10's API for aws-config's SSO cache and tungstenite's handshake, over sha1 0.11).
+#[test]
+fn each_hash_crate_comes_in_one_version() {
+    let repo = common::repo();
+    let lock = std::fs::read_to_string(repo.join("Cargo.lock")).expect("Cargo.lock");
+    let names = ["md-5", "sha1", "sha2", "digest"];
+    let found = locked(&lock, &names);
+    let stand_ins: Vec<String> = std::fs::read_dir(repo.join("src/patch"))
+        .expect("src/patch")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("Cargo.toml")).ok())
+        .filter_map(|toml| {
+            toml.lines().find_map(|l| l.strip_prefix("name = \"")).map(|n| n.trim_end_matches('"').into())
+        })
+        .collect();
+    for name in names {
+        let versions = found.get(name).cloned().unwrap_or_default();
+        let registry: Vec<&String> = versions.iter().filter(|(_, r)| *r).map(|(v, _)| v).collect();
+        assert_eq!(registry.len(), 1, "{name} from crates.io in one version: {versions:?}");
+        let local = versions.iter().filter(|(_, r)| !r).count();
+        assert!(local == 0 || stand_ins.iter().any(|s| s == name), "{name}: {versions:?}");
+    }
+    // The check itself: two versions from crates.io are caught.
+    let two = "[[package]]\nname = \"sha1\"\nversion = \"0.10.7\"\nsource = \"registry+x\"\n\
+               [[package]]\nname = \"sha1\"\nversion = \"0.11.0\"\nsource = \"registry+x\"\n";
+    assert_eq!(locked(two, &["sha1"])["sha1"].len(), 2);
+}
+
+/// SHA-1 as its 0.10 users (aws-config's SSO token cache names, the websocket handshake) compute
+/// it: FIPS 180 and RFC 6455's examples.
+#[test]
+fn sha1_through_its_0_10_api_is_sha1() {
+    use sha1_010::Digest;
+    assert_eq!(hex::encode(sha1_010::Sha1::digest(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+    assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
