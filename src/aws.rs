@@ -28,7 +28,8 @@ pub fn endpoint_variable(service_id: &str) -> String {
     format!("{ENDPOINT_ENV}_{}", service_id.to_uppercase().replace(' ', "_"))
 }
 
-/// Region used when neither the flag, the environment nor the profile names one.
+/// The region commands that need no AWS (`plan` without a stack, `logs --local`) name things
+/// after when none is configured. Commands that call AWS refuse instead, as the AWS CLI does.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// The AWS flags of the CLI (`--region`, `--profile`, `--endpoint-url`).
@@ -78,7 +79,14 @@ impl AwsArgs {
 /// Whether the region exists only AWS knows: a region that does not is unreachable at the first call.
 pub async fn check_ready(config: &SdkConfig, args: &AwsArgs) -> Result<(), Error> {
     use aws_credential_types::provider::ProvideCredentials;
-    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| DEFAULT_REGION.into());
+    // As the AWS CLI ("You must specify a region"): no region anywhere is a configuration error,
+    // not a silent us-east-1.
+    let Some(region) = config.region().map(|r| r.to_string()) else {
+        return Err(Error::config(
+            "no AWS region is set (not --region, AWS_REGION, AWS_DEFAULT_REGION, nor the profile's region)",
+            "give --region eu-west-1, export AWS_REGION, or set it in your profile: aws configure set region eu-west-1",
+        ));
+    };
     if !is_region_name(&region) {
         return Err(invalid_region(&region));
     }
@@ -121,7 +129,76 @@ fn is_region_name(s: &str) -> bool {
         && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// How hard the SDK retries whole requests (throttling, 5xx, timeouts).
+/// Attempts of one request when the user configured none (AWS_MAX_ATTEMPTS, max_attempts).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
+/// What the user configured for the SDK's retries, field by field as aws-config and the AWS CLI
+/// read them: AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, else the profile's max_attempts and retry_mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserRetry {
+    /// Attempts of one request, the first included.
+    pub max_attempts: Option<u32>,
+    /// standard or adaptive (the AWS CLI's legacy is read as standard: the Rust SDK has no other).
+    pub mode: Option<aws_config::retry::RetryMode>,
+}
+
+/// Reads the user's retry settings (`profile`: --profile, else AWS_PROFILE or default); a value
+/// the SDK cannot take is a configuration error with its place, not a panic deep in aws-config.
+pub async fn user_retry(profile: Option<&str>) -> Result<UserRetry, Error> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let selected = profile.map(|p| std::borrow::Cow::Owned(p.to_string()));
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, selected).await.ok();
+    let in_profile = |key: &str| {
+        let set = profiles.as_ref()?;
+        set.get_profile(set.selected_profile())?.get(key).map(str::to_string)
+    };
+    let attempts = env("AWS_MAX_ATTEMPTS")
+        .map(|v| ("AWS_MAX_ATTEMPTS", v))
+        .or_else(|| in_profile("max_attempts").map(|v| ("the profile's max_attempts", v)));
+    let mode = env("AWS_RETRY_MODE")
+        .map(|v| ("AWS_RETRY_MODE", v))
+        .or_else(|| in_profile("retry_mode").map(|v| ("the profile's retry_mode", v)));
+    let max_attempts = match attempts {
+        None => None,
+        Some((_, v)) if v.trim().parse::<u32>().is_ok_and(|n| n >= 1) => v.trim().parse().ok(),
+        Some((place, v)) => {
+            return Err(Error::config(
+                format!("{place} is {v:?}, not a number of attempts (1 or more)"),
+                format!("set {place} to a whole number such as 3, or unset it"),
+            ));
+        }
+    };
+    let mode = match mode.as_ref().map(|(p, v)| (*p, v.trim().to_ascii_lowercase())) {
+        None => None,
+        Some((_, v)) if v == "standard" || v == "legacy" => Some(aws_config::retry::RetryMode::Standard),
+        Some((_, v)) if v == "adaptive" => Some(aws_config::retry::RetryMode::Adaptive),
+        Some((place, v)) => {
+            return Err(Error::config(
+                format!("{place} is {v:?}, not a retry mode"),
+                format!("set {place} to standard or adaptive (legacy is read as standard), or unset it"),
+            ));
+        }
+    };
+    Ok(UserRetry { max_attempts, mode })
+}
+
+/// The retry configuration of this process: what the user set, field by field; ours (`mode`, and
+/// DEFAULT_MAX_ATTEMPTS) where they set nothing.
+pub fn retry_config(user: UserRetry, mode: RetryMode) -> RetryConfig {
+    let ours = match mode {
+        RetryMode::Standard => aws_config::retry::RetryMode::Standard,
+        RetryMode::Adaptive => aws_config::retry::RetryMode::Adaptive,
+    };
+    let config = match user.mode.unwrap_or(ours) {
+        aws_config::retry::RetryMode::Adaptive => RetryConfig::adaptive(),
+        _ => RetryConfig::standard(),
+    };
+    config.with_max_attempts(user.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS))
+}
+
+/// How hard the SDK retries whole requests (throttling, 5xx, timeouts) when the user set nothing.
 #[derive(Debug, Clone, Copy)]
 pub enum RetryMode {
     /// Standard retries: the CLI commands.
@@ -133,11 +210,9 @@ pub enum RetryMode {
 /// Builds the one `SdkConfig` of the process: rustls (ring) HTTPS client, standard chain, timeouts.
 pub async fn load_config(args: &AwsArgs, retry: RetryMode) -> SdkConfig {
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    let retry_config = match retry {
-        RetryMode::Standard => RetryConfig::standard(),
-        RetryMode::Adaptive => RetryConfig::adaptive(),
-    }
-    .with_max_attempts(4);
+    // Invalid settings were refused by `user_retry` before (main); here they fall back to ours.
+    let user = user_retry(args.profile.as_deref()).await.unwrap_or_default();
+    let retry_config = retry_config(user, retry);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(Duration::from_secs(60))
@@ -162,12 +237,7 @@ pub async fn load_config(args: &AwsArgs, retry: RetryMode) -> SdkConfig {
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let config = loader.load().await;
-    if config.region().is_some() {
-        config
-    } else {
-        config.into_builder().region(Region::from_static(DEFAULT_REGION)).build()
-    }
+    loader.load().await
 }
 
 /// The service clients, built once from one `SdkConfig`.
@@ -258,6 +328,18 @@ mod tests {
         for bad in ["", "us", "us-east", "US-EAST-1", "us_east_1", "us-east-x", "us--1"] {
             assert!(!is_region_name(bad), "{bad}");
         }
+    }
+
+    /// The user's settings win field by field; ours fill in; the AWS CLI's legacy reads as standard.
+    #[test]
+    fn the_users_retry_settings_win_field_by_field() {
+        use aws_config::retry::RetryMode as Sdk;
+        let ours = retry_config(UserRetry::default(), RetryMode::Adaptive);
+        assert_eq!((ours.mode(), ours.max_attempts()), (Sdk::Adaptive, DEFAULT_MAX_ATTEMPTS));
+        let theirs = retry_config(UserRetry { max_attempts: Some(2), mode: None }, RetryMode::Adaptive);
+        assert_eq!((theirs.mode(), theirs.max_attempts()), (Sdk::Adaptive, 2));
+        let theirs = retry_config(UserRetry { max_attempts: None, mode: Some(Sdk::Standard) }, RetryMode::Adaptive);
+        assert_eq!((theirs.mode(), theirs.max_attempts()), (Sdk::Standard, DEFAULT_MAX_ATTEMPTS));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::ProvideErrorKind;
 
 /// Exit codes, listed in `stream --help`.
 pub mod exit {
@@ -63,9 +64,19 @@ pub enum Error {
     #[error("{what}")]
     StackFailed { what: String, hint: String },
 
-    /// An AWS call failed. `code` is the service's error code, when it sent one.
+    /// An AWS call failed. `code` is the service's error code, when it sent one; `retryable` is
+    /// what the SDK's own classifiers say of it (a throttling or transient code, a 5xx, a modeled
+    /// retryable error, a timeout or an unreachable endpoint).
     #[error("{op} on {resource}: {message}")]
-    Aws { op: &'static str, resource: String, message: String, kind: AwsFailure, code: Option<String>, detail: String },
+    Aws {
+        op: &'static str,
+        resource: String,
+        message: String,
+        kind: AwsFailure,
+        code: Option<String>,
+        retryable: bool,
+        detail: String,
+    },
 
     /// A local file or stream could not be read or written.
     #[error("{what}: {source}")]
@@ -137,16 +148,34 @@ const FATAL_CODES: &[&str] = &[
     "KMSInvalidStateException",
 ];
 
-/// What to do after a failure with this error `code` and `kind`.
-pub fn disposition(code: Option<&str>, kind: AwsFailure) -> Disposition {
+/// What to do after a failure with this error `code` and `kind`, which the SDK's classifiers
+/// found `retryable` or not. A code none of them knows is not worth repeating: repeating it
+/// would only multiply the attempts the user configured.
+pub fn disposition(code: Option<&str>, kind: AwsFailure, retryable: bool) -> Disposition {
     if kind == AwsFailure::Credentials {
         return Disposition::Fatal;
     }
     match code {
         Some(c) if FATAL_CODES.contains(&c) => Disposition::Fatal,
         Some(c) if REJECTED_CODES.contains(&c) => Disposition::Rejected,
-        _ => Disposition::Transient,
+        _ if retryable => Disposition::Transient,
+        _ => Disposition::Fatal,
     }
+}
+
+/// HTTP statuses the SDK's status classifier retries.
+/// <https://docs.rs/aws-smithy-runtime/latest/aws_smithy_runtime/client/retries/classifiers/struct.HttpStatusCodeClassifier.html>
+const RETRYABLE_STATUSES: [u16; 4] = [500, 502, 503, 504];
+
+/// What the SDK's own retry classifiers say of a failed call: a modeled error marked retryable,
+/// one of the throttling or transient codes the SDK retries, a 5xx it retries, a timeout or a
+/// connection that failed.
+fn sdk_retryable(kind: AwsFailure, modeled: bool, code: Option<&str>, status: Option<u16>) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    matches!(kind, AwsFailure::Timeout | AwsFailure::Unreachable)
+        || modeled
+        || code.is_some_and(|c| THROTTLING_ERRORS.contains(&c) || TRANSIENT_ERRORS.contains(&c))
+        || status.is_some_and(|s| RETRYABLE_STATUSES.contains(&s))
 }
 
 impl Error {
@@ -179,28 +208,30 @@ impl Error {
     /// code and message the service sent (`SdkError`'s own Display says only "service error").
     pub fn aws<E, R>(op: &'static str, resource: impl Into<String>, err: SdkError<E, R>) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
         let detail = DisplayErrorContext(&err).to_string();
         let (kind, mut message) = classify(&err);
         let mut code = err.code().map(str::to_string);
+        let (status, body_code) = raw_status_and_code(&err);
         // A refusal in a shape the SDK does not read (an emulator answering a JSON service in
         // XML) is still a refusal: its body names the code, or its status says what it is.
         if code.is_none() && kind == AwsFailure::Service {
-            let (status, body_code) = raw_status_and_code(&err);
             code = body_code.or_else(|| (status == Some(403)).then(|| "AccessDenied".to_string()));
             if let Some(c) = &code {
                 message = format!("{c}: HTTP {} with an error body the SDK could not read", status.unwrap_or(0));
             }
         }
-        Error::Aws { op, resource: resource.into(), message, kind, code, detail }
+        let modeled = err.as_service_error().is_some_and(|e| e.retryable_error_kind().is_some());
+        let retryable = sdk_retryable(kind, modeled, code.as_deref(), status);
+        Error::Aws { op, resource: resource.into(), message, kind, code, retryable, detail }
     }
 
     /// Whether repeating the call can help (`Fatal` for errors that are not AWS calls).
     pub fn disposition(&self) -> Disposition {
         match self {
-            Error::Aws { code, kind, .. } => disposition(code.as_deref(), *kind),
+            Error::Aws { code, kind, retryable, .. } => disposition(code.as_deref(), *kind, *retryable),
             _ => Disposition::Fatal,
         }
     }
@@ -360,25 +391,32 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_sorted_once_by_code_and_kind() {
+    fn failures_are_sorted_once_by_code_kind_and_the_sdks_classifiers() {
         use Disposition::*;
         let service = AwsFailure::Service;
-        for (code, expected) in [
-            (Some("ProvisionedThroughputExceededException"), Transient),
-            (Some("ThrottlingException"), Transient),
-            (Some("InternalFailure"), Transient),
-            (None, Transient),
-            (Some("ValidationException"), Rejected),
-            (Some("InvalidArgumentException"), Rejected),
-            (Some("ResourceNotFoundException"), Fatal),
-            (Some("AccessDeniedException"), Fatal),
-            (Some("UnrecognizedClientException"), Fatal),
+        for (code, status, modeled, expected) in [
+            (Some("ProvisionedThroughputExceededException"), Some(400), false, Transient),
+            (Some("ThrottlingException"), Some(400), false, Transient),
+            (Some("RequestTimeout"), Some(400), false, Transient),
+            (Some("InternalFailure"), Some(500), false, Transient),
+            (Some("InternalServerError"), Some(400), true, Transient),
+            (None, Some(503), false, Transient),
+            // A code no classifier knows is not repeated: it would multiply the configured attempts.
+            (Some("SomethingNew"), Some(400), false, Fatal),
+            (None, None, false, Fatal),
+            (Some("ValidationException"), Some(400), false, Rejected),
+            (Some("InvalidArgumentException"), Some(400), false, Rejected),
+            (Some("ResourceNotFoundException"), Some(400), false, Fatal),
+            (Some("AccessDeniedException"), Some(400), false, Fatal),
+            (Some("UnrecognizedClientException"), Some(400), false, Fatal),
         ] {
-            assert_eq!(disposition(code, service), expected, "{code:?}");
+            let retryable = sdk_retryable(service, modeled, code, status);
+            assert_eq!(disposition(code, service, retryable), expected, "{code:?} {status:?}");
         }
-        assert_eq!(disposition(None, AwsFailure::Timeout), Transient);
-        assert_eq!(disposition(None, AwsFailure::Unreachable), Transient);
-        assert_eq!(disposition(Some("ThrottlingException"), AwsFailure::Credentials), Fatal);
+        for kind in [AwsFailure::Timeout, AwsFailure::Unreachable] {
+            assert_eq!(disposition(None, kind, sdk_retryable(kind, false, None, None)), Transient);
+        }
+        assert_eq!(disposition(Some("ThrottlingException"), AwsFailure::Credentials, true), Fatal);
         assert_eq!(Error::failed("x", "y").disposition(), Fatal);
     }
 

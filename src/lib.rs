@@ -10,7 +10,7 @@
 //! 1. `main`: detects the mode, parses, runs one command, prints, exits.
 //! 2. `cli`: the command line: global flags, the subcommand enum, clap's refusals as our two lines.
 //! 3. Commands, each with its own clap arguments and a `run`: `deploy` (deploy and destroy: flow,
-//!    params, artifact, elf, events, plan, producer_key, destroy), `produce` (source, live,
+//!    params, artifact, events, plan, producer_key, destroy), `produce` (source, live,
 //!    delivery, deadletter), `local` (mapping, reader, checkpoint, stats), `capacity` (stream plan:
 //!    model, prices), `tail` (the stream's records), `logs` (the
 //!    function's log: cloud, file, pattern, render), `scan`, `status`, `replay`, `redrive`
@@ -31,7 +31,8 @@
 //! 10. `schema`: event schemas — the one place that knows what a record is: the file (checked,
 //!     every problem named), the key of an event, the item of an event, why one is refused; the
 //!     built-in `tweets` schema is one more value of that data.
-//! 11. Leaves, with no AWS calls: `time` (event times and their formats), `kpl` (the KPL aggregate
+//! 11. Leaves, with no AWS calls: `time` (event times and their formats), `elf` (what an executable
+//!     needs: its architecture, glibc versions and libraries), `kpl` (the KPL aggregate
 //!     format), `template` (the embedded template and schemas, as YAML and as data), `filter`
 //!     (Lambda's event filter patterns: checked, and matched against a record), `credentials` (the
 //!     producer's profile), `net` (TCP/TLS for the live sources), `progress` (what people see on
@@ -54,6 +55,7 @@ pub mod cli;
 pub mod credentials;
 pub mod deploy;
 pub mod dynamo;
+pub mod elf;
 pub mod error;
 pub mod filter;
 pub mod kinesis;

@@ -411,6 +411,7 @@ impl Target {
         let kind = if args.dry_run {
             Kind::DryRun
         } else if args.local {
+            deployed.local_run()?;
             let dir = sandbox::state_dir(args.state_dir.as_deref(), &clients.region, stack_name)?;
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
             let (_, log) = function::log_sink(&dir, |_| {})?;

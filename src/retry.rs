@@ -1,15 +1,17 @@
-//! Retries written by hand, in one place. The SDK already retries whole requests (throttling, 5xx,
-//! timeouts); what it cannot retry is a call that succeeded with some of its entries refused:
-//! PutRecords' failed entries, BatchWriteItem's UnprocessedItems. `resend` is the one loop that
-//! sends only those again, with bounded attempts, a deadline, and `backoff` between attempts;
-//! whether a failed call is worth repeating is `Error::disposition`'s decision, not this module's.
+//! Retries written by hand, in one place. The SDK retries whole requests (throttling, 5xx,
+//! timeouts) as many times as the user configured (AWS_MAX_ATTEMPTS, the profile's max_attempts);
+//! what it cannot retry is a call that succeeded with some of its entries refused: PutRecords'
+//! failed entries, BatchWriteItem's UnprocessedItems. `resend` is the one loop that sends only
+//! those again, with bounded attempts, a deadline, and `backoff` between attempts. A call that
+//! fails as a whole has had the SDK's attempts already: it is not sent again here, so the two
+//! layers add up to what the user configured; what the caller does next is `Error::disposition`'s.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::error::{Disposition, Error};
+use crate::error::Error;
 
 /// First backoff ceiling.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(50);
@@ -60,8 +62,8 @@ pub struct Resent {
 }
 
 /// Sends items `0..n` with `call` and sends again only those it reports failed (index and code),
-/// until none is left, the attempts or the time run out, or a call fails in a way no repetition
-/// can fix. A call that fails as a whole and is `Transient` counts as an attempt for every item in it.
+/// until none is left, or the attempts or the time run out. A call that fails as a whole ends the
+/// resending (`stopped_by`): the SDK has already made the attempts the user configured for it.
 pub async fn resend<F, Fut>(n: usize, policy: Policy, mut call: F) -> Resent
 where
     F: FnMut(Vec<usize>) -> Fut,
@@ -92,11 +94,8 @@ where
                 let code = e.code().unwrap_or("RequestFailed").to_string();
                 pending.iter_mut().for_each(|(_, r)| r.clone_from(&code));
                 out.last_error = Some(e.to_string());
-                if e.disposition() != Disposition::Transient {
-                    out.stopped_by = Some(e);
-                    break;
-                }
-                tracing::warn!(error = %e, attempt, "call failed as a whole; trying again");
+                out.stopped_by = Some(e);
+                break;
             }
         }
     }
@@ -107,7 +106,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AwsFailure;
+    use crate::error::{AwsFailure, Disposition};
     use std::sync::Mutex;
 
     fn service_error(code: &str) -> Error {
@@ -117,6 +116,7 @@ mod tests {
             message: format!("{code}: no"),
             kind: AwsFailure::Service,
             code: Some(code.into()),
+            retryable: code.contains("Throttl"),
             detail: String::new(),
         }
     }
@@ -177,23 +177,15 @@ mod tests {
         assert_eq!(out.failed, vec![(0, "InternalFailure".to_string())]);
     }
 
-    /// Throttling as a whole is tried again; a refused request or a missing table stops at once.
+    /// A call that fails as a whole — throttled past the SDK's attempts, refused, or without a
+    /// table — is not sent again here: the SDK's attempts are the user's to set.
     #[tokio::test(start_paused = true)]
-    async fn whole_call_failures_follow_the_disposition() {
-        let calls = Mutex::new(0);
-        let out = resend(3, Policy::attempts(8), |_items: Vec<usize>| {
-            let n = {
-                let mut c = calls.lock().expect("lock");
-                *c += 1;
-                *c
-            };
-            async move { if n == 1 { Err(service_error("ThrottlingException")) } else { Ok(Vec::new()) } }
-        })
-        .await;
-        assert_eq!((out.calls, out.failed.len()), (2, 0));
-        for (code, expected) in
-            [("ValidationException", Disposition::Rejected), ("ResourceNotFoundException", Disposition::Fatal)]
-        {
+    async fn a_call_that_fails_as_a_whole_is_not_sent_again() {
+        for (code, expected) in [
+            ("ThrottlingException", Disposition::Transient),
+            ("ValidationException", Disposition::Rejected),
+            ("ResourceNotFoundException", Disposition::Fatal),
+        ] {
             let out =
                 resend(3, Policy::attempts(8), |_items: Vec<usize>| async move { Err(service_error(code)) }).await;
             assert_eq!(out.calls, 1, "{code}: no second call");

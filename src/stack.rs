@@ -199,6 +199,24 @@ impl Deployed {
         parameter(&self.stack, name)
     }
 
+    /// Whether anyone may run the function here (`stream local`, `redrive --local`): its role
+    /// must trust a principal besides Lambda (LocalPrincipals). Refused with the flag that grants
+    /// it when it trusts none; a stack from before the parameter trusted its account, and is let be.
+    pub fn local_run(&self) -> Result<(), Error> {
+        match self.parameter(param::LOCAL_PRINCIPALS) {
+            Some("") => {
+                let name = self.stack.stack_name().unwrap_or_default();
+                Err(Error::config(
+                    format!("stack \"{name}\" lets no one run its function here: its role trusts only Lambda"),
+                    format!(
+                        "run `stream deploy --stack {name} --local-principal me` (you may then assume the function's role), then this again"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Every parameter and its value.
     pub fn parameters(&self) -> BTreeMap<String, String> {
         self.stack

@@ -70,6 +70,8 @@ pub struct StatusOutput {
     pub stack_status: String,
     /// The event schema.
     pub schema: SchemaStatus,
+    /// The function's instruction set: x86_64 or arm64 (Graviton).
+    pub architecture: String,
     /// The stack's resources.
     pub outputs: Outputs,
     /// The stack's CloudWatch dashboard; `None` for a stack deployed before it existed.
@@ -99,6 +101,7 @@ impl fmt::Display for StatusOutput {
             ("TableName", &o.table_name),
             ("RejectedTableName", &o.rejected_table),
             ("FunctionName", &o.function_name),
+            ("Architecture", &self.architecture),
             ("Region", &o.region),
             ("ProducerUserName", &o.producer_user),
         ] {
@@ -193,6 +196,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
         summary: loaded.schema.describe(),
     };
     let parameters = deployed.parameters();
+    let architecture = deployed.parameter(crate::template::param::ARCHITECTURE).unwrap_or("x86_64").to_string();
     let outputs = deployed.outputs.clone();
     let dashboard = deployed.dashboard.clone();
     let mapping = stack::mapping(clients, &outputs).await?.map(|m| Mapping {
@@ -222,6 +226,7 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
         stack: stack_name.to_string(),
         stack_status: deployed.status().to_string(),
         schema,
+        architecture,
         outputs,
         dashboard,
         parameters,

@@ -377,9 +377,11 @@ pub mod param {
     pub const SCHEMA_NAME: &str = "SchemaName";
     /// S3 key (in CodeBucket) of the schema file as written.
     pub const SCHEMA_KEY: &str = "SchemaKey";
+    /// Principals (ARNs, comma-separated) that may assume the function's role for `stream local`.
+    pub const LOCAL_PRINCIPALS: &str = "LocalPrincipals";
 
     /// Every parameter the template declares.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         CODE_BUCKET,
         CODE_KEY,
         ARCHITECTURE,
@@ -398,6 +400,7 @@ pub mod param {
         FILTER_PATTERNS,
         SCHEMA_NAME,
         SCHEMA_KEY,
+        LOCAL_PRINCIPALS,
     ];
 }
 
@@ -618,6 +621,59 @@ mod tests {
         assert_eq!(props["AttributeDefinitions"].as_array().map(Vec::len), Some(1));
         assert!(props.get("TimeToLiveSpecification").is_none());
         assert_ne!(orders.key_suffix(), iot.key_suffix());
+    }
+
+    /// Every principal a role's trust policy names, in each branch of an `Fn::If` around it.
+    fn trusted(document: &Value) -> Vec<Value> {
+        let branches: Vec<&Value> = match document.get("Fn::If").and_then(Value::as_array) {
+            Some(parts) => parts[1..].iter().collect(),
+            None => vec![document],
+        };
+        branches
+            .iter()
+            .flat_map(|b| b["Statement"].as_array().cloned().unwrap_or_default())
+            .map(|statement| statement["Principal"].clone())
+            .collect()
+    }
+
+    /// What a trust policy may name: Lambda, and the principals of LocalPrincipals, split from
+    /// the parameter — never the account root, never "*".
+    fn trust_is_narrow(document: &Value) -> Result<(), String> {
+        let lambda = serde_json::json!({"Service": "lambda.amazonaws.com"});
+        let named = serde_json::json!({"AWS": {"Fn::Split": [",", {"Ref": "LocalPrincipals"}]}});
+        for principal in trusted(document) {
+            let text = principal.to_string();
+            if text.contains(":root") || text.contains("AccountId") || text.contains("\"*\"") {
+                return Err(format!("the trust policy names {text}"));
+            }
+            if principal != lambda && principal != named {
+                return Err(format!("an unexpected principal {text}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The function's role trusts Lambda, and only when LocalPrincipals names some, those
+    /// principals; a root or wildcard principal fails the check (the check can fail).
+    #[test]
+    fn the_functions_role_trusts_lambda_and_named_principals_only() {
+        let role = &document()["Resources"]["FunctionRole"]["Properties"]["AssumeRolePolicyDocument"];
+        assert_eq!(role["Fn::If"][0], "HasLocalPrincipals");
+        assert_eq!(trust_is_narrow(role), Ok(()));
+        let without = &role["Fn::If"][2];
+        assert_eq!(trusted(without), [serde_json::json!({"Service": "lambda.amazonaws.com"})], "none by default");
+        assert_eq!(condition("HasLocalPrincipals", &[]), Some(false), "off unless principals are given");
+        for bad in [
+            serde_json::json!({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}),
+            serde_json::json!({"AWS": "arn:aws:iam::123456789012:root"}),
+            serde_json::json!("*"),
+            serde_json::json!({"AWS": "*"}),
+            serde_json::json!({"AWS": "arn:aws:iam::123456789012:user/someone"}),
+        ] {
+            let mut widened = role.clone();
+            widened["Fn::If"][1]["Statement"][1]["Principal"] = bad.clone();
+            assert!(trust_is_narrow(&widened).is_err(), "{bad} must fail the check");
+        }
     }
 
     #[test]

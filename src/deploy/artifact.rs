@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use super::elf::{Arch, Linkage, lambda_arch};
 use crate::aws::Clients;
+use crate::elf::{Arch, Linkage, lambda_arch};
 use crate::error::Error;
 use crate::progress;
 use crate::schema::{Loaded, Schema};
@@ -61,22 +61,64 @@ impl Executable {
     }
 }
 
-/// Reads the executable at `path` (this process's own file when `None`) and checks that Lambda
-/// can run it: an ELF for x86_64 or arm64 that needs nothing provided.al2023 lacks.
-pub fn read_executable(path: Option<&Path>) -> Result<Executable, Error> {
+/// Reads the executable at `path` — or, when `None`, the one for `arch` (`locate`) — and checks
+/// that Lambda can run it: an ELF for x86_64 or arm64 (for `arch`, when given) that needs nothing
+/// provided.al2023 lacks.
+pub fn read_executable(path: Option<&Path>, arch: Option<Arch>) -> Result<Executable, Error> {
     let source = match path {
         Some(p) => p.to_path_buf(),
-        None => std::env::current_exe().map_err(|e| Error::io("this executable's path", e))?,
+        None => locate(arch)?,
     };
     let bytes = std::fs::read(&source).map_err(|e| Error::io(source.display().to_string(), e))?;
-    let arch = lambda_arch(&bytes).map_err(|why| {
+    let found = lambda_arch(&bytes).map_err(|why| {
         Error::usage(
             format!("{} is {why}", source.display()),
             "pass --bootstrap a Linux executable built for x86_64 or arm64 (e.g. scripts/build's output)",
         )
     })?;
+    let arch = match arch {
+        Some(want) if want != found => {
+            return Err(Error::usage(
+                format!("{} is built for {}, not {}", source.display(), found.as_str(), want.as_str()),
+                format!(
+                    "give --arch {}, or a build for {} (scripts/build --arch {})",
+                    found.as_str(),
+                    want.as_str(),
+                    want.as_str()
+                ),
+            ));
+        }
+        _ => found,
+    };
     check_runs_on_al2023(&source, &bytes)?;
     Ok(Executable { bytes, arch, source })
+}
+
+/// The executable for `arch`: this binary when it is a Linux executable of that architecture (or
+/// no architecture is asked for), else the build scripts/build puts beside it, `stream-<arch>`.
+/// Read before any call: a missing build is one line and the command that makes it.
+fn locate(arch: Option<Arch>) -> Result<PathBuf, Error> {
+    let me = std::env::current_exe().map_err(|e| Error::io("this executable's path", e))?;
+    let mut header = [0u8; 64];
+    let read = std::fs::File::open(&me).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
+    // None when this binary is no Linux executable (a CLI built for macOS): its sibling is needed.
+    let mine = read.ok().and_then(|n| lambda_arch(&header[..n]).ok());
+    let host = if cfg!(target_arch = "aarch64") { Arch::Arm64 } else { Arch::X86_64 };
+    let want = arch.or(mine).unwrap_or(host);
+    if mine == Some(want) {
+        return Ok(me);
+    }
+    let sibling = me.with_file_name(format!("stream-{}", want.as_str()));
+    if sibling.is_file() {
+        return Ok(sibling);
+    }
+    Err(Error::usage(
+        format!("no {} build of stream beside {} (looked for {})", want.as_str(), me.display(), sibling.display()),
+        format!(
+            "build it with `scripts/build --arch {}` and deploy with the stream it prints beside it, or give --bootstrap FILE",
+            want.as_str()
+        ),
+    ))
 }
 
 /// Refuses (on a terminal: asks about) an executable that needs what provided.al2023 lacks: a
@@ -411,7 +453,7 @@ mod tests {
 
     #[test]
     fn this_test_binary_packages_as_x86_64() {
-        let artifact = read_executable(None).expect("read self").package(Schema::tweets()).expect("package self");
+        let artifact = read_executable(None, None).expect("read self").package(Schema::tweets()).expect("package self");
         assert_eq!(artifact.arch, Arch::X86_64);
         assert_eq!(artifact.sha256.len(), 64);
     }

@@ -103,7 +103,7 @@ impl fmt::Display for DeployOutput {
 
 /// `stream deploy`: package, upload when new, create or update the stack, hand out the producer key.
 pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Result<DeployOutput, Error> {
-    let executable = artifact::read_executable(args.bootstrap.as_deref())?;
+    let executable = artifact::read_executable(args.bootstrap.as_deref(), args.arch.map(Into::into))?;
     let given = args.schema.as_deref().map(schema::load).transpose()?;
     let existing = existing_stack(clients, args, stack_name).await?;
     let current = match &existing {
@@ -238,7 +238,9 @@ impl Code<'_> {
 
 /// Creates the stack after showing what it will hold, following its events.
 async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &Code<'_>) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values()?, None, &code.parameters());
+    let mut given = args.params.values()?;
+    params::resolve_local_principals(clients, &mut given, true).await?;
+    let parameters = params::for_operation(&given, None, &code.parameters());
     let doc =
         template::resolved(params::retention(&parameters, None), &params::filters(&parameters, None), &code.table());
     let plan = plan::creation_plan(&doc, &params::resolved_values(&parameters, None));
@@ -271,7 +273,9 @@ async fn update(
     code: &Code<'_>,
     was: Option<EventTable>,
 ) -> Result<StackAction, Error> {
-    let parameters = params::for_operation(&args.params.values()?, Some(existing), &code.parameters());
+    let mut given = args.params.values()?;
+    params::resolve_local_principals(clients, &mut given, false).await?;
+    let parameters = params::for_operation(&given, Some(existing), &code.parameters());
     let retention = params::retention(&parameters, Some(existing));
     let table = code.table();
     let template = template::body_for(retention, &params::filters(&parameters, Some(existing)), &table);

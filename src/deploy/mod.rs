@@ -1,4 +1,4 @@
-//! `stream deploy` and `stream destroy`: package this binary (`artifact`), keep it in an artifact
+//! `stream deploy` and `stream destroy`: package this binary (`artifact`, whose ELF `elf` reads), keep it in an artifact
 //! bucket that `stream` manages, show the plan (`plan`), create or update the stack with the
 //! parameters given (`params`) while showing its events (`events`), hand the producer's access key
 //! to a local profile (`producer_key`) — the steps are in `flow` — and undo all of it (`destroy`).
@@ -6,7 +6,6 @@
 
 pub mod artifact;
 pub mod destroy;
-pub mod elf;
 pub mod events;
 pub mod flow;
 pub mod params;
@@ -16,6 +15,9 @@ pub mod producer_key;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+
+/// What an executable needs from the machine it runs on (now a leaf of its own; this path stays).
+pub use crate::elf;
 
 use crate::args::{BadValue, email_or_empty, range};
 use crate::filter;
@@ -29,6 +31,11 @@ pub struct DeployArgs {
     /// Upload this Linux executable as the function instead of this binary
     #[arg(long, value_name = "FILE")]
     pub bootstrap: Option<PathBuf>,
+
+    /// The function's architecture: this binary when it is one, else the stream-<ARCH> build beside
+    /// it (scripts/build --arch), or --bootstrap; default: the executable's own
+    #[arg(long, value_enum, value_name = "ARCH")]
+    pub arch: Option<ArchFlag>,
 
     /// Event schema: a TOML or JSON file, or a built-in name (tweets, clickstream, iot, orders);
     /// left out, the stack keeps its schema (tweets on create). New keys replace the table
@@ -115,7 +122,35 @@ pub struct StackParams {
     /// repeat for up to 5 filters, ORed; '' removes them (default: keep, or none)
     #[arg(long, value_name = "PATTERN", value_parser = filter_pattern)]
     pub filter: Vec<String>,
+
+    /// Who may run the function on their machine (stream local): an IAM ARN, or `me` (the identity
+    /// deploying); repeat for more; '' removes them (default: keep, or none; me on an emulator)
+    ///
+    /// The principal may then assume the function's execution role: read the stream, write the
+    /// tables, send to the on-failure queue — what the function may do, for as long as it is listed.
+    #[arg(long, value_name = "ARN|me", value_parser = local_principal)]
+    pub local_principal: Vec<String>,
 }
+
+/// A `--local-principal`: `me`, '' (none), or the ARN of an IAM user, role or role session.
+fn local_principal(text: &str) -> Result<String, BadValue> {
+    let arn = text.starts_with("arn:")
+        && text.split(':').nth(2).is_some_and(|service| service == "iam" || service == "sts")
+        && text.split(':').count() >= 6
+        && !text.contains(',')
+        && !text.contains('*');
+    if text.is_empty() || text == ME || arn {
+        return Ok(text.to_string());
+    }
+    Err(BadValue {
+        value: format!("{text:?}"),
+        what: "is not an IAM principal ARN (no wildcards)".into(),
+        hint: "give {flag} me, an ARN such as arn:aws:iam::123456789012:role/dev, or '' to remove the grant".into(),
+    })
+}
+
+/// `--local-principal me`: the identity that deploys.
+pub const ME: &str = "me";
 
 /// A `--filter` pattern, checked and made compact (one line); '' stays '' (no filters).
 fn filter_pattern(text: &str) -> Result<String, BadValue> {
@@ -130,6 +165,25 @@ fn filter_pattern(text: &str) -> Result<String, BadValue> {
     let pattern = filter::parse(text).map_err(refuse)?;
     let value: serde_json::Value = serde_json::from_str(pattern.text()).map_err(|e| refuse(e.to_string()))?;
     Ok(value.to_string())
+}
+
+/// `--arch`: the instruction set Lambda runs the function on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchFlag {
+    /// x86_64 (Intel, AMD)
+    #[value(name = "x86_64")]
+    X86_64,
+    /// arm64 (Graviton: about 20 % less per GB-second)
+    Arm64,
+}
+
+impl From<ArchFlag> for elf::Arch {
+    fn from(a: ArchFlag) -> Self {
+        match a {
+            ArchFlag::X86_64 => elf::Arch::X86_64,
+            ArchFlag::Arm64 => elf::Arch::Arm64,
+        }
+    }
 }
 
 /// `--data-retention`: the tables' DeletionPolicy.
@@ -191,6 +245,7 @@ mod tests {
             &["--filter", r#"{"data":{"lang":["en"]}}"#],
             &["--recreate"],
             &["--schema", "iot"],
+            &["--local-principal", "me"],
         ];
         for flag in flags {
             let mut args = vec!["--code-only"];
@@ -199,8 +254,28 @@ mod tests {
             assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{flag:?}");
             assert!(parse(flag).is_ok(), "{flag:?} alone is fine");
         }
-        let ok = parse(&["--code-only", "--yes", "--wait", "60", "--bootstrap", "/x"]).expect("not parameters");
+        let ok = parse(&["--code-only", "--yes", "--wait", "60", "--bootstrap", "/x", "--arch", "arm64"])
+            .expect("not parameters");
         assert!(ok.code_only && ok.params == StackParams::default());
+        assert_eq!(ok.arch, Some(ArchFlag::Arm64));
+        assert_eq!(parse(&["--arch", "x86_64"]).expect("x86_64").arch, Some(ArchFlag::X86_64));
+        assert!(parse(&["--arch", "x86-64"]).is_err(), "the names Lambda uses");
+    }
+
+    /// `--local-principal` takes me, '' or an IAM ARN, never a wildcard or the whole account.
+    #[test]
+    fn local_principals_are_named_principals() {
+        let args =
+            parse(&["--local-principal", "me", "--local-principal", "arn:aws:iam::123456789012:role/dev"]).expect("ok");
+        assert_eq!(args.params.local_principal, ["me", "arn:aws:iam::123456789012:role/dev"]);
+        assert!(parse(&["--local-principal", ""]).is_ok(), "'' removes the grant");
+        for bad in
+            ["*", "arn:aws:iam::*:root", "alice", "arn:aws:s3:::bucket", "arn:aws:iam::1:user/a,arn:aws:iam::1:user/b"]
+        {
+            let err = parse(&["--local-principal", bad]).expect_err(bad);
+            let why = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("ours");
+            assert_eq!(why.what, "is not an IAM principal ARN (no wildcards)", "{bad}");
+        }
     }
 
     #[test]
@@ -220,7 +295,7 @@ mod tests {
         let members: Vec<&str> = group.get_args().map(|a| a.as_str()).collect();
         let declared = StackParams::augment_args(clap::Command::new("x"));
         let flags: Vec<&str> = declared.get_arguments().map(|a| a.get_id().as_str()).collect();
-        assert_eq!(members.len(), 13);
+        assert_eq!(members.len(), 14);
         assert_eq!(members, flags);
     }
 }

@@ -6,6 +6,7 @@ use aws_sdk_cloudformation::types::{Parameter, Stack};
 
 use super::plan::ParameterChange;
 use super::{DataRetention, StackParams};
+use crate::aws::Clients;
 use crate::error::Error;
 use crate::filter;
 use crate::stack;
@@ -52,7 +53,59 @@ impl StackParams {
         if !self.filter.is_empty() {
             values.push((param::FILTER_PATTERNS, filter_lines(&self.filter)?));
         }
+        if !self.local_principal.is_empty() {
+            let named: Vec<&str> = self.local_principal.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+            values.push((param::LOCAL_PRINCIPALS, named.join(",")));
+        }
         Ok(values)
+    }
+}
+
+/// Puts the ARN of the identity deploying where `--local-principal me` stands (a user's ARN, or
+/// for an assumed role the role's own ARN with its path, read from IAM; the session's ARN when
+/// IAM does not say). On a create without the flag, an emulator's stack (a CloudFormation
+/// endpoint of the user's own) grants it to `me`: `stream local` is what an emulator is for.
+pub async fn resolve_local_principals(
+    clients: &Clients,
+    values: &mut Vec<(&'static str, String)>,
+    creating: bool,
+) -> Result<(), Error> {
+    if creating
+        && !values.iter().any(|(n, _)| *n == param::LOCAL_PRINCIPALS)
+        && clients.endpoint("CloudFormation").is_some()
+    {
+        values.push((param::LOCAL_PRINCIPALS, super::ME.to_string()));
+    }
+    let Some((_, list)) = values.iter_mut().find(|(n, _)| *n == param::LOCAL_PRINCIPALS) else { return Ok(()) };
+    if !list.split(',').any(|p| p == super::ME) {
+        return Ok(());
+    }
+    let me = caller_principal(clients).await?;
+    let mut named: Vec<String> =
+        list.split(',').map(|p| if p == super::ME { me.clone() } else { p.to_string() }).collect();
+    named.dedup();
+    *list = named.join(",");
+    Ok(())
+}
+
+/// The principal a trust policy can name for the caller.
+async fn caller_principal(clients: &Clients) -> Result<String, Error> {
+    let me = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetCallerIdentity", "this identity", e))?;
+    let arn = me.arn().unwrap_or_default().to_string();
+    // arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION names a session; the role's ARN (with its
+    // path) outlives it.
+    let Some(role) = arn.split(":assumed-role/").nth(1).and_then(|r| r.split('/').next()) else { return Ok(arn) };
+    match clients.iam.get_role().role_name(role).send().await {
+        Ok(out) => Ok(out.role.map(|r| r.arn).unwrap_or(arn)),
+        Err(e) => {
+            tracing::info!(error = %crate::error::Error::aws("GetRole", role, e), "using the session's ARN");
+            Ok(arn)
+        }
     }
 }
 
@@ -192,6 +245,16 @@ mod tests {
             two.values().expect("valid"),
             vec![(param::FILTER_PATTERNS, "{\"data\":{\"a\":[1]}}\n{\"data\":{\"b\":[2]}}".to_string())]
         );
+        let grant = StackParams {
+            local_principal: vec!["me".into(), "arn:aws:iam::1:role/dev".into(), String::new()],
+            ..Default::default()
+        };
+        assert_eq!(
+            grant.values().expect("valid"),
+            vec![(param::LOCAL_PRINCIPALS, "me,arn:aws:iam::1:role/dev".to_string())]
+        );
+        let revoke = StackParams { local_principal: vec![String::new()], ..Default::default() };
+        assert_eq!(revoke.values().expect("valid"), vec![(param::LOCAL_PRINCIPALS, String::new())]);
         let clear = StackParams { filter: vec![String::new()], ..Default::default() };
         assert_eq!(clear.values().expect("valid"), vec![(param::FILTER_PATTERNS, String::new())]);
         let six = StackParams { filter: vec!["{\"data\":{\"a\":[1]}}".into(); 6], ..Default::default() };

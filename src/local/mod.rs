@@ -73,6 +73,9 @@ pub struct LocalOutput {
     pub cold_starts: u64,
     /// The memory and CPU the function was held to, and how.
     pub limits: String,
+    /// Set when the function ran under emulation (another architecture than this machine's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulated: Option<String>,
     /// Wall time in seconds.
     pub seconds: f64,
     /// The function's log (its stdout and stderr).
@@ -129,7 +132,11 @@ impl fmt::Display for LocalOutput {
             c.filtered,
             c.read_throttles,
             self.limits
-        )
+        )?;
+        match &self.emulated {
+            Some(how) => write!(f, "\nemulated: {how}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -166,6 +173,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<LocalOutput, Error> {
     let deployed = stack::load(clients, stack_name).await?;
+    deployed.local_run()?;
     let function = stack::function_configuration(clients, &deployed.outputs.function_name).await?;
     let settings = mapping_settings(clients, &deployed.outputs, args).await?;
     let dir = sandbox::state_dir(args.state_dir.as_deref(), &clients.region, stack_name)?;
@@ -173,7 +181,11 @@ pub async fn run(
     let stats = Arc::new(Stats::default());
     let counts = stats.clone();
     let (log_path, log) = function::log_sink(&dir, move |line| counts.metrics_line(line))?;
-    let Prepared { spec, role_arn, role } = function::prepare(clients, &function, deployed.code()?, &dir, log).await?;
+    let Prepared { spec, role_arn, role, emulated } =
+        function::prepare(clients, &function, deployed.code()?, &dir, log).await?;
+    if let Some(how) = &emulated {
+        progress::status(format!("stream local: {how}"));
+    }
     let on_failure = match &settings.on_failure {
         Some(arn) => on_failure_queue(clients, arn, &role).await?,
         None => None,
@@ -203,6 +215,7 @@ pub async fn run(
     Ok(LocalOutput {
         shards,
         limits,
+        emulated,
         counts: ctx.stats.snapshot(),
         cold_starts: ctx.pool.cold_starts(),
         seconds: started.elapsed().as_secs_f64(),

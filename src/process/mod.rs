@@ -472,27 +472,28 @@ async fn write_chunk<S: Store>(
     let first = send((0..unit.len()).collect()).await;
     result.retries += first.resends;
     let mut left = first.failed;
-    match first.stopped_by {
-        Some(e) if e.disposition() == Disposition::Fatal => result.fatal = Some(e.to_string()),
-        Some(_) => {
+    match first.stopped_by.map(|e| (e.disposition(), e)) {
+        Some((Disposition::Fatal, e)) => result.fatal = Some(e.to_string()),
+        // Refused as a whole (a ValidationException): each item alone finds the ones refused.
+        Some((Disposition::Rejected, _)) => {
             let mut still = Vec::new();
             for i in left {
                 let alone = send(vec![i]).await;
                 result.retries += alone.resends;
-                match alone.stopped_by {
-                    Some(e) if e.disposition() == Disposition::Rejected => {
-                        result.refused.push((unit[i].0, e.to_string()))
-                    }
-                    Some(e) => {
+                match alone.stopped_by.map(|e| (e.disposition(), e)) {
+                    Some((Disposition::Rejected, e)) => result.refused.push((unit[i].0, e.to_string())),
+                    Some((Disposition::Fatal, e)) => {
                         result.fatal = Some(e.to_string());
                         still.push(i);
                     }
+                    Some((Disposition::Transient, _)) => still.push(i),
                     None => still.extend(alone.failed),
                 }
             }
             left = still;
         }
-        None => {}
+        // Throttled or failing past the SDK's attempts: not done; Lambda delivers them again.
+        Some((Disposition::Transient, _)) | None => {}
     }
     result.written = unit.len() - left.len() - result.refused.len();
     result.failed = left.iter().map(|&i| unit[i].0).min();
@@ -569,9 +570,10 @@ async fn put_newer_all<S: Store>(
     let mut report = WriteReport::default();
     for (pos, resent, superseded) in results {
         report.retries += resent.resends;
-        match resent.stopped_by {
-            Some(e) if e.disposition() == Disposition::Rejected => report.refused.push((pos, e.to_string())),
-            Some(e) => {
+        match resent.stopped_by.map(|e| (e.disposition(), e)) {
+            Some((Disposition::Rejected, e)) => report.refused.push((pos, e.to_string())),
+            Some((Disposition::Transient, _)) => report.fail_at(pos),
+            Some((Disposition::Fatal, e)) => {
                 report.fatal = report.fatal.take().or(Some(e.to_string()));
                 report.fail_at(pos);
             }
@@ -614,6 +616,7 @@ mod tests {
             message: "boom".into(),
             kind: crate::error::AwsFailure::Service,
             code: Some(code.into()),
+            retryable: matches!(failure, Failure::Transient),
             detail: String::new(),
         }
     }
@@ -779,21 +782,23 @@ mod tests {
         assert_eq!(store.count(), 1, "no retries of a call that cannot succeed");
     }
 
+    /// A call still throttled after the SDK's own attempts (the user's AWS_MAX_ATTEMPTS) is not
+    /// sent again on top of them: its records are reported, and Lambda delivers them again.
     #[tokio::test(start_paused = true)]
-    async fn throttled_call_is_retried_and_succeeds() {
+    async fn a_call_throttled_past_the_sdks_attempts_is_left_to_lambdas_retry() {
         let store = ScriptedStore::default();
         store.errors.lock().expect("lock").insert(0, Failure::Transient);
         let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
-        let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
-        assert!(resp.batch_item_failures.is_empty());
-        assert_eq!(store.count(), 2);
-        assert_eq!(stats.written, 3);
+        let BatchOutcome { response: resp, stats, fatal } = handle_batch(&ev, &store, &far()).await;
+        assert_eq!(failures(&resp), vec!["00000"]);
+        assert_eq!(store.count(), 1, "one call: the SDK made its attempts inside it");
+        assert_eq!((stats.written, stats.not_done, fatal), (0, 3, None));
     }
 
     #[tokio::test(start_paused = true)]
     async fn failed_chunk_reports_its_first_record() {
         let store = ScriptedStore::default();
-        store.errors.lock().expect("lock").extend((1..=MAX_WRITE_ATTEMPTS as usize).map(|n| (n, Failure::Transient)));
+        store.errors.lock().expect("lock").insert(1, Failure::Transient);
         let ev = event((0..60).map(|i| record(i, &tweet(i, "u", "t"))).collect());
         let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert_eq!(failures(&resp), vec!["00025"]);

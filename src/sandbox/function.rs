@@ -11,6 +11,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 
+use super::emulation::Runner;
 use super::{FunctionSpec, INIT_TIMEOUT, LogSink};
 use crate::aws::{Clients, SERVICE_IDS, endpoint_variable};
 use crate::error::Error;
@@ -23,11 +24,14 @@ pub struct Prepared {
     pub role_arn: String,
     /// The role, assumed: its credentials, for the function and for what Lambda does as it.
     pub role: SharedCredentialsProvider,
+    /// Set when it runs under emulation (another architecture): says so, for the summary.
+    pub emulated: Option<String>,
 }
 
-/// Makes the deployed `function` (its code at s3://`code`.0/`code`.1) ready to run here: checks
-/// its architecture is this machine's, assumes its role, unpacks its code under `dir`, and gives
-/// it Lambda's environment, its memory and timeout, and `log`.
+/// Makes the deployed `function` (its code at s3://`code`.0/`code`.1) ready to run here: assumes
+/// its role, unpacks its code under `dir`, checks its bootstrap is of the architecture the
+/// function declares (and can run here, natively or emulated), and gives it Lambda's
+/// environment, its memory and timeout, and `log`.
 pub async fn prepare(
     clients: &Clients,
     function: &GetFunctionConfigurationOutput,
@@ -35,10 +39,12 @@ pub async fn prepare(
     dir: &Path,
     log: LogSink,
 ) -> Result<Prepared, Error> {
-    check_architecture(function)?;
+    super::here()?;
     let role_arn = function.role().unwrap_or_default().to_string();
     let role = assume_role(clients, &role_arn, function.function_name().unwrap_or_default()).await?;
     let bootstrap = unpack_code(clients, code.0, code.1, dir).await?;
+    check_architecture(function, &bootstrap)?;
+    let emulated = Runner::for_bootstrap(&bootstrap)?.describe();
     let task_root = bootstrap.parent().map(Path::to_path_buf).unwrap_or_default();
     let spec = FunctionSpec {
         env: environment(clients, function, &task_root),
@@ -52,16 +58,24 @@ pub async fn prepare(
         log,
         starts: std::sync::atomic::AtomicU64::new(0),
     };
-    Ok(Prepared { spec, role_arn, role })
+    Ok(Prepared { spec, role_arn, role, emulated })
 }
 
-/// The function's architecture must be this machine's: its bootstrap runs here.
-fn check_architecture(function: &GetFunctionConfigurationOutput) -> Result<(), Error> {
-    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
-    match function.architectures().first().map(|a| a.as_str()) {
-        Some(arch) if arch != host_arch => Err(Error::failed(
-            format!("the function is built for {arch} and this machine is {host_arch}"),
-            "run it on a machine of the function's architecture",
+/// The bootstrap must be an executable of the architecture the function declares: Lambda starts
+/// an arm64 function on Graviton, and another executable fails there at init
+/// (Runtime.InvalidEntrypoint). A bootstrap that is no ELF (a script) is left to run as it is.
+fn check_architecture(function: &GetFunctionConfigurationOutput, bootstrap: &Path) -> Result<(), Error> {
+    let declared = function.architectures().first().map_or("x86_64", |a| a.as_str());
+    let mut header = [0u8; 64];
+    let read = std::fs::File::open(bootstrap).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
+    match read.ok().and_then(|n| crate::elf::lambda_arch(&header[..n]).ok()) {
+        Some(arch) if arch.as_str() != declared => Err(Error::failed(
+            format!(
+                "function {} is declared {declared}, but its bootstrap is an {} executable: Lambda would fail at init (Runtime.InvalidEntrypoint)",
+                function.function_name().unwrap_or_default(),
+                arch.as_str()
+            ),
+            format!("deploy again with --arch {}, or a bootstrap built for {declared}", arch.as_str()),
         )),
         _ => Ok(()),
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Memory at which Lambda gives one full vCPU.
 pub const MB_PER_VCPU: f64 = 1769.0;
 /// The CPU quota period (µs) written to the cgroup.
+#[cfg(target_os = "linux")]
 const CPU_PERIOD_US: u64 = 100_000;
 
 /// A cgroup made for one execution environment: its directories, removed on drop.
@@ -30,9 +31,17 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits for a function of `memory_mb`, in cgroups named after `name` where they can be made.
+    /// Limits for a function of `memory_mb`, in cgroups named after `name` where they can be made
+    /// (Linux only: cgroups and /proc are Linux's; elsewhere nothing is limited or watched).
     pub fn new(memory_mb: u64, name: &str) -> Limits {
-        Limits { memory_mb, cgroup: Cgroup::make(name, memory_mb).unwrap_or_default() }
+        #[cfg(target_os = "linux")]
+        let cgroup = Cgroup::make(name, memory_mb).unwrap_or_default();
+        #[cfg(not(target_os = "linux"))]
+        let cgroup = {
+            let _ = name;
+            Cgroup::default()
+        };
+        Limits { memory_mb, cgroup }
     }
 
     /// The function's memory in bytes.
@@ -94,6 +103,7 @@ fn status_bytes(status: &str, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+#[cfg(target_os = "linux")]
 impl Cgroup {
     /// A cgroup for one environment under this process's own, v2 when its controllers are
     /// available, else v1; `None` when neither can be written.
@@ -123,7 +133,9 @@ impl Cgroup {
         });
         (memory.is_some() || cpu.is_some()).then_some(Cgroup { memory, cpu, unified: false })
     }
+}
 
+impl Cgroup {
     /// OOM kills the kernel counted in this cgroup.
     fn oom_kills(&self) -> u64 {
         let Some(dir) = &self.memory else { return 0 };
@@ -146,6 +158,7 @@ impl Drop for Cgroup {
 }
 
 /// A new v2 cgroup next to this process's, when the memory controller is enabled there.
+#[cfg(target_os = "linux")]
 fn v2_dir(own: &str, name: &str) -> Option<PathBuf> {
     let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
@@ -162,6 +175,7 @@ fn v2_dir(own: &str, name: &str) -> Option<PathBuf> {
 }
 
 /// A new v1 cgroup of `controller` under this process's.
+#[cfg(target_os = "linux")]
 fn v1_dir(own: &str, controller: &str, name: &str) -> Option<PathBuf> {
     let path = own.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');

@@ -8,6 +8,7 @@
 //! expire, as Lambda recycles its sandboxes.
 
 pub mod api;
+pub mod emulation;
 pub mod function;
 pub mod limits;
 
@@ -21,9 +22,10 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
+use crate::error::Error;
 use api::{Api, Event, Pending};
 use limits::Limits;
 
@@ -142,6 +144,19 @@ pub struct Environment {
     credentials_expire: Option<SystemTime>,
 }
 
+/// Lambda's execution environment needs Linux here: its limits are cgroups, its memory watch
+/// /proc, and the bootstrap a Linux executable. Elsewhere (a Mac) the commands that run the
+/// function here refuse with one line and what to do; everything that talks to AWS works.
+pub fn here() -> Result<(), Error> {
+    if cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "the function runs here in Lambda's execution environment, which needs Linux (cgroups, /proc, a Linux bootstrap)",
+        "run stream local (or redrive --local) on Linux: a VM, a Linux CI runner, or WSL; deploy, produce, tail, logs, status, scan-table and plan work from here",
+    ))
+}
+
 /// Environments made so far by this process, for unique cgroup names.
 static ENVIRONMENTS: AtomicU64 = AtomicU64::new(0);
 
@@ -194,7 +209,9 @@ impl Environment {
     /// Starts the bootstrap with the environment, fresh credentials, and its limits.
     async fn start(&mut self) -> Result<(), String> {
         let spec = self.spec.clone();
-        let mut command = Command::new(&spec.bootstrap);
+        // A bootstrap of the other architecture runs under user-mode emulation.
+        let runner = emulation::Runner::for_bootstrap(&spec.bootstrap).map_err(|e| e.to_string())?;
+        let mut command = runner.command(&spec.bootstrap);
         command
             .current_dir(&spec.task_root)
             .env_clear()

@@ -7,8 +7,10 @@
 mod common;
 mod fault_proxy;
 
+mod arm64;
 mod build_script;
 mod cli;
+mod conventions;
 mod deploy;
 mod e2e;
 mod endpoints;
@@ -34,3 +36,4 @@ mod tail;
 mod template_lint;
 mod terminal;
 mod tidy;
+mod trust;
