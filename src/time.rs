@@ -209,6 +209,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Shrunk failures are kept in tests/, beside the integration tests' (the top level is the
+        // design's).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/proptest-regressions/time.txt",
+            ))),
+            ..proptest::test_runner::Config::default()
+        })]
         /// The fast path answers exactly as chrono does, for valid times and for near misses
         /// (day 0 or 32, hour 24, second 60, a wrong weekday, odd offsets, years off four digits).
         #[test]
@@ -240,6 +248,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Shrunk failures are kept in tests/, beside the integration tests' (the top level is the
+        // design's).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/proptest-regressions/time.txt",
+            ))),
+            ..proptest::test_runner::Config::default()
+        })]
         /// RFC 3339 through `parse` gives chrono's own ISO text, for any instant of years 1000-9999
         /// and any offset, sub-millisecond digits included.
         #[test]

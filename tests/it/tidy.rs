@@ -253,7 +253,7 @@ fn every_file_starts_with_its_module_header() {
     let repo = common::repo();
     let mut files = rust_files(&repo.join("src"));
     files.extend(rust_files(&repo.join("tests/it")));
-    files.extend(rust_files(&repo.join("benches")));
+    files.extend(rust_files(&repo.join("tests/bench")));
     files.push(repo.join("build.rs"));
     let missing: Vec<String> = files
         .iter()
@@ -277,14 +277,36 @@ fn tests_are_one_crate_without_path_includes() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     assert!(entries.is_empty(), "test files outside tests/it (each would be its own binary): {entries:?}");
-    let mut files = rust_files(&repo.join("tests"));
-    files.extend(rust_files(&repo.join("benches")));
+    let files = rust_files(&repo.join("tests"));
     let needle = concat!("#[", "path");
     for f in files {
         let text = std::fs::read_to_string(&f).expect("file");
         let included = text.lines().any(|l| l.trim_start().starts_with(needle));
         assert!(!included, "{} includes a file by path", f.display());
     }
+}
+
+/// The top level is the design's: Cargo.toml, src, template, scripts, tests, LICENSE, with README,
+/// Cargo.lock, build.rs and .ci beside them, and dot files (git's and tools' settings). What git
+/// tracks is checked, so a stray local directory (target/, .venv/) does not count.
+#[test]
+fn the_top_level_is_the_designs() {
+    let design =
+        ["Cargo.toml", "src", "template", "scripts", "tests", "LICENSE", "README.md", "Cargo.lock", "build.rs", ".ci"];
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
+        .current_dir(common::repo())
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success(), "git ls-files: {}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8(out.stdout).expect("utf8");
+    let extra: BTreeSet<&str> = listed
+        .lines()
+        .filter_map(|path| path.split('/').next())
+        .filter(|top| !top.starts_with('.') || *top == ".ci")
+        .filter(|top| !design.contains(top))
+        .collect();
+    assert!(extra.is_empty(), "outside the design's top level (move them into src, scripts or tests): {extra:?}");
 }
 
 /// The hash crates in the lock file, by name: (version, from crates.io).

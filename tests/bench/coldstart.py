@@ -7,7 +7,7 @@ time, and the median CPU time (user + system, every thread) the process had used
 Measured twice: on the machine as it is, and busy (one spinning process per core beside it), since
 Lambda's own hosts are shared too.
 
-    benches/coldstart.py BINARY [BEFORE_BINARY]
+    tests/bench/coldstart.py BINARY [BEFORE_BINARY]
 With BEFORE_BINARY (an older build), each row is measured with it too, in the same run.
 COLDSTART_RUNS (default 40) sets the launches per figure.
 """

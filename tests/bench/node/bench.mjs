@@ -1,4 +1,4 @@
-// Runs handler.mjs over one Kinesis event read from a file, as benches/handler.rs asks it to:
+// Runs handler.mjs over one Kinesis event read from a file, as tests/bench/handler.rs asks it to:
 //   node bench.mjs EVENT_JSON ITERATIONS     (TABLE_NAME, AWS_ENDPOINT_URL[_DYNAMODB], credentials)
 // One warm-up invocation (connections, JIT), then ITERATIONS measured ones; prints one JSON line
 // with the whole process's CPU (process.cpuUsage: every thread, user + system) per record.

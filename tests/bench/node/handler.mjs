@@ -1,7 +1,7 @@
 // The 2017 function's logic, written fresh for Node 18+ and the AWS SDK v3: each Kinesis record's
 // data is base64-decoded, parsed as a tweet, and written as {Username, Id, Timestamp, Message} with
 // BatchWriteItem, 25 requests per call (DynamoDB's limit), a few calls at once; what comes back in
-// UnprocessedItems is sent again. The same-run baseline that benches/handler.rs compares us with.
+// UnprocessedItems is sent again. The same-run baseline that tests/bench/handler.rs compares us with.
 import { BatchWriteItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 const client = new DynamoDBClient({});

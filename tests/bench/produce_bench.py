@@ -1,8 +1,8 @@
 """`scripts/bench`, producer part: one table for `stream produce` beside a plain boto3 PutRecords
-loop (benches/boto3_put_records.py: 500 per call, failed entries resent) on the same records.
+loop (tests/bench/boto3_put_records.py: 500 per call, failed entries resent) on the same records.
 
 Every configuration runs on a fresh stream (moto slows down as a stream fills): a new stack per run
-against moto, a new loopback null endpoint (benches/null_endpoint.py, PutRecords answered at once)
+against moto, a new loopback null endpoint (tests/bench/null_endpoint.py, PutRecords answered at once)
 per run against it. The boto3 baseline gets the same records, on its own fresh stream, in the same
 run. Each row is run REPEATS times (default 3) and the median of each figure is printed.
 
@@ -17,7 +17,7 @@ The emulator's own ceiling is measured in the same run: boto3 flat out (one thre
 putting only keys of its shard, so no two calls touch one shard at once) on a fresh stream, in
 records/s with the same tweets and in MiB/s with aggregate-sized records.
 
-  python benches/produce_bench.py STREAM_BINARY [BEFORE_BINARY]
+  python tests/bench/produce_bench.py STREAM_BINARY [BEFORE_BINARY]
 With BEFORE_BINARY (an older build of `stream`), each row is run with it too, in the same run, on
 fresh streams of its own, and printed beside ours as "before".
 Needs AWS_ENDPOINT_URL (moto) and dummy credentials in the environment. PRODUCE_BENCH_REPEATS and

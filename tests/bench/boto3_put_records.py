@@ -2,7 +2,7 @@
 written. Reads JSON lines of tweets and puts them with put_records in batches of 500, resending the
 entries that failed, one call at a time.
 
-  python benches/boto3_put_records.py STREAM FILE
+  python tests/bench/boto3_put_records.py STREAM FILE
 """
 import json
 import sys

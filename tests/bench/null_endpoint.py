@@ -5,7 +5,7 @@ BatchWriteItem (nothing left unprocessed) and PutItem (every condition holds); a
 refused with a 400. Point only those
 services at it (AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB); the rest stays on the emulator.
 
-  python benches/null_endpoint.py PORT SHARDS
+  python tests/bench/null_endpoint.py PORT SHARDS
 Prints "ready" when listening on 127.0.0.1:PORT; GET /counts answers what it got so far as JSON.
 """
 import json

@@ -1,9 +1,9 @@
 //! `scripts/bench`: what the function costs, beside its targets and a same-run baseline. One
 //! 10,000-record event (the same bytes for every row) is handed to the handler as Lambda hands it
 //! (the JSON body, parsed per invocation) against an in-memory store (network removed), DynamoDB on
-//! moto, and a loopback null endpoint that answers BatchWriteItem at once (benches/null_endpoint.py,
+//! moto, and a loopback null endpoint that answers BatchWriteItem at once (tests/bench/null_endpoint.py,
 //! started here); the baseline is the 2017 function's logic in Node.js with the AWS SDK v3
-//! (benches/node) over the same event file, against the same endpoints. Every moto configuration
+//! (tests/bench/node) over the same event file, against the same endpoints. Every moto configuration
 //! writes to a fresh table. Then the shipped static binary in Lambda mode under `stream local`'s
 //! Runtime API: init (process start to its first `next`), one 10,000-record invocation, its CPU and
 //! its peak RSS. CPU is user + system time of the process (every thread), the median of 3 runs.
@@ -179,7 +179,7 @@ fn median_cpu_with<S: Store>(
     median((0..RUNS).map(|_| cpu_per_record_with(rt, body, schema, &fresh(), iterations)).collect())
 }
 
-/// The null endpoint (benches/null_endpoint.py) as a child process on a free loopback port.
+/// The null endpoint (tests/bench/null_endpoint.py) as a child process on a free loopback port.
 struct NullEndpoint {
     child: Child,
     url: String,
@@ -189,7 +189,7 @@ impl NullEndpoint {
     fn start(python: &Path) -> NullEndpoint {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let mut child = Command::new(python)
-            .args(["benches/null_endpoint.py", &port.to_string(), "1"])
+            .args(["tests/bench/null_endpoint.py", &port.to_string(), "1"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("the null endpoint starts");
@@ -218,10 +218,10 @@ impl Drop for NullEndpoint {
     }
 }
 
-/// The Node.js baseline (benches/node/bench.mjs) over the event file: CPU µs per record of the
+/// The Node.js baseline (tests/bench/node/bench.mjs) over the event file: CPU µs per record of the
 /// whole Node process, the median of `RUNS` processes; each run on a table `table()` names.
 fn node_cpu(event_file: &Path, env: &[(&str, String)], mut table: impl FnMut() -> String) -> Option<f64> {
-    let script = Path::new("benches/node/bench.mjs");
+    let script = Path::new("tests/bench/node/bench.mjs");
     if !node_modules() {
         return None;
     }
@@ -244,23 +244,23 @@ fn node_cpu(event_file: &Path, env: &[(&str, String)], mut table: impl FnMut() -
     Some(median(runs))
 }
 
-/// The baseline's packages (the AWS SDK v3), installed by `npm ci` from benches/node's lock file
-/// into benches/node/node_modules (ignored by git) when they are missing. False, with a note on
+/// The baseline's packages (the AWS SDK v3), installed by `npm ci` from tests/bench/node's lock file
+/// into tests/bench/node/node_modules (ignored by git) when they are missing. False, with a note on
 /// stdout, when npm cannot install them (offline, no npm): the rows then go without a baseline.
 fn node_modules() -> bool {
-    if Path::new("benches/node/node_modules/@aws-sdk/client-dynamodb").is_dir() {
+    if Path::new("tests/bench/node/node_modules/@aws-sdk/client-dynamodb").is_dir() {
         return true;
     }
-    println!("(installing the Node.js baseline's packages: npm ci --prefix benches/node)");
+    println!("(installing the Node.js baseline's packages: npm ci --prefix tests/bench/node)");
     let installed = Command::new("npm")
-        .args(["ci", "--prefix", "benches/node", "--no-audit", "--no-fund", "--loglevel=error"])
+        .args(["ci", "--prefix", "tests/bench/node", "--no-audit", "--no-fund", "--loglevel=error"])
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !installed {
         println!(
-            "(npm could not install benches/node's packages (offline? no npm?): no Node.js baseline in this run; \
-             run `npm ci --prefix benches/node` where the npm registry is reachable)"
+            "(npm could not install tests/bench/node's packages (offline? no npm?): no Node.js baseline in this run; \
+             run `npm ci --prefix tests/bench/node` where the npm registry is reachable)"
         );
     }
     installed

@@ -7,7 +7,7 @@ bootstrap under the local Runtime API, the mapping's poller, DynamoDB on moto).
 2. Throughput: N tweets are put first, then `stream local --until-idle` processes them; records/s
    over its wall time, for batch sizes 100 and 1,000 and parallelization 1 and 4.
 
-  python benches/local_bench.py STREAM_BINARY
+  python tests/bench/local_bench.py STREAM_BINARY
 Needs AWS_ENDPOINT_URL (moto) and dummy credentials in the environment.
 """
 import json
