@@ -1,13 +1,15 @@
 //! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
 //! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
 //! of their items moved into UnprocessedItems; PutRecords entries failed; GetRecords throttled
-//! (and counted). Everything else passes through untouched.
+//! (and counted, with when and which shard each read was). Everything else passes through
+//! untouched.
 //! Loopback only; one request per connection (`connection: close`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -40,8 +42,31 @@ pub struct Counters {
     pub denied: AtomicUsize,
     pub get_records: AtomicUsize,
     pub reads_throttled: AtomicUsize,
+    /// Each GetRecords call as it arrived: its shard (from its iterator) and when.
+    reads: Mutex<Vec<(String, Instant)>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Counters {
+    /// When each shard was read (GetRecords arrived), in order, by shard.
+    pub fn read_times(&self) -> std::collections::BTreeMap<String, Vec<Instant>> {
+        let mut by_shard: std::collections::BTreeMap<String, Vec<Instant>> = Default::default();
+        for (shard, at) in self.reads.lock().expect("reads").iter() {
+            by_shard.entry(shard.clone()).or_default().push(*at);
+        }
+        by_shard
+    }
+}
+
+/// The shard a GetRecords call reads, from its iterator: moto's is the base64 of
+/// `stream:shard:sequence`.
+fn iterator_shard(body: &[u8]) -> String {
+    use base64::Engine;
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let iterator: String = request["ShardIterator"].as_str().unwrap_or_default().split_whitespace().collect();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(iterator).unwrap_or_default();
+    String::from_utf8_lossy(&decoded).split(':').nth(1).unwrap_or("?").to_string()
 }
 
 /// At most this many failures per PutRecords entry when `put_entry_failure` < 1.0: half the
@@ -171,6 +196,7 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");
     if request.header("x-amz-target") == Some("Kinesis_20131202.GetRecords") {
+        c.reads.lock().expect("reads").push((iterator_shard(&request.body), Instant::now()));
         let n = c.get_records.fetch_add(1, Ordering::SeqCst);
         if n < faults.throttle_first_reads {
             c.reads_throttled.fetch_add(1, Ordering::SeqCst);

@@ -214,18 +214,22 @@ async fn read_throttles_are_counted_and_an_idle_shard_is_polled_once_a_second() 
     assert_eq!(proxy.counters.reads_throttled.load(Ordering::SeqCst), 8);
 
     // Caught up and left running, the shard is read about once a second (not in a tight loop).
-    let before = proxy.counters.get_records.load(Ordering::SeqCst);
+    let before = proxy.counters.read_times()["shardId-000000000000"].len();
     let local = w
         .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("stream local");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     std::process::Command::new("kill").args(["-INT", &local.id().to_string()]).status().expect("kill");
     let out = local.wait_with_output().expect("ends");
     common::check(&out, 130, &["local"]);
-    let reads = proxy.counters.get_records.load(Ordering::SeqCst) - before;
-    assert!((2..=7).contains(&reads), "{reads} GetRecords in about 4 s of an idle shard");
+    // Timed at the proxy: once a second, no more often (a 500 ms poll would be twice as many).
+    let reads = proxy.counters.read_times();
+    let idle = &reads["shardId-000000000000"][before..];
+    let gaps: Vec<f64> = idle.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    assert!(gaps.len() >= 2, "an idle shard is read about once a second: {gaps:.2?}");
+    assert!(gaps.iter().all(|g| (0.9..=1.5).contains(g)), "an idle shard is read once a second: {gaps:.2?}");
     w.run(&["destroy", "--yes"], 0);
 }
