@@ -1,8 +1,9 @@
 //! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
 //! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
 //! of their items moved into UnprocessedItems; PutRecords entries failed; GetRecords throttled
-//! (and counted, with when and which shard each read was). Everything else passes through
-//! untouched.
+//! (and counted, with when and which shard each read was); BatchWriteItem calls held back. In
+//! place of moto, it can serve the reads of a stream split as Kinesis splits one (`split_stream`).
+//! Everything else passes through untouched.
 //! Loopback only; one request per connection (`connection: close`).
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::split_stream::SplitStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -28,6 +30,8 @@ pub struct Faults {
     pub deny_marker: Option<&'static str>,
     /// The first this many GetRecords calls are throttled (ProvisionedThroughputExceededException).
     pub throttle_first_reads: usize,
+    /// BatchWriteItem calls whose body holds this text are held this long before they go on.
+    pub delay_marker: Option<(&'static str, std::time::Duration)>,
 }
 
 /// What the proxy did.
@@ -44,11 +48,18 @@ pub struct Counters {
     pub reads_throttled: AtomicUsize,
     /// Each GetRecords call as it arrived: its shard (from its iterator) and when.
     reads: Mutex<Vec<(String, Instant)>>,
+    /// When each delayed BatchWriteItem call was answered.
+    delayed: Mutex<Vec<Instant>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Counters {
+    /// When each delayed BatchWriteItem call was answered, in order.
+    pub fn delayed_answers(&self) -> Vec<Instant> {
+        self.delayed.lock().expect("delayed").clone()
+    }
+
     /// When each shard was read (GetRecords arrived), in order, by shard.
     pub fn read_times(&self) -> std::collections::BTreeMap<String, Vec<Instant>> {
         let mut by_shard: std::collections::BTreeMap<String, Vec<Instant>> = Default::default();
@@ -82,12 +93,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of the moto that AWS_ENDPOINT_URL names.
     pub fn before_moto(faults: Faults, seed: u64) -> FaultProxy {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
-        FaultProxy::start(endpoint.trim_start_matches("http://").trim_end_matches('/'), faults, seed)
+        FaultProxy::start(&moto(), faults, seed, None)
+    }
+
+    /// Starts a proxy in front of moto that serves `stream`'s reads itself (ListShards,
+    /// GetShardIterator, GetRecords), as Kinesis keeps a stream across a split.
+    pub fn serving(stream: Arc<SplitStream>, faults: Faults) -> FaultProxy {
+        FaultProxy::start(&moto(), faults, 1, Some(stream))
     }
 
     /// Starts a proxy to `upstream` (host:port) on a free loopback port.
-    fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
+    fn start(upstream: &str, faults: Faults, seed: u64, stream: Option<Arc<SplitStream>>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counters = Arc::new(Counters::default());
@@ -95,14 +111,20 @@ impl FaultProxy {
         let (c, upstream) = (counters.clone(), upstream.to_string());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (c, rng, upstream) = (c.clone(), rng.clone(), upstream.clone());
+                let (c, rng, upstream, stream) = (c.clone(), rng.clone(), upstream.clone(), stream.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, faults, &rng, &c);
+                    let _ = serve(conn, &upstream, (faults, stream.as_deref()), &rng, &c);
                 });
             }
         });
         FaultProxy { url, counters }
     }
+}
+
+/// The moto that AWS_ENDPOINT_URL names, as host:port.
+fn moto() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
+    endpoint.trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
 struct Message {
@@ -189,7 +211,13 @@ impl Message {
     }
 }
 
-fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>, c: &Counters) -> std::io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    upstream: &str,
+    (faults, stream): (Faults, Option<&SplitStream>),
+    rng: &Mutex<SmallRng>,
+    c: &Counters,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let request = read_message(&mut reader, false)?;
     let mut conn = conn;
@@ -205,6 +233,10 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
             return conn.write_all(&json_response("400 Bad Request", body).bytes());
         }
     }
+    if let Some((status, body)) = stream.and_then(|s| s.serve(request.header("x-amz-target")?, &request.body)) {
+        let status = if status == 200 { "200 OK" } else { "400 Bad Request" };
+        return conn.write_all(&json_response(status, &body).bytes());
+    }
     if is_put_records && faults.put_entry_failure > 0.0 {
         let response = fail_put_entries(upstream, request, faults.put_entry_failure, rng, c)?;
         return conn.write_all(&response.bytes());
@@ -214,6 +246,14 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
         return conn.write_all(&response.closing().bytes());
     }
     c.batch_writes.fetch_add(1, Ordering::SeqCst);
+    if let Some((marker, wait)) = faults.delay_marker
+        && request.body.windows(marker.len()).any(|w| w == marker.as_bytes())
+    {
+        std::thread::sleep(wait);
+        let response = forward(upstream, request)?.closing();
+        c.delayed.lock().expect("delayed").push(Instant::now());
+        return conn.write_all(&response.bytes());
+    }
     let roll: f64 = rng.lock().expect("rng").random();
     let marked = faults.deny_marker.is_some_and(|m| request.body.windows(m.len()).any(|w| w == m.as_bytes()));
     let response = if marked {
