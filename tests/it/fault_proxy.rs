@@ -50,11 +50,19 @@ pub struct Counters {
     reads: Mutex<Vec<(String, Instant)>>,
     /// When each delayed BatchWriteItem call was answered.
     delayed: Mutex<Vec<Instant>>,
+    /// The Host header of every request.
+    hosts: Mutex<std::collections::BTreeSet<String>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Counters {
+    /// The Host header of every request (one for path-style S3 calls; one per bucket for
+    /// virtual-hosted ones).
+    pub fn hosts(&self) -> std::collections::BTreeSet<String> {
+        self.hosts.lock().expect("hosts").clone()
+    }
+
     /// When each delayed BatchWriteItem call was answered, in order.
     pub fn delayed_answers(&self) -> Vec<Instant> {
         self.delayed.lock().expect("delayed").clone()
@@ -220,6 +228,7 @@ fn serve(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let request = read_message(&mut reader, false)?;
+    c.hosts.lock().expect("hosts").insert(request.header("host").unwrap_or_default().to_string());
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");
