@@ -26,6 +26,8 @@ pub struct Faults {
     pub server_error: f64,
     pub unprocessed: f64,
     pub put_entry_failure: f64,
+    /// Every PutRecords entry fails exactly this many times (by its data), then goes through.
+    pub put_entry_fails_exactly: Option<u32>,
     /// BatchWriteItem calls whose body holds this text are denied (AccessDeniedException), every time.
     pub deny_marker: Option<&'static str>,
     /// The first this many GetRecords calls are throttled (ProvisionedThroughputExceededException).
@@ -106,8 +108,8 @@ impl FaultProxy {
 
     /// Starts a proxy in front of moto that serves `stream`'s reads itself (ListShards,
     /// GetShardIterator, GetRecords), as Kinesis keeps a stream across a split.
-    pub fn serving(stream: Arc<SplitStream>, faults: Faults) -> FaultProxy {
-        FaultProxy::start(&moto(), faults, 1, Some(stream))
+    pub fn serving(stream: Arc<SplitStream>, faults: Faults, seed: u64) -> FaultProxy {
+        FaultProxy::start(&moto(), faults, seed, Some(stream))
     }
 
     /// Starts a proxy to `upstream` (host:port) on a free loopback port.
@@ -246,8 +248,9 @@ fn serve(
         let status = if status == 200 { "200 OK" } else { "400 Bad Request" };
         return conn.write_all(&json_response(status, &body).bytes());
     }
-    if is_put_records && faults.put_entry_failure > 0.0 {
-        let response = fail_put_entries(upstream, request, faults.put_entry_failure, rng, c)?;
+    if is_put_records && (faults.put_entry_failure > 0.0 || faults.put_entry_fails_exactly.is_some()) {
+        let response =
+            fail_put_entries(upstream, request, (faults.put_entry_failure, faults.put_entry_fails_exactly), rng, c)?;
         return conn.write_all(&response.bytes());
     }
     if !is_batch_write {
@@ -329,12 +332,13 @@ fn trim(upstream: &str, request: Message, c: &Counters) -> std::io::Result<Messa
     Ok(response.with_body(serde_json::to_vec(&answer).map_err(std::io::Error::other)?))
 }
 
-/// Forwards only some PutRecords entries; the others come back with an ErrorCode, in request
-/// order, as Kinesis answers a partly throttled call (HTTP 200, FailedRecordCount > 0).
+/// Forwards only some PutRecords entries (a `share` of them, or each once it failed `exactly` so
+/// many times); the others come back with an ErrorCode, in request order, as Kinesis answers a
+/// partly throttled call (HTTP 200, FailedRecordCount > 0).
 fn fail_put_entries(
     upstream: &str,
     request: Message,
-    share: f64,
+    (share, exactly): (f64, Option<u32>),
     rng: &Mutex<SmallRng>,
     c: &Counters,
 ) -> std::io::Result<Message> {
@@ -347,7 +351,10 @@ fn fail_put_entries(
             .iter()
             .map(|r| {
                 let n = failures.entry(r["Data"].as_str().unwrap_or_default().to_string()).or_default();
-                let fail = rng.random::<f64>() < share && (share >= 1.0 || *n < MAX_ENTRY_FAILURES);
+                let fail = match exactly {
+                    Some(times) => *n < times,
+                    None => rng.random::<f64>() < share && (share >= 1.0 || *n < MAX_ENTRY_FAILURES),
+                };
                 *n += u32::from(fail);
                 fail
             })

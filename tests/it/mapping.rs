@@ -122,7 +122,7 @@ async fn a_shard_split_mid_run_keeps_each_keys_last_version() {
     let kinesis = SplitStream::new(&outputs.stream_name);
     // 7 s: longer than `stream local`'s 5 s between listings.
     let slow = Faults { delay_marker: Some((r#"{"S":"v5"}"#, Duration::from_secs(7))), ..Faults::default() };
-    let proxy = FaultProxy::serving(kinesis.clone(), slow);
+    let proxy = FaultProxy::serving(kinesis.clone(), slow, 1);
     // Version `version` of 9 keys' tweets, put at once.
     let put = |version: usize| {
         let records: Vec<(String, Vec<u8>)> = (0..9)

@@ -61,15 +61,27 @@ fn error(kind: &str, message: &str) -> (u16, String) {
 impl SplitStream {
     /// A stream named `name` with one shard (`shardId-000000000000`) over the whole key space.
     pub fn new(name: &str) -> Arc<SplitStream> {
-        let shard = Shard {
-            id: "shardId-000000000000".into(),
-            parent: None,
-            range: (0, u128::MAX),
-            first: seq(1),
-            records: Vec::new(),
-            closed: false,
-        };
-        Arc::new(SplitStream { name: name.to_string(), state: Mutex::new((vec![shard], 1)) })
+        SplitStream::with_shards(name, 1)
+    }
+
+    /// A stream named `name` with `n` shards splitting the key space evenly, as CreateStream does.
+    pub fn with_shards(name: &str, n: u128) -> Arc<SplitStream> {
+        let width = u128::MAX / n;
+        let shards = (0..n)
+            .map(|i| {
+                let end = if i == n - 1 { u128::MAX } else { (i + 1) * width - 1 };
+                let range = (i * width, end);
+                Shard {
+                    id: format!("shardId-{i:012}"),
+                    parent: None,
+                    range,
+                    first: seq(1),
+                    records: Vec::new(),
+                    closed: false,
+                }
+            })
+            .collect();
+        Arc::new(SplitStream { name: name.to_string(), state: Mutex::new((shards, 1)) })
     }
 
     /// Puts (partition key, data) records at once, in order, each in the open shard whose range
