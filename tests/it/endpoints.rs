@@ -30,16 +30,6 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, hash: &str,
         .expect("create table");
 }
 
-async fn count(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> usize {
-    let mut n = 0;
-    let mut pages = dynamodb.scan().table_name(table).into_paginator().items().send();
-    while let Some(item) = pages.next().await {
-        item.expect("scan");
-        n += 1;
-    }
-    n
-}
-
 /// The FailedBatches queue's URL (a stack output).
 async fn failed_batches_queue(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> String {
     let stacks = cfn.describe_stacks().stack_name(stack).send().await.expect("stack");
@@ -121,10 +111,10 @@ async fn per_service_endpoints_are_followed_by_every_command_and_the_function() 
         .map(|t| stream::tweet::item_from_payload(&t.to_bytes()).expect("tweet"))
         .map(|i| (i.username, i.id))
         .collect();
-    assert_eq!(count(&b.dynamodb, &outputs.table_name).await, expected.len(), "the items are on B");
-    assert_eq!(count(&b.dynamodb, &outputs.rejected_table).await, 1, "the poison is quarantined on B");
-    assert_eq!(count(&a.dynamodb, &outputs.table_name).await, 0, "nothing in A's table");
-    assert_eq!(count(&a.dynamodb, &outputs.rejected_table).await, 0, "nothing in A's quarantine");
+    assert_eq!(common::item_count(&b.dynamodb, &outputs.table_name).await, expected.len(), "the items are on B");
+    assert_eq!(common::item_count(&b.dynamodb, &outputs.rejected_table).await, 1, "the poison is quarantined on B");
+    assert_eq!(common::item_count(&a.dynamodb, &outputs.table_name).await, 0, "nothing in A's table");
+    assert_eq!(common::item_count(&a.dynamodb, &outputs.rejected_table).await, 0, "nothing in A's quarantine");
 
     // scan-table and status read B's tables.
     let (out, _) = run(&["scan-table", "--count"], 0);
@@ -148,7 +138,7 @@ async fn per_service_endpoints_are_followed_by_every_command_and_the_function() 
     assert!(out.contains("replayed 1"), "{out}");
     assert_eq!(common::read_stream(&b.kinesis, &outputs.stream_name).await.len(), 62);
     assert!(common::read_stream(&a.kinesis, &outputs.stream_name).await.is_empty());
-    assert_eq!(count(&b.dynamodb, &outputs.rejected_table).await, 0);
+    assert_eq!(common::item_count(&b.dynamodb, &outputs.rejected_table).await, 0);
 
     // redrive: a failed batch named in A's queue, read back from B's stream, written to B's table.
     let tweet = common::tweet("9001", "redriven", "through B");
@@ -162,7 +152,7 @@ async fn per_service_endpoints_are_followed_by_every_command_and_the_function() 
     let done: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(done["batches"][0]["deleted"], true, "{done}");
     assert!(common::table_keys(&b.dynamodb, &outputs.table_name).await.contains(&("redriven".into(), "9001".into())));
-    assert_eq!(count(&a.dynamodb, &outputs.table_name).await, 0, "nothing in A's table");
+    assert_eq!(common::item_count(&a.dynamodb, &outputs.table_name).await, 0, "nothing in A's table");
     let left = a.sqs.receive_message().queue_url(&queue).send().await.expect("receive");
     assert!(left.messages().is_empty(), "the message left A's queue");
 

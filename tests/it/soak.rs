@@ -104,8 +104,8 @@ async fn soak() {
     let children: Vec<String> = parents.iter().flat_map(|p| kinesis.split(p)).collect();
     kinesis.put_all(after);
     let until = Instant::now() + Duration::from_secs(2400);
-    while count(&clients.dynamodb, &outputs.table_name).await < expected.len()
-        || count(&clients.dynamodb, &outputs.rejected_table).await < poison_count
+    while common::item_count(&clients.dynamodb, &outputs.table_name).await < expected.len()
+        || common::item_count(&clients.dynamodb, &outputs.rejected_table).await < poison_count
     {
         assert!(Instant::now() < until, "the table did not fill within 40 minutes");
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -190,17 +190,6 @@ async fn soak() {
     );
     println!("  wall time of the whole soak: {:.0} s", started.elapsed().as_secs_f64());
     w.run(&["destroy", "--yes"], 0);
-}
-
-/// Items in `table` (a counting Scan).
-async fn count(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> usize {
-    let mut pages =
-        dynamodb.scan().table_name(table).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
-    let mut n = 0;
-    while let Some(page) = pages.next().await {
-        n += page.expect("scan").count() as usize;
-    }
-    n
 }
 
 /// Pids of the `bootstrap` processes whose parent is `parent`.
