@@ -692,8 +692,12 @@ mod tests {
         assert_eq!(physical_name("ProducerUser", "s1"), None, "named by CloudFormation");
     }
 
+    /// No secret in the stack; the function runs provided.al2023, finds its table through the
+    /// stack and reports partial batch failures. (Wildcard grants are `tests/it/template_lint.rs`'s:
+    /// every policy statement, trust and managed policy of the template, with each broad grant it
+    /// must find.)
     #[test]
-    fn template_uses_no_wildcard_action_and_no_secret_output() {
+    fn template_holds_no_secret_and_wires_the_function_to_its_table_and_mapping() {
         let yaml = stack_yaml();
         assert!(!yaml.contains("SecretAccessKey"), "the producer's secret never sits in the stack");
         assert!(!yaml.contains("AWS::IAM::AccessKey"));

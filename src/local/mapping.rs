@@ -644,6 +644,47 @@ mod tests {
         assert_eq!(used.len(), 4, "keys spread over the lanes");
     }
 
+    /// Each record read is queued in the lane of its partition key, whatever its place in the read
+    /// or in the shard: every record of a key in one lane (`lane_of`'s), in the order read. Lanes
+    /// by position or in turn would put a key's consecutive records in different lanes.
+    #[test]
+    fn records_are_queued_in_the_lane_of_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings { parallelization: 4, batch_size: 100, ..settings() };
+        let mut d = Dispatcher::new(crate::local::test_ctx(s, dir.path()), "shardId-000000000000".into());
+        // Keys in runs and interleaved, over two reads of odd sizes.
+        let keys: Vec<String> = (0..40).map(|i: usize| format!("user{}", (i / 3 + i % 2) % 5)).collect();
+        let records: Vec<aws_sdk_kinesis::types::Record> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                aws_sdk_kinesis::types::Record::builder()
+                    .sequence_number(format!("{:05}", i + 1))
+                    .partition_key(k)
+                    .data(aws_sdk_kinesis::primitives::Blob::new(r#"{"id":1}"#))
+                    .build()
+                    .expect("record")
+            })
+            .collect();
+        d.enqueue(&records[..13]).expect("enqueue");
+        d.enqueue(&records[13..]).expect("enqueue");
+        let mut queued = 0;
+        for (i, lane) in d.lanes.iter().enumerate() {
+            let got: Vec<(&str, &str)> = lane
+                .queue
+                .iter()
+                .map(|r| (r.record.kinesis.partition_key.as_str(), r.record.kinesis.sequence_number.as_str()))
+                .collect();
+            for (key, seq) in &got {
+                assert_eq!(lane_of(key, 4), i, "{key} ({seq}) is in lane {i}, not its own: {got:?}");
+            }
+            assert!(got.windows(2).all(|w| w[0].1 < w[1].1), "lane {i} keeps the order read: {got:?}");
+            queued += got.len();
+        }
+        assert_eq!(queued, 40);
+        assert!(d.lanes.iter().filter(|l| !l.queue.is_empty()).count() > 1, "the keys use several lanes");
+    }
+
     fn rec(seq: &str, arrival: f64) -> Rec {
         Rec {
             ord: 0,

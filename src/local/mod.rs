@@ -165,6 +165,52 @@ pub struct Ctx {
     pub shutdown: Shutdown,
 }
 
+/// A `Ctx` that makes no call: clients of an endpoint-less configuration, a function that is never
+/// started, checkpoints under `dir`. For the unit tests of what a shard task decides by itself.
+#[cfg(test)]
+pub(crate) fn test_ctx(settings: Settings, dir: &std::path::Path) -> Arc<Ctx> {
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let spec = crate::sandbox::FunctionSpec {
+        bootstrap: dir.join("bootstrap"),
+        task_root: dir.to_path_buf(),
+        env: Vec::new(),
+        credentials: None,
+        memory_mb: None,
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+        timeout: Duration::from_secs(3),
+        init_timeout: crate::sandbox::INIT_TIMEOUT,
+        log: Arc::new(|_: &str| {}),
+        starts: Default::default(),
+    };
+    let stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/s";
+    let outputs = Outputs {
+        stream_name: "s".into(),
+        stream_arn: stream_arn.into(),
+        table_name: "t".into(),
+        function_name: "f".into(),
+        region: "us-east-1".into(),
+        producer_user: "p".into(),
+        rejected_table: "r".into(),
+    };
+    let checkpoints =
+        CheckpointFile::open(&dir.join("checkpoints.json"), stream_arn, &settings.uuid, true).expect("checkpoints");
+    Arc::new(Ctx {
+        clients: Clients::new(&config),
+        outputs,
+        settings,
+        function_arn: spec.function_arn.clone(),
+        role_arn: "arn:aws:iam::123456789012:role/r".into(),
+        on_failure: None,
+        pool: Pool::new(Arc::new(spec)),
+        checkpoints,
+        stats: Arc::new(Stats::default()),
+        shutdown: Shutdown::new(),
+    })
+}
+
 /// `stream local`: the stack's function and mapping, run here until caught up or Ctrl-C.
 pub async fn run(
     args: &LocalArgs,
@@ -225,27 +271,47 @@ pub async fn run(
     })
 }
 
-/// The shards, as Lambda reads them across a split or a merge: one task per shard, a child
-/// started only once its parents are closed and done (so a key's records stay in order), the
-/// shard list read again while running. The first task to fail stops the others. Returns how many
-/// shards were read.
+/// The shards, as Lambda reads them across a split or a merge: the stream's shards listed with
+/// ListShards, each read by `mapping::run_shard`, in the order `follow_lineage` allows. Returns how
+/// many shards were read.
 async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
+    let list = || kinesis::list_shards(&ctx.clients.kinesis, &ctx.outputs.stream_name);
+    let read = |shard: String| mapping::run_shard(ctx.clone(), shard, until_idle);
+    follow_lineage(list, read, &ctx.shutdown, SHARD_RELIST).await
+}
+
+/// One task per shard, a child started only once its parents are closed and done (so a key's
+/// records stay in order), the shards listed again every `relist` and whenever a task ends. The
+/// first task to fail stops the others. Returns how many shards were started.
+async fn follow_lineage<L, LF, R, RF>(
+    mut list: L,
+    read: R,
+    shutdown: &Shutdown,
+    relist: Duration,
+) -> Result<usize, Error>
+where
+    L: FnMut() -> LF,
+    LF: std::future::Future<Output = Result<Vec<aws_sdk_kinesis::types::Shard>, Error>>,
+    R: Fn(String) -> RF,
+    RF: std::future::Future<Output = Result<ShardEnd, Error>> + Send + 'static,
+{
     let mut tasks = tokio::task::JoinSet::new();
     let mut lineage = kinesis::Lineage::default();
-    let mut relist = tokio::time::interval(SHARD_RELIST);
+    let mut relist = tokio::time::interval(relist);
     loop {
-        let shards = match kinesis::list_shards(&ctx.clients.kinesis, &ctx.outputs.stream_name).await {
+        let shards = match list().await {
             Ok(s) => s,
             Err(e) => {
-                ctx.shutdown.fire();
+                shutdown.fire();
                 while tasks.join_next().await.is_some() {}
                 return Err(e);
             }
         };
-        let ready = if ctx.shutdown.is_triggered() { Vec::new() } else { lineage.ready(&shards) };
+        let ready = if shutdown.is_triggered() { Vec::new() } else { lineage.ready(&shards) };
         for shard in ready {
-            let (ctx, id) = (ctx.clone(), shard.shard_id().to_string());
-            tasks.spawn(async move { (id.clone(), mapping::run_shard(ctx, id, until_idle).await) });
+            let id = shard.shard_id().to_string();
+            let task = read(id.clone());
+            tasks.spawn(async move { (id, task.await) });
         }
         if tasks.is_empty() {
             return Ok(lineage.started());
@@ -262,7 +328,7 @@ async fn run_shards(ctx: &Arc<Ctx>, until_idle: bool) -> Result<usize, Error> {
                     }
                     Ok(ShardEnd::Idle | ShardEnd::Stopped) => {}
                     Err(e) => {
-                        ctx.shutdown.fire();
+                        shutdown.fire();
                         while tasks.join_next().await.is_some() {}
                         return Err(e);
                     }
@@ -338,4 +404,84 @@ fn live_line(ctx: Arc<Ctx>, started: Instant) -> LiveLine {
             c.retries,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::types::{HashKeyRange, SequenceNumberRange, Shard};
+    use std::sync::Mutex;
+
+    /// A listed shard: `parents` are its ParentShardId and AdjacentParentShardId.
+    fn shard(id: &str, parents: &[&str], closed: bool) -> Shard {
+        let mut seq = SequenceNumberRange::builder().starting_sequence_number("1");
+        if closed {
+            seq = seq.ending_sequence_number("9");
+        }
+        let range = HashKeyRange::builder().starting_hash_key("0").ending_hash_key("1").build().expect("range");
+        let mut b =
+            Shard::builder().shard_id(id).hash_key_range(range).sequence_number_range(seq.build().expect("seq"));
+        if let Some(p) = parents.first() {
+            b = b.parent_shard_id(*p);
+        }
+        if let Some(a) = parents.get(1) {
+            b = b.adjacent_parent_shard_id(*a);
+        }
+        b.build().expect("shard")
+    }
+
+    /// Runs `follow_lineage` over `listed`, each shard's task taking its time from `takes` (ms) and
+    /// ending Closed when the shard is listed closed; returns the log of starts and ends, in order.
+    async fn run(listed: Vec<Shard>, takes: &'static [(&'static str, u64)]) -> (usize, Vec<String>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let closed: Vec<String> = listed
+            .iter()
+            .filter(|s| s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some())
+            .map(|s| s.shard_id().to_string())
+            .collect();
+        let list = || {
+            let listed = listed.clone();
+            async move { Ok(listed) }
+        };
+        let read = |id: String| {
+            let (log, is_closed) = (log.clone(), closed.contains(&id));
+            let ms = takes.iter().find(|(s, _)| *s == id).map_or(0, |(_, ms)| *ms);
+            async move {
+                log.lock().expect("log").push(format!("start {id}"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                log.lock().expect("log").push(format!("end {id}"));
+                Ok(if is_closed { ShardEnd::Closed } else { ShardEnd::Idle })
+            }
+        };
+        let started = follow_lineage(list, read, &Shutdown::new(), SHARD_RELIST).await.expect("ran");
+        let log = log.lock().expect("log").clone();
+        (started, log)
+    }
+
+    fn position(log: &[String], entry: &str) -> usize {
+        log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"))
+    }
+
+    /// A split's children are started only once their parent has ended closed (read to its end,
+    /// every record done), both of them, each once; a merge's child only once both its parents
+    /// have. Listing every shard at once would start them all together.
+    #[tokio::test(start_paused = true)]
+    async fn shards_are_started_parents_first_across_a_split_and_a_merge() {
+        let listed = vec![
+            shard("s0", &[], true),
+            shard("s1", &["s0"], true),
+            shard("s2", &["s0"], true),
+            shard("s3", &["s1", "s2"], false),
+            shard("other", &[], false),
+        ];
+        let (started, log) = run(listed, &[("s0", 300), ("s1", 100), ("s2", 200), ("other", 50)]).await;
+        assert_eq!(started, 5, "{log:?}");
+        assert_eq!(log.len(), 10, "each shard started and ended once: {log:?}");
+        let at = |e: &str| position(&log, e);
+        assert!(at("start other") < at("end s0"), "an unrelated shard does not wait: {log:?}");
+        for child in ["s1", "s2"] {
+            assert!(at("end s0") < at(&format!("start {child}")), "{child} after its parent: {log:?}");
+        }
+        assert!(at("end s1") < at("start s3") && at("end s2") < at("start s3"), "the merge's child last: {log:?}");
+    }
 }

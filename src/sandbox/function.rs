@@ -214,6 +214,13 @@ pub fn environment(
         ("LAMBDA_RUNTIME_DIR".into(), runtime_dir.into()),
         ("TZ".into(), ":UTC".into()),
         ("LANG".into(), "en_US.UTF-8".into()),
+        // X-Ray's, which Lambda sets whether or not tracing is active: the SDKs' context-missing
+        // strategy and the daemon's address (documented), and the address and port apart (set
+        // beside them). Nothing listens there on this machine: segments go nowhere, as untraced.
+        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ("AWS_XRAY_DAEMON_ADDRESS".into(), "169.254.79.129:2000".into()),
+        ("_AWS_XRAY_DAEMON_ADDRESS".into(), "169.254.79.129".into()),
+        ("_AWS_XRAY_DAEMON_PORT".into(), "2000".into()),
         ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
         (
             "LD_LIBRARY_PATH".into(),

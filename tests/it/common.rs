@@ -239,6 +239,17 @@ pub async fn table_keys(
     keys
 }
 
+/// How many items `table` holds (a counting Scan, every page).
+pub async fn item_count(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> usize {
+    let mut pages =
+        dynamodb.scan().table_name(table).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
+    let mut n = 0;
+    while let Some(page) = pages.next().await {
+        n += page.expect("scan").count() as usize;
+    }
+    n
+}
+
 /// Puts (partition key, data) `records` in order, `per_call` at a time, one call in flight (moto
 /// loses records under concurrent puts to one shard); every entry must be accepted.
 pub async fn put_all(kinesis: &aws_sdk_kinesis::Client, stream: &str, records: &[(String, Vec<u8>)], per_call: usize) {

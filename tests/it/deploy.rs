@@ -287,6 +287,7 @@ async fn destroy_removes_every_version_of_the_stacks_artifacts() {
         .chain(versions.delete_markers().iter().filter_map(|m| m.key()))
         .collect();
     assert_eq!(keys, ["other-stack/a.zip"], "every version and delete marker of this stack is gone");
+    s3.head_bucket().bucket(bucket).send().await.expect("the bucket stays while it holds another's artifact");
 
     // Once the other artifact is gone too, the bucket goes with the last destroy.
     let v = &versions.versions()[0];
@@ -299,4 +300,6 @@ async fn destroy_removes_every_version_of_the_stacks_artifacts() {
         .expect("delete");
     let (out, _) = w.run(&["destroy", "--yes"], 0);
     assert!(out.contains("empty artifact bucket removed"), "{out}");
+    let head = s3.head_bucket().bucket(bucket).send().await;
+    assert!(common::is_not_found(&head), "the bucket is gone: {head:?}");
 }

@@ -232,7 +232,22 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
             metrics += 1;
         }
     }
-    assert!(metrics >= 16, "{metrics} metrics");
+    assert_eq!(metrics, 25, "the template's 25 metrics, in 9 widgets");
+    // Exactly the template's dashboard, every name in it this stack's.
+    let sub = stream::template::document()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("a !Sub string");
+    let names = [
+        ("${Stream}", &outputs.stream_name),
+        ("${Function}", &outputs.function_name),
+        ("${EventDataTable}", &outputs.table_name),
+        ("${RejectedTable}", &outputs.rejected_table),
+        ("${AWS::Region}", &w.region),
+        ("${AWS::StackName}", &w.stack),
+    ];
+    let text = names.iter().fold(sub.to_string(), |text, (var, name)| text.replace(var, name));
+    let template: serde_json::Value = serde_json::from_str(&text).expect("the template's body");
+    assert_eq!(body, template, "the dashboard is the template's");
 
     // A second deploy uploads nothing, changes nothing and succeeds.
     let (out, err) = w.run(&["deploy"], 0);

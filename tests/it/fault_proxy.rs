@@ -1,14 +1,18 @@
 //! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
 //! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
 //! of their items moved into UnprocessedItems; PutRecords entries failed; GetRecords throttled
-//! (and counted). Everything else passes through untouched.
+//! (and counted, with when and which shard each read was); BatchWriteItem calls held back. In
+//! place of moto, it can serve the reads of a stream split as Kinesis splits one (`split_stream`).
+//! Everything else passes through untouched.
 //! Loopback only; one request per connection (`connection: close`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use crate::split_stream::SplitStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,10 +26,14 @@ pub struct Faults {
     pub server_error: f64,
     pub unprocessed: f64,
     pub put_entry_failure: f64,
+    /// Every PutRecords entry fails exactly this many times (by its data), then goes through.
+    pub put_entry_fails_exactly: Option<u32>,
     /// BatchWriteItem calls whose body holds this text are denied (AccessDeniedException), every time.
     pub deny_marker: Option<&'static str>,
     /// The first this many GetRecords calls are throttled (ProvisionedThroughputExceededException).
     pub throttle_first_reads: usize,
+    /// BatchWriteItem calls whose body holds this text are held this long before they go on.
+    pub delay_marker: Option<(&'static str, std::time::Duration)>,
 }
 
 /// What the proxy did.
@@ -40,8 +48,46 @@ pub struct Counters {
     pub denied: AtomicUsize,
     pub get_records: AtomicUsize,
     pub reads_throttled: AtomicUsize,
+    /// Each GetRecords call as it arrived: its shard (from its iterator) and when.
+    reads: Mutex<Vec<(String, Instant)>>,
+    /// When each delayed BatchWriteItem call was answered.
+    delayed: Mutex<Vec<Instant>>,
+    /// The Host header of every request.
+    hosts: Mutex<std::collections::BTreeSet<String>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Counters {
+    /// The Host header of every request (one for path-style S3 calls; one per bucket for
+    /// virtual-hosted ones).
+    pub fn hosts(&self) -> std::collections::BTreeSet<String> {
+        self.hosts.lock().expect("hosts").clone()
+    }
+
+    /// When each delayed BatchWriteItem call was answered, in order.
+    pub fn delayed_answers(&self) -> Vec<Instant> {
+        self.delayed.lock().expect("delayed").clone()
+    }
+
+    /// When each shard was read (GetRecords arrived), in order, by shard.
+    pub fn read_times(&self) -> std::collections::BTreeMap<String, Vec<Instant>> {
+        let mut by_shard: std::collections::BTreeMap<String, Vec<Instant>> = Default::default();
+        for (shard, at) in self.reads.lock().expect("reads").iter() {
+            by_shard.entry(shard.clone()).or_default().push(*at);
+        }
+        by_shard
+    }
+}
+
+/// The shard a GetRecords call reads, from its iterator: moto's is the base64 of
+/// `stream:shard:sequence`.
+fn iterator_shard(body: &[u8]) -> String {
+    use base64::Engine;
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let iterator: String = request["ShardIterator"].as_str().unwrap_or_default().split_whitespace().collect();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(iterator).unwrap_or_default();
+    String::from_utf8_lossy(&decoded).split(':').nth(1).unwrap_or("?").to_string()
 }
 
 /// At most this many failures per PutRecords entry when `put_entry_failure` < 1.0: half the
@@ -57,12 +103,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of the moto that AWS_ENDPOINT_URL names.
     pub fn before_moto(faults: Faults, seed: u64) -> FaultProxy {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
-        FaultProxy::start(endpoint.trim_start_matches("http://").trim_end_matches('/'), faults, seed)
+        FaultProxy::start(&moto(), faults, seed, None)
+    }
+
+    /// Starts a proxy in front of moto that serves `stream`'s reads itself (ListShards,
+    /// GetShardIterator, GetRecords), as Kinesis keeps a stream across a split.
+    pub fn serving(stream: Arc<SplitStream>, faults: Faults, seed: u64) -> FaultProxy {
+        FaultProxy::start(&moto(), faults, seed, Some(stream))
     }
 
     /// Starts a proxy to `upstream` (host:port) on a free loopback port.
-    fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
+    fn start(upstream: &str, faults: Faults, seed: u64, stream: Option<Arc<SplitStream>>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counters = Arc::new(Counters::default());
@@ -70,14 +121,20 @@ impl FaultProxy {
         let (c, upstream) = (counters.clone(), upstream.to_string());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (c, rng, upstream) = (c.clone(), rng.clone(), upstream.clone());
+                let (c, rng, upstream, stream) = (c.clone(), rng.clone(), upstream.clone(), stream.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, faults, &rng, &c);
+                    let _ = serve(conn, &upstream, (faults, stream.as_deref()), &rng, &c);
                 });
             }
         });
         FaultProxy { url, counters }
     }
+}
+
+/// The moto that AWS_ENDPOINT_URL names, as host:port.
+fn moto() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL set by scripts/test");
+    endpoint.trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
 struct Message {
@@ -164,13 +221,21 @@ impl Message {
     }
 }
 
-fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>, c: &Counters) -> std::io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    upstream: &str,
+    (faults, stream): (Faults, Option<&SplitStream>),
+    rng: &Mutex<SmallRng>,
+    c: &Counters,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let request = read_message(&mut reader, false)?;
+    c.hosts.lock().expect("hosts").insert(request.header("host").unwrap_or_default().to_string());
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");
     if request.header("x-amz-target") == Some("Kinesis_20131202.GetRecords") {
+        c.reads.lock().expect("reads").push((iterator_shard(&request.body), Instant::now()));
         let n = c.get_records.fetch_add(1, Ordering::SeqCst);
         if n < faults.throttle_first_reads {
             c.reads_throttled.fetch_add(1, Ordering::SeqCst);
@@ -179,8 +244,13 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
             return conn.write_all(&json_response("400 Bad Request", body).bytes());
         }
     }
-    if is_put_records && faults.put_entry_failure > 0.0 {
-        let response = fail_put_entries(upstream, request, faults.put_entry_failure, rng, c)?;
+    if let Some((status, body)) = stream.and_then(|s| s.serve(request.header("x-amz-target")?, &request.body)) {
+        let status = if status == 200 { "200 OK" } else { "400 Bad Request" };
+        return conn.write_all(&json_response(status, &body).bytes());
+    }
+    if is_put_records && (faults.put_entry_failure > 0.0 || faults.put_entry_fails_exactly.is_some()) {
+        let response =
+            fail_put_entries(upstream, request, (faults.put_entry_failure, faults.put_entry_fails_exactly), rng, c)?;
         return conn.write_all(&response.bytes());
     }
     if !is_batch_write {
@@ -188,6 +258,14 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, rng: &Mutex<SmallRng>,
         return conn.write_all(&response.closing().bytes());
     }
     c.batch_writes.fetch_add(1, Ordering::SeqCst);
+    if let Some((marker, wait)) = faults.delay_marker
+        && request.body.windows(marker.len()).any(|w| w == marker.as_bytes())
+    {
+        std::thread::sleep(wait);
+        let response = forward(upstream, request)?.closing();
+        c.delayed.lock().expect("delayed").push(Instant::now());
+        return conn.write_all(&response.bytes());
+    }
     let roll: f64 = rng.lock().expect("rng").random();
     let marked = faults.deny_marker.is_some_and(|m| request.body.windows(m.len()).any(|w| w == m.as_bytes()));
     let response = if marked {
@@ -254,12 +332,13 @@ fn trim(upstream: &str, request: Message, c: &Counters) -> std::io::Result<Messa
     Ok(response.with_body(serde_json::to_vec(&answer).map_err(std::io::Error::other)?))
 }
 
-/// Forwards only some PutRecords entries; the others come back with an ErrorCode, in request
-/// order, as Kinesis answers a partly throttled call (HTTP 200, FailedRecordCount > 0).
+/// Forwards only some PutRecords entries (a `share` of them, or each once it failed `exactly` so
+/// many times); the others come back with an ErrorCode, in request order, as Kinesis answers a
+/// partly throttled call (HTTP 200, FailedRecordCount > 0).
 fn fail_put_entries(
     upstream: &str,
     request: Message,
-    share: f64,
+    (share, exactly): (f64, Option<u32>),
     rng: &Mutex<SmallRng>,
     c: &Counters,
 ) -> std::io::Result<Message> {
@@ -272,7 +351,10 @@ fn fail_put_entries(
             .iter()
             .map(|r| {
                 let n = failures.entry(r["Data"].as_str().unwrap_or_default().to_string()).or_default();
-                let fail = rng.random::<f64>() < share && (share >= 1.0 || *n < MAX_ENTRY_FAILURES);
+                let fail = match exactly {
+                    Some(times) => *n < times,
+                    None => rng.random::<f64>() < share && (share >= 1.0 || *n < MAX_ENTRY_FAILURES),
+                };
                 *n += u32::from(fail);
                 fail
             })

@@ -91,6 +91,10 @@ async fn cloudwatch_logs_are_rendered_filtered_and_followed() {
             req.set_log_events(Some(events)).send().await.expect("put log events");
         }
     };
+    // Two hours ago: before the default 10 minutes and before `--since 1h`, within `--since 3h`.
+    let old = InputLogEvent::builder().timestamp(now_ms() - 2 * 3600 * 1000).message("two hours ago").build();
+    let req = logs.put_log_events().log_group_name(&group).log_stream_name("2026/11/26/[$LATEST]a");
+    req.log_events(old.expect("event")).send().await.expect("put the old event");
     put(vec!["START RequestId: r1 Version: $LATEST", SUMMARY, QUARANTINE, EMF, "END RequestId: r1"]).await;
 
     let (out, err) = w.run(&["logs"], 0);
@@ -114,6 +118,14 @@ async fn cloudwatch_logs_are_rendered_filtered_and_followed() {
     assert_eq!(out.lines().collect::<Vec<_>>(), [QUARANTINE]);
     let (out, _) = w.run(&["logs", "--since", "2026-01-01T00:00:00Z", "--filter", "RequestId", "-o", "json"], 0);
     assert_eq!(out.lines().count(), 2, "{out}");
+    // --since: the events from then on, no earlier one.
+    let (out, _) = w.run(&["logs", "--since", "3h", "-o", "json"], 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["two hours ago", "START RequestId: r1 Version: $LATEST", SUMMARY, QUARANTINE, EMF, "END RequestId: r1"]
+    );
+    let (out, _) = w.run(&["logs", "--since", "1h", "-o", "json"], 0);
+    assert_eq!(out.lines().count(), 5, "not the event of two hours ago: {out}");
 
     // Followed: what is logged later shows up; Ctrl-C ends it normally. (The emulator has no Live
     // Tail: the command says so and polls.)

@@ -2,10 +2,12 @@
 //! SDK once. Tests that need the emulator are `#[ignore = "needs moto: scripts/test"]`; plain
 //! `cargo test` runs the rest offline. `scripts/test` starts a fresh moto server and runs them all.
 //! Shared helpers are modules: `common` (run the real binary, read what landed), `fault_proxy`
-//! (faults moto cannot produce).
+//! (faults moto cannot produce) and `split_stream` (a stream split as Kinesis splits it, which the
+//! fault proxy serves in moto's place).
 
 mod common;
 mod fault_proxy;
+mod split_stream;
 
 mod arm64;
 mod build_script;

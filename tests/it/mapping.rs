@@ -1,13 +1,13 @@
 //! The event source mapping's lifecycle under `stream local`, on moto: FilterCriteria set by
 //! `deploy --filter` is the mapping's and is applied as Lambda applies it; settings `stream local`
-//! cannot honour are refused, not ignored; a shard split mid-run keeps each key's last version.
+//! cannot honour are refused, not ignored; a shard split mid-run keeps each key's last version
+//! (children read after their parent); an idle shard is read once a second.
 
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
 use common::World;
 use stream::produce::source::Synthetic;
 
@@ -103,40 +103,40 @@ async fn settings_local_cannot_honour_are_refused() {
     w.run(&["destroy", "--yes"], 0);
 }
 
-/// The stream is resharded (UpdateShardCount) while `stream local` runs; the same keys are written
-/// before and after. Every key ends with its last version, and the new shards are listed without
-/// being read before their parent is done. (moto keeps routing writes to the closed parent and
-/// never ends its iterator, so on moto the parent is never done and its children stay idle:
-/// `stream local` waits for it, as Lambda would.)
+/// A shard is split while `stream local` runs, and the parent keeps its records as in Kinesis (the
+/// fault proxy serves the stream's reads: moto's split leaves the children empty and never ends the
+/// parent). The same keys are written before the split, just before it (into the parent) and after
+/// it (into the children); the parent's last versions take longer to write than `stream local`
+/// takes to list the shards again. The children are read only once the parent is closed and done:
+/// every key ends with its last version. Read as soon as they are listed, they would be written
+/// before the parent's last versions.
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
 async fn a_shard_split_mid_run_keeps_each_keys_last_version() {
+    use crate::fault_proxy::{FaultProxy, Faults};
+    use crate::split_stream::SplitStream;
     let w = World::new("reshard", "sa-east-1");
     let clients = w.clients().await;
     w.run(&["deploy", "--batch-size", "7"], 0);
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
-    let put = |key: usize, version: usize| {
-        let (kinesis, stream) = (clients.kinesis.clone(), outputs.stream_name.clone());
-        async move {
-            let data = serde_json::json!({"id_str": format!("{}", 500 + key), "created_at": "Wed Oct 10 20:19:24 +0000 2018",
-                "text": format!("v{version}"), "user": {"name": format!("k{key}"), "screen_name": format!("k{key}"), "id_str": "1"}});
-            kinesis
-                .put_record()
-                .stream_name(stream)
-                .partition_key(format!("k{key}"))
-                .data(Blob::new(data.to_string()))
-                .send()
-                .await
-                .expect("put");
-        }
+    let kinesis = SplitStream::new(&outputs.stream_name);
+    // 7 s: longer than `stream local`'s 5 s between listings.
+    let slow = Faults { delay_marker: Some((r#"{"S":"v5"}"#, Duration::from_secs(7))), ..Faults::default() };
+    let proxy = FaultProxy::serving(kinesis.clone(), slow, 1);
+    // Version `version` of 9 keys' tweets, put at once.
+    let put = |version: usize| {
+        let records: Vec<(String, Vec<u8>)> = (0..9)
+            .map(|key| {
+                let data = serde_json::json!({"id_str": format!("{}", 500 + key), "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+                    "text": format!("v{version}"), "user": {"name": format!("k{key}"), "screen_name": format!("k{key}"), "id_str": "1"}});
+                (format!("k{key}"), data.to_string().into_bytes())
+            })
+            .collect();
+        kinesis.put_all(&records);
     };
-    for v in 0..5 {
-        for k in 0..9 {
-            put(k, v).await;
-        }
-    }
+    (0..5).for_each(put);
     let local = w
-        .cmd(&["local", "--output", "json"])
+        .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -163,35 +163,27 @@ async fn a_shard_split_mid_run_keeps_each_keys_last_version() {
         }
     };
     wait_for("v4").await;
-    let resharded = clients
-        .kinesis
-        .update_shard_count()
-        .stream_name(&outputs.stream_name)
-        .target_shard_count(2)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        .send()
-        .await
-        .expect("UpdateShardCount");
-    assert_eq!(resharded.target_shard_count(), Some(2));
-    for v in 5..10 {
-        for k in 0..9 {
-            put(k, v).await;
-        }
-    }
+    put(5);
+    let children = kinesis.split("shardId-000000000000");
+    (6..10).for_each(put);
     wait_for("v9").await;
     std::process::Command::new("kill").args(["-INT", &local.id().to_string()]).status().expect("kill");
     let out = local.wait_with_output().expect("stream local ends");
     let (stdout, stderr) = common::check(&out, 130, &["local"]);
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
-    let shards = stream::kinesis::list_shards(&clients.kinesis, &outputs.stream_name).await.expect("shards");
-    let children: Vec<&str> = shards.iter().filter(|s| s.parent_shard_id().is_some()).map(|s| s.shard_id()).collect();
-    assert_eq!(children.len(), 2, "the split made two children: {children:?}");
-    // A child is read only after its parent is closed and done.
-    if summary["shards"].as_u64() > Some(1) {
-        assert!(stderr.contains("shard shardId-000000000000 is closed and done"), "{stderr}");
+    // Each child's first read came after the parent's last write was answered.
+    let written = proxy.counters.delayed_answers();
+    let reads = proxy.counters.read_times();
+    for child in &children {
+        let first = reads.get(child).and_then(|r| r.first()).unwrap_or_else(|| panic!("{child} read: {reads:?}"));
+        let early = written.iter().filter(|w| *w > first).count();
+        assert_eq!(early, 0, "{child} was read before {early} of its parent's last writes ended: {stderr}");
     }
+    assert_eq!(written.len(), 2, "the parent's last versions: 9 records in batches of 7");
+    assert!(stderr.contains("shard shardId-000000000000 is closed and done"), "{stderr}");
     let last = messages().await;
     assert!(last.values().all(|m| m == "v9"), "every key's last version: {last:?}");
+    assert_eq!(summary["shards"], 3, "the parent and both children were read: {summary}");
     w.run(&["destroy", "--yes"], 0);
 }
 
@@ -214,18 +206,22 @@ async fn read_throttles_are_counted_and_an_idle_shard_is_polled_once_a_second() 
     assert_eq!(proxy.counters.reads_throttled.load(Ordering::SeqCst), 8);
 
     // Caught up and left running, the shard is read about once a second (not in a tight loop).
-    let before = proxy.counters.get_records.load(Ordering::SeqCst);
+    let before = proxy.counters.read_times()["shardId-000000000000"].len();
     let local = w
         .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("stream local");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     std::process::Command::new("kill").args(["-INT", &local.id().to_string()]).status().expect("kill");
     let out = local.wait_with_output().expect("ends");
     common::check(&out, 130, &["local"]);
-    let reads = proxy.counters.get_records.load(Ordering::SeqCst) - before;
-    assert!((2..=7).contains(&reads), "{reads} GetRecords in about 4 s of an idle shard");
+    // Timed at the proxy: once a second, no more often (a 500 ms poll would be twice as many).
+    let reads = proxy.counters.read_times();
+    let idle = &reads["shardId-000000000000"][before..];
+    let gaps: Vec<f64> = idle.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    assert!(gaps.len() >= 2, "an idle shard is read about once a second: {gaps:.2?}");
+    assert!(gaps.iter().all(|g| (0.9..=1.5).contains(g)), "an idle shard is read once a second: {gaps:.2?}");
     w.run(&["destroy", "--yes"], 0);
 }

@@ -142,6 +142,8 @@ async fn file_source_sends_good_lines_and_names_bad_ones() {
     w.run(&["destroy", "--yes"], 0);
 }
 
+/// Throttled entries are resent alone until they land, each up to 8 times; what still fails then
+/// goes to the dead-letter file (exit 3).
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
 async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered() {
@@ -188,6 +190,22 @@ async fn throttled_entries_are_resent_and_what_never_succeeds_is_dead_lettered()
         .collect();
     assert_eq!(lines.len(), 20);
     assert!(lines.iter().all(|l| l["error_code"] == "ProvisionedThroughputExceededException"));
+
+    // An entry is sent up to 8 times (the README's number, not the code's constant): one that
+    // fails 7 times lands with its 8th send; one that fails 8 times is given up.
+    const ATTEMPTS: u32 = 8;
+    for (fails, code) in [(ATTEMPTS - 1, 0), (ATTEMPTS, 3)] {
+        let proxy = FaultProxy::before_moto(Faults { put_entry_fails_exactly: Some(fails), ..Faults::default() }, 5);
+        let seed = format!("{}", 20 + fails);
+        let dead = w.dir.path().join(format!("dead-{fails}.jsonl"));
+        let dead = dead.to_str().expect("utf8");
+        let args = ["produce", "-n", "20", "--seed", &seed, "--endpoint-url", &proxy.url, "--dead-letter", dead];
+        let (out, _) = w.run(&args, code);
+        let failed = proxy.counters.put_entries_failed.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(failed, 20 * fails as usize, "each entry failed {fails} times: {out}");
+        let landed = if code == 0 { "20 records" } else { "20 failed" };
+        assert!(out.contains(landed), "{fails} failures each: {out}");
+    }
     w.run(&["destroy", "--yes"], 0);
 }
 

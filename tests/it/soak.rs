@@ -1,12 +1,15 @@
 //! The soak (not in CI; `scripts/soak` runs it): 100,000 tweets over 4 shards with 1 % poison of
 //! every kind, BatchWriteItem throttled 30 % and failing 10 % with 5xx through the fault proxy,
-//! the bootstrap SIGKILLed every few seconds, one shard split mid-run. The table must equal the
-//! expected items exactly, the quarantine the poison set; nothing given up, no panic. Prints its
-//! figures.
+//! the bootstrap SIGKILLed every few seconds, every shard split mid-run (the stream's reads served
+//! by the fault proxy as Kinesis splits, `split_stream`: moto's split never ends a parent) and half
+//! the records put into the children. The table must equal the expected items exactly, the
+//! quarantine the poison set; bootstraps were killed, every child was read after its parent was
+//! done; nothing given up, no panic. Prints its figures.
 
 use crate::common;
 use crate::fault_proxy::{FaultProxy, Faults};
 use crate::faults::poison;
+use crate::split_stream::SplitStream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,14 +51,16 @@ async fn soak() {
         }
     }
     let poison_count: usize = reasons.values().sum();
-    let put_started = Instant::now();
-    common::put_all(&clients.kinesis, &outputs.stream_name, &records, 500).await;
-    let put_seconds = put_started.elapsed().as_secs_f64();
+    // Half the records before the split (in the 4 parents), half after it (in the 8 children).
+    let kinesis = SplitStream::with_shards(&outputs.stream_name, 4);
+    let (before, after) = records.split_at(records.len() / 2);
+    kinesis.put_all(before);
 
-    let proxy = FaultProxy::before_moto(Faults { throttle: 0.3, server_error: 0.1, ..Faults::default() }, 42);
+    let faults = Faults { throttle: 0.3, server_error: 0.1, ..Faults::default() };
+    let proxy = FaultProxy::serving(kinesis.clone(), faults, 42);
     let mut local = w
-        // Not --until-idle: moto splits a shard by emptying it and putting its records back one by
-        // one, so mid-split a shard looks caught up. The run is stopped once every item is in.
+        // Not --until-idle: the parents may be caught up before the split. The run is stopped once
+        // every item is in.
         .cmd(&["local", "--output", "json", "--endpoint-url", &proxy.url])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -95,30 +100,12 @@ async fn soak() {
         })
     };
     tokio::time::sleep(Duration::from_secs(10)).await;
-    clients
-        .kinesis
-        .update_shard_count()
-        .stream_name(&outputs.stream_name)
-        .target_shard_count(8)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        // moto splits by putting every record of a parent again, in the call: minutes at 100,000.
-        .customize()
-        .config_override(
-            aws_sdk_kinesis::config::Builder::default()
-                .timeout_config(
-                    aws_smithy_types::timeout::TimeoutConfig::builder()
-                        .read_timeout(Duration::from_secs(1800))
-                        .operation_attempt_timeout(Duration::from_secs(1800))
-                        .build(),
-                )
-                .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
-        )
-        .send()
-        .await
-        .expect("split mid-run");
+    let parents: Vec<String> = (0..4).map(|i| format!("shardId-{i:012}")).collect();
+    let children: Vec<String> = parents.iter().flat_map(|p| kinesis.split(p)).collect();
+    kinesis.put_all(after);
     let until = Instant::now() + Duration::from_secs(2400);
-    while count(&clients.dynamodb, &outputs.table_name).await < expected.len()
-        || count(&clients.dynamodb, &outputs.rejected_table).await < poison_count
+    while common::item_count(&clients.dynamodb, &outputs.table_name).await < expected.len()
+        || common::item_count(&clients.dynamodb, &outputs.rejected_table).await < poison_count
     {
         assert!(Instant::now() < until, "the table did not fill within 40 minutes");
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -156,6 +143,23 @@ async fn soak() {
     let want: BTreeMap<String, usize> = reasons.iter().map(|(r, n)| (r.to_string(), *n)).collect();
     assert_eq!(quarantined, want, "the quarantine is the poison set");
     assert_eq!(summary["skipped"], 0, "nothing given up: {summary}");
+    // The faults happened: bootstraps were killed (processes named `bootstrap`, children of
+    // `stream local`), and the function's crashes were seen.
+    let kills = kills.load(Ordering::SeqCst);
+    assert!(kills > 0, "no bootstrap process was found to kill: {summary}");
+    assert!(summary["crashes"].as_u64() > Some(0), "{kills} kills, no crash seen: {summary}");
+    // Every child was read, each parent closed and done first.
+    assert_eq!(summary["shards"], 12, "4 parents and 8 children: {summary}");
+    for parent in &parents {
+        assert!(stderr.contains(&format!("shard {parent} is closed and done")), "{parent}: {stderr}");
+    }
+    let reads = proxy.counters.read_times();
+    for (i, child) in children.iter().enumerate() {
+        let parent = &parents[i / 2];
+        let first = reads.get(child).and_then(|r| r.first());
+        assert!(first.is_some(), "{child} was read: {:?}", reads.keys());
+        assert!(reads[parent].last() < first, "{child} was read before {parent} was read to its end");
+    }
     let log = std::fs::read_to_string(w.state_dir().join(format!("local/{}/{}/function.log", w.region, w.stack)))
         .unwrap_or_default();
     assert!(!stderr.contains("panicked") && !log.contains("panicked"), "no panic");
@@ -163,7 +167,6 @@ async fn soak() {
     let seconds = summary["seconds"].as_f64().unwrap_or(0.0);
     let c = &proxy.counters;
     println!("soak: {TWEETS} tweets + {poison_count} poison records over 4 shards (split to 8 mid-run)");
-    println!("  put into the stream in {put_seconds:.1} s");
     println!(
         "  stream local: {seconds:.1} s, {:.0} records/s; {} invocations, {} deliveries, {} batch retries, {} bisections",
         (TWEETS + poison_count) as f64 / seconds.max(0.001),
@@ -177,7 +180,7 @@ async fn soak() {
         c.batch_writes.load(Ordering::SeqCst),
         c.throttled.load(Ordering::SeqCst),
         c.server_errors.load(Ordering::SeqCst),
-        kills.load(Ordering::SeqCst),
+        kills,
         summary["crashes"],
         summary["cold_starts"]
     );
@@ -187,17 +190,6 @@ async fn soak() {
     );
     println!("  wall time of the whole soak: {:.0} s", started.elapsed().as_secs_f64());
     w.run(&["destroy", "--yes"], 0);
-}
-
-/// Items in `table` (a counting Scan).
-async fn count(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> usize {
-    let mut pages =
-        dynamodb.scan().table_name(table).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
-    let mut n = 0;
-    while let Some(page) = pages.next().await {
-        n += page.expect("scan").count() as usize;
-    }
-    n
 }
 
 /// Pids of the `bootstrap` processes whose parent is `parent`.

@@ -148,8 +148,13 @@ fn bad_tail_flags_are_refused() {
     }
 }
 
-/// Politeness: a throttled shard is left alone longer each time (1, 2, 4 s), the SDK sends no
-/// throttled read again, and a shard is never read more than once a second.
+/// The gaps between consecutive times, in seconds.
+fn gaps(times: &[std::time::Instant]) -> Vec<f64> {
+    times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect()
+}
+
+/// Politeness, timed at the proxy: a throttled shard is left alone 1, 2, then 4 s (the SDK sends
+/// no throttled read again), and a shard with nothing new is read once a second, no more often.
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
 async fn tail_reads_at_most_once_a_second_and_backs_off_when_throttled() {
@@ -159,15 +164,34 @@ async fn tail_reads_at_most_once_a_second_and_backs_off_when_throttled() {
     w.run(&["deploy"], 0);
     w.run(&["produce", "--count", "30", "--seed", "23"], 0);
     let proxy = FaultProxy::before_moto(Faults { throttle_first_reads: 3, ..Faults::default() }, 5);
-    let started = std::time::Instant::now();
     let (out, err) =
         w.run(&["tail", "--from", "trim-horizon", "--count", "30", "-o", "jsonl", "--endpoint-url", &proxy.url], 0);
-    let seconds = started.elapsed().as_secs_f64();
     assert_eq!(jsonl(&out).len(), 30, "{err}");
     assert!(err.contains("3 reads throttled"), "{err}");
     assert_eq!(proxy.counters.reads_throttled.load(Ordering::SeqCst), 3, "each throttled read was tail's own");
-    let reads = proxy.counters.get_records.load(Ordering::SeqCst);
-    assert_eq!(reads, 4, "three throttled reads, then one that got all 30");
-    assert!(seconds >= 1.0 + 2.0 + 4.0, "waited 1, 2 and 4 s after the throttles: {seconds:.1} s");
+    let reads = proxy.counters.read_times();
+    let times = &reads["shardId-000000000000"];
+    assert_eq!((reads.len(), times.len()), (1, 4), "three throttled reads, then one that got all 30: {reads:?}");
+    // Each gap is the backoff, give or take the time a request takes to arrive.
+    let got = gaps(times);
+    for (gap, backoff) in got.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(*gap >= backoff - 0.1 && *gap <= backoff + 0.5, "backoffs of 1, 2 and 4 s: {got:.2?}");
+    }
+
+    // Nothing new on the shard: one read a second, no more often, for as long as it runs.
+    let proxy = FaultProxy::before_moto(Faults::default(), 6);
+    let tail = w
+        .cmd(&["tail", "--from", "latest", "--endpoint-url", &proxy.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("stream tail");
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    std::process::Command::new("kill").args(["-INT", &tail.id().to_string()]).status().expect("kill");
+    common::check(&tail.wait_with_output().expect("tail ends"), 0, &["tail"]);
+    let reads = proxy.counters.read_times();
+    let got = gaps(&reads["shardId-000000000000"]);
+    assert!(got.len() >= 3, "read about once a second for 4.5 s: {got:.2?}");
+    assert!(got.iter().all(|g| (0.95..=1.5).contains(g)), "an idle shard is read once a second: {got:.2?}");
     w.run(&["destroy", "--yes"], 0);
 }
