@@ -72,10 +72,12 @@ fn statements(doc: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (id, resource) in doc["Resources"].as_object().into_iter().flatten() {
         let props = &resource["Properties"];
+        // A whole document may be chosen by a condition (the role's trust is): both branches count.
         let documents = values(&props["Policies"])
             .into_iter()
             .map(|p| &p["PolicyDocument"])
-            .chain([&props["PolicyDocument"], &props["AssumeRolePolicyDocument"]]);
+            .chain(values(&props["PolicyDocument"]))
+            .chain(values(&props["AssumeRolePolicyDocument"]));
         for document in documents {
             for statement in values(&document["Statement"]) {
                 out.push((id.clone(), statement.clone()));
@@ -157,9 +159,9 @@ fn no_wildcard_iam_action_or_resource() {
     for (id, _) in statements(doc) {
         *per_resource.entry(id).or_default() += 1;
     }
-    // The role's trust (Lambda, and the account for `stream local`) and its five grants; the
-    // producer's one.
-    let expected: BTreeMap<String, usize> = [("FunctionRole".to_string(), 7), ("ProducerUser".to_string(), 1)].into();
+    // The role's trust (with local principals: Lambda and them; without: Lambda) and its five
+    // grants; the producer's one.
+    let expected: BTreeMap<String, usize> = [("FunctionRole".to_string(), 8), ("ProducerUser".to_string(), 1)].into();
     assert_eq!(per_resource, expected, "every statement is read");
     assert_eq!(findings(doc), Vec::<String>::new());
 }
@@ -197,24 +199,29 @@ fn each_broad_grant_is_found() {
     }
 
     // Trust: a named principal (an ARN, or a !Sub of one) and a service pass; anyone does not.
-    let trust = "/Resources/FunctionRole/Properties/AssumeRolePolicyDocument";
-    let assume = |principal: Value| json!({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"});
-    for named in [
-        json!({"AWS": "arn:aws:iam::123456789012:role/operator"}),
-        json!({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}),
-        json!({"AWS": ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"]}),
-        json!({"Service": "lambda.amazonaws.com"}),
+    // The trust document is chosen by HasLocalPrincipals: either branch is read.
+    for trust in [
+        "/Resources/FunctionRole/Properties/AssumeRolePolicyDocument/Fn::If/1",
+        "/Resources/FunctionRole/Properties/AssumeRolePolicyDocument/Fn::If/2",
     ] {
-        assert_eq!(with_statement(trust, assume(named.clone())), Vec::<String>::new(), "{named}");
+        let assume = |principal: Value| json!({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"});
+        for named in [
+            json!({"AWS": "arn:aws:iam::123456789012:role/operator"}),
+            json!({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}),
+            json!({"AWS": ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"]}),
+            json!({"Service": "lambda.amazonaws.com"}),
+        ] {
+            assert_eq!(with_statement(trust, assume(named.clone())), Vec::<String>::new(), "{trust}: {named}");
+        }
+        for anyone in [json!("*"), json!({"AWS": "*"}), json!({"AWS": ["arn:aws:iam::123456789012:root", "*"]})] {
+            let got = with_statement(trust, assume(anyone.clone()));
+            assert_eq!(got.len(), 1, "{trust}: {anyone}: {got:?}");
+            assert!(got[0].starts_with("FunctionRole: principal"), "{trust}: {anyone}: {got:?}");
+        }
+        let not_principal = json!({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:x"}, "Action": "sts:AssumeRole"});
+        let got = with_statement(trust, not_principal);
+        assert!(got.len() == 1 && got[0].contains("NotPrincipal"), "{trust}: {got:?}");
     }
-    for anyone in [json!("*"), json!({"AWS": "*"}), json!({"AWS": ["arn:aws:iam::123456789012:root", "*"]})] {
-        let got = with_statement(trust, assume(anyone.clone()));
-        assert_eq!(got.len(), 1, "{anyone}: {got:?}");
-        assert!(got[0].starts_with("FunctionRole: principal"), "{anyone}: {got:?}");
-    }
-    let not_principal = json!({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:x"}, "Action": "sts:AssumeRole"});
-    let got = with_statement(trust, not_principal);
-    assert!(got.len() == 1 && got[0].contains("NotPrincipal"), "{got:?}");
 
     // A policy attached by ARN, AWS's own or any other, is found; the template's own is read instead.
     for arn in [
