@@ -129,6 +129,37 @@ fn is_region_name(s: &str) -> bool {
         && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A variable's value, when set to something.
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The selected profile of the AWS config and credentials files (`profile`: --profile, else
+/// AWS_PROFILE, else default), read as aws-config reads them: its name and the settings of `keys`
+/// it has.
+async fn profiles(profile: Option<&str>, keys: &[&str]) -> Option<(String, std::collections::HashMap<String, String>)> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let selected = profile.map(|p| std::borrow::Cow::Owned(p.to_string()));
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, selected).await.ok()?;
+    let name = set.selected_profile().to_string();
+    let found = set.get_profile(&name)?;
+    let values = keys.iter().filter_map(|k| Some((k.to_string(), found.get(k)?.to_string()))).collect();
+    Some((name, values))
+}
+
+/// The output format the user configured for AWS tools: AWS_DEFAULT_OUTPUT, else the selected
+/// profile's `output` (as the AWS CLI reads them); `--output` is the command line's, not read here.
+pub async fn configured_output(profile: Option<&str>) -> Option<crate::output::Configured> {
+    use crate::output::{Configured, Place};
+    if let Some(value) = env("AWS_DEFAULT_OUTPUT") {
+        return Some(Configured { place: Place::Env, value });
+    }
+    let (name, values) = profiles(profile, &["output"]).await?;
+    let value = values.get("output")?.clone();
+    Some(Configured { place: Place::Profile(name), value })
+}
+
 /// Attempts of one request when the user configured none (AWS_MAX_ATTEMPTS, max_attempts).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 
@@ -145,15 +176,8 @@ pub struct UserRetry {
 /// Reads the user's retry settings (`profile`: --profile, else AWS_PROFILE or default); a value
 /// the SDK cannot take is a configuration error with its place, not a panic deep in aws-config.
 pub async fn user_retry(profile: Option<&str>) -> Result<UserRetry, Error> {
-    use aws_types::os_shim_internal::{Env, Fs};
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
-    let selected = profile.map(|p| std::borrow::Cow::Owned(p.to_string()));
-    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, selected).await.ok();
-    let in_profile = |key: &str| {
-        let set = profiles.as_ref()?;
-        set.get_profile(set.selected_profile())?.get(key).map(str::to_string)
-    };
+    let profiles = profiles(profile, &["max_attempts", "retry_mode"]).await;
+    let in_profile = |key: &str| profiles.as_ref().and_then(|(_, values)| values.get(key).cloned());
     let attempts = env("AWS_MAX_ATTEMPTS")
         .map(|v| ("AWS_MAX_ATTEMPTS", v))
         .or_else(|| in_profile("max_attempts").map(|v| ("the profile's max_attempts", v)));

@@ -12,6 +12,7 @@ use crate::deploy::{DeployArgs, DestroyArgs};
 use crate::error::{EXIT_CODES_HELP, exit};
 use crate::local::LocalArgs;
 use crate::logs::LogsArgs;
+use crate::output::{Formats, Output, SUMMARY};
 use crate::produce::ProduceArgs;
 use crate::redrive::RedriveArgs;
 use crate::replay::ReplayArgs;
@@ -59,6 +60,11 @@ pub struct GlobalArgs {
     /// Show the cause chain of errors (-v) and debug logs (-vv)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Output format (default: AWS_DEFAULT_OUTPUT, then the profile's output, then the command's
+    /// own). jsonl streams one object a line; csv is scan-table's
+    #[arg(short, long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Output>,
 }
 
 impl From<&GlobalArgs> for AwsArgs {
@@ -107,6 +113,46 @@ pub enum Command {
     /// terminal: tests/it/terminal.rs)
     #[command(hide = true)]
     LiveLineCheck,
+}
+
+impl Command {
+    /// The name as typed (`scan-table`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Deploy(_) => "deploy",
+            Command::Destroy(_) => "destroy",
+            Command::Status(_) => "status",
+            Command::Produce(_) => "produce",
+            Command::Local(_) => "local",
+            Command::ScanTable(_) => "scan-table",
+            Command::Logs(_) => "logs",
+            Command::Tail(_) => "tail",
+            Command::Replay(_) => "replay",
+            Command::Redrive(_) => "redrive",
+            Command::Plan(_) => "plan",
+            Command::Schema(a) => match a.action {
+                crate::schemas::SchemaAction::Check { .. } => "schema check",
+                crate::schemas::SchemaAction::Show => "schema show",
+            },
+            Command::Template => "template",
+            Command::Completions { .. } => "completions",
+            Command::LiveLineCheck => "live-line-check",
+        }
+    }
+
+    /// What the command can print. A summary is one document (text, json, a table of it); what
+    /// streams adds jsonl; a file or a script is printed as it is (the template also as JSON).
+    pub fn formats(&self) -> Formats {
+        use Output::{Csv, Json, Jsonl, Table, Text};
+        match self {
+            Command::ScanTable(_) => Formats { default: Table, accepted: &[Table, Text, Json, Jsonl, Csv] },
+            Command::Tail(_) => Formats { default: Table, accepted: &[Table, Text, Json, Jsonl] },
+            Command::Logs(_) => Formats { default: Text, accepted: &[Text, Json, Jsonl] },
+            Command::Template => Formats { default: Text, accepted: &[Text, Json] },
+            Command::Completions { .. } | Command::LiveLineCheck => Formats { default: Text, accepted: &[Text] },
+            _ => SUMMARY,
+        }
+    }
 }
 
 /// Where each shell's completion script goes, for `stream completions --help`.
@@ -318,7 +364,7 @@ mod tests {
         assert_eq!(hint, "leave out --code-only or --max-retries");
         let (what, hint) = refused(&["stream", "tail", "--output", "yaml"]);
         assert!(what.starts_with("invalid value 'yaml' for '--output"), "{what}");
-        assert_eq!(hint, "give --output one of: table, jsonl, json");
+        assert_eq!(hint, "give --output one of: json, text, table, jsonl, csv");
         let (what, hint) = refused(&["stream", "deploy", "--shard", "2"]);
         assert!(what.contains("unexpected argument '--shard'"), "{what}");
         assert!(hint.contains("--shards"), "clap's tip names the flag meant: {hint}");
@@ -362,7 +408,7 @@ mod tests {
         let (what, hint) = refused(&["stream", "produce", "--count", "5", "--count", "6"]);
         assert_eq!((what.as_str(), hint.as_str()), ("--count is given more than once", "give --count once"));
         let (_, hint) = refused(&["stream", "tail", "--output", "jsn"]);
-        assert_eq!(hint, "did you mean 'json'? give --output one of: table, jsonl, json");
+        assert_eq!(hint, "did you mean 'json'? give --output one of: json, text, table, jsonl, csv");
         let (what, hint) = refused(&["stream", "deplyo"]);
         assert_eq!(what, "unrecognized subcommand 'deplyo'");
         assert_eq!(hint, "did you mean 'replay' or 'deploy'? (see `stream --help`)");

@@ -3,7 +3,7 @@
 
 use stream::cli::{self, Cli, Command};
 use stream::error::{Error, exit};
-use stream::output::{self, SummaryFormat};
+use stream::output::{self, Output};
 use stream::schemas::SchemaAction;
 use stream::{
     aws, capacity, deploy, local, logs, mode, process, produce, progress, redrive, replay, scan, schema, schemas,
@@ -42,9 +42,15 @@ fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
 }
 
 /// Runs the commands that need no AWS at all; `None` for the others.
-fn without_aws(command: &Command) -> Option<Result<i32, Error>> {
+fn without_aws(command: &Command, format: Output) -> Option<Result<i32, Error>> {
     match command {
-        Command::Template => Some(output::print_stdout(template::stack_yaml().trim_end()).map(|()| exit::OK)),
+        Command::Template => Some(
+            match format {
+                Output::Json => output::print_stdout(&template::document().to_string()),
+                _ => output::print_stdout(template::stack_yaml().trim_end()),
+            }
+            .map(|()| exit::OK),
+        ),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             cli::completions(*shell, &mut script);
@@ -52,13 +58,24 @@ fn without_aws(command: &Command) -> Option<Result<i32, Error>> {
         }
         Command::Schema(a) => match &a.action {
             // A schema is checked here, with no AWS call.
-            SchemaAction::Check { schema, sample, output } => {
-                Some(schemas::check(schema, sample.as_ref()).and_then(|out| finish(&out, *output, out.problem())))
-            }
+            SchemaAction::Check { schema, sample } => Some(
+                schemas::check(schema, sample.as_ref()).and_then(|out| finish(command, &out, format, out.problem())),
+            ),
             SchemaAction::Show => None,
         },
         _ => None,
     }
+}
+
+/// The output format of the command: --output, else AWS_DEFAULT_OUTPUT or the profile's output,
+/// else the command's own. A template or a completion script is a file to keep as it is: only
+/// --output changes it.
+async fn format_of(cli: &Cli) -> Result<Output, Error> {
+    let configured = match cli.command {
+        Command::Template | Command::Completions { .. } | Command::LiveLineCheck => None,
+        _ => aws::configured_output(cli.global.profile.as_deref()).await,
+    };
+    output::choose(cli.command.name(), cli.command.formats(), cli.global.output, configured.as_ref())
 }
 
 /// Runs one command; prints its result to stdout and returns the exit code.
@@ -69,7 +86,8 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         progress::live_line_check().await;
         return Ok(exit::OK);
     }
-    if let Some(done) = without_aws(&cli.command) {
+    let format = format_of(&cli).await?;
+    if let Some(done) = without_aws(&cli.command, format) {
         return done;
     }
     stack::validate_name(&g.stack)?;
@@ -94,48 +112,54 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         // A plan needs no AWS: without credentials it prices the template's defaults.
         let ready = aws::check_ready(&config, &aws_args).await.is_ok();
         let clients = ready.then(|| aws::Clients::new(&config));
-        return finish(&capacity::run(a, &g.stack, clients.as_ref()).await?, a.output, None);
+        return finish(&cli.command, &capacity::run(a, &g.stack, clients.as_ref()).await?, format, None);
     }
     if let Command::Logs(a) = &cli.command
         && a.local
     {
         // The local log is a file: no AWS, only the region and stack that name its place.
         let region = config.region().map_or_else(|| aws::DEFAULT_REGION.to_string(), |r| r.to_string());
-        logs::run(a, &g.stack, &region, None, Shutdown::on_signals()).await?;
+        logs::run(a, format, &g.stack, &region, None, Shutdown::on_signals()).await?;
         return Ok(exit::OK);
     }
     aws::check_ready(&config, &aws_args).await?;
     let clients = aws::Clients::new(&config);
-    let stack = g.stack.as_str();
-    match &cli.command {
-        Command::Deploy(a) => finish(&deploy::deploy(a, stack, &clients).await?, SummaryFormat::Text, None),
-        Command::Destroy(a) => finish(&deploy::destroy(a, stack, &clients).await?, SummaryFormat::Text, None),
-        Command::Status(a) => finish(&status::run(stack, &clients).await?, a.output, None),
+    with_aws(&cli.command, format, g.stack.as_str(), &clients).await
+}
+
+/// Runs one command that calls AWS, with the clients of the user's configuration.
+async fn with_aws(command: &Command, format: Output, stack: &str, clients: &aws::Clients) -> Result<i32, Error> {
+    match command {
+        Command::Deploy(a) => finish(command, &deploy::deploy(a, stack, clients).await?, format, None),
+        Command::Destroy(a) => finish(command, &deploy::destroy(a, stack, clients).await?, format, None),
+        Command::Status(_) => finish(command, &status::run(stack, clients).await?, format, None),
         Command::Produce(a) => {
-            let out = produce::run(a, stack, &clients, Shutdown::on_signals()).await?;
-            finish(&out, a.output, out.problem())
+            let out = produce::run(a, stack, clients, Shutdown::on_signals()).await?;
+            finish(command, &out, format, out.problem())
         }
         Command::Local(a) => {
-            let out = local::run(a, stack, &clients, Shutdown::on_signals()).await?;
-            finish(&out, a.output, out.problem())
+            let out = local::run(a, stack, clients, Shutdown::on_signals()).await?;
+            finish(command, &out, format, out.problem())
         }
         Command::Replay(a) => {
-            let out = replay::run(a, stack, &clients).await?;
-            finish(&out, a.output, out.problem())
+            let out = replay::run(a, stack, clients).await?;
+            finish(command, &out, format, out.problem())
         }
         Command::Logs(a) => {
-            logs::run(a, stack, &clients.region, Some(&clients), Shutdown::on_signals()).await.map(|_| exit::OK)
+            logs::run(a, format, stack, &clients.region, Some(clients), Shutdown::on_signals()).await.map(|_| exit::OK)
         }
-        Command::Tail(a) => tail::run(a, stack, &clients, Shutdown::on_signals()).await.map(|_| exit::OK),
+        Command::Tail(a) => tail::run(a, format, stack, clients, Shutdown::on_signals()).await.map(|_| exit::OK),
         Command::Redrive(a) => {
-            let out = redrive::run(a, stack, &clients).await?;
-            finish(&out, a.output, out.problem())
+            let out = redrive::run(a, stack, clients).await?;
+            finish(command, &out, format, out.problem())
         }
-        Command::ScanTable(a) => scan::run(a, stack, &clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK),
+        Command::ScanTable(a) => {
+            scan::run(a, format, stack, clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK)
+        }
         Command::Schema(_) => {
-            let (text, origin) = schemas::show(stack, &clients).await?;
+            let (text, origin) = schemas::show(stack, clients).await?;
             progress::status(origin);
-            output::print_stdout(text.trim_end())?;
+            schemas::print_schema(&text, format)?;
             Ok(exit::OK)
         }
         Command::Template | Command::Plan(_) | Command::Completions { .. } | Command::LiveLineCheck => Ok(exit::OK),
@@ -144,10 +168,11 @@ async fn run(cli: Cli) -> Result<i32, Error> {
 
 /// Prints a command's result; a problem it reports (records given up, Ctrl-C) decides the exit code.
 fn finish<T: std::fmt::Display + serde::Serialize>(
+    command: &Command,
     out: &T,
-    format: SummaryFormat,
+    format: Output,
     problem: Option<Error>,
 ) -> Result<i32, Error> {
-    output::print(out, format)?;
+    output::print(command.name(), out, format)?;
     Ok(problem.map_or(exit::OK, |p| p.report(false)))
 }

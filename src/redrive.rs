@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::args::at_least;
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::output::SummaryFormat;
 use crate::process::event::{Event, Record, Source};
 use crate::progress;
 use crate::sandbox::{self, Environment, Outcome, function};
@@ -60,10 +59,6 @@ pub struct RedriveArgs {
     /// every record the stream still holds succeeded (without it, such a message stays)
     #[arg(long)]
     pub forget_lost: bool,
-
-    /// Summary format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
 }
 
 /// Where a failed batch was: `KinesisBatchInfo` of the on-failure record (read in its camelCase,

@@ -13,7 +13,6 @@ use crate::aws::Clients;
 use crate::dynamo::{self, MAX_BATCH_WRITE};
 use crate::error::Error;
 use crate::kinesis::{self, Batcher, Carries, Entry, MAX_RECORDS_PER_CALL};
-use crate::output::SummaryFormat;
 use crate::process::store::rejected_attr;
 use crate::retry::{self, Policy};
 use crate::stack;
@@ -24,10 +23,6 @@ pub struct ReplayArgs {
     /// Replay at most N records
     #[arg(long, value_name = "N", value_parser = at_least::<u64>(1))]
     pub limit: Option<u64>,
-
-    /// Summary format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
 }
 
 /// The summary of `stream replay`.

@@ -1,31 +1,34 @@
 //! `stream scan-table`: a paginated Scan of the stack's table (or a Query of one partition) printed
-//! as aligned columns, JSON, JSON lines or CSV: the keys first, then the schema's attributes, then
-//! the rest by name. The table name comes from the stack's outputs, the keys from its schema.
+//! a page at a time as aligned columns, tab-separated text, JSON, JSON lines or CSV: the keys
+//! first, then the schema's attributes, then the rest by name. The table name comes from the
+//! stack's outputs, the keys from its schema.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use unicode_width::UnicodeWidthStr;
 
 use crate::args::{BadValue, at_least, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
+use crate::output::{JsonArray, Output};
 use crate::process::store::rejected_attr;
+use crate::progress;
 use crate::schema::{self, KeyType, Schema};
 use crate::stack;
 
 /// `stream scan-table`
 #[derive(Debug, Clone, Args)]
 pub struct ScanArgs {
-    /// Output format
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-
-    /// Stop after N items
-    #[arg(long, value_name = "N", value_parser = at_least::<u64>(1))]
+    /// Stop after N items (the AWS CLI's --max-items)
+    #[arg(long, visible_alias = "max-items", value_name = "N", value_parser = at_least::<u64>(1))]
     pub limit: Option<u64>,
+
+    /// Items per Scan or Query call (its Limit; default: as many as fit in DynamoDB's 1 MB page)
+    #[arg(long, value_name = "N", value_parser = at_least::<i32>(1))]
+    pub page_size: Option<i32>,
 
     /// Print only the number of items
     #[arg(long)]
@@ -42,19 +45,6 @@ pub struct ScanArgs {
     /// Scan in N parallel segments (1-1000)
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "key", value_parser = range_of::<u32>(1, 1000, "DynamoDB's parallel scan limit"))]
     pub segments: u32,
-}
-
-/// How `scan-table` prints items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Aligned columns, long messages shortened
-    Table,
-    /// One JSON array
-    Json,
-    /// One JSON object per line
-    Jsonl,
-    /// Comma-separated values with a header row
-    Csv,
 }
 
 /// A partition key value as the table takes one: 1 to 2,048 bytes (its type is checked against
@@ -181,78 +171,135 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// Writes `items` in `format`. Table and CSV columns are the union of the items' attributes,
-/// those in `order` first (the keys, then the schema's attributes).
-pub fn write_items(
-    w: &mut impl Write,
-    items: &[serde_json::Value],
-    format: OutputFormat,
-    order: &[&str],
-) -> std::io::Result<()> {
-    let mut columns: Vec<String> = Vec::new();
-    if matches!(format, OutputFormat::Table | OutputFormat::Csv) {
-        for item in items {
-            if let Some(obj) = item.as_object() {
-                for k in obj.keys() {
-                    if !columns.contains(k) {
-                        columns.push(k.clone());
-                    }
-                }
-            }
-        }
-        columns.sort_by_key(|k| (column_rank(k, order), k.clone()));
-        if columns.is_empty() {
-            columns = order.iter().map(|c| c.to_string()).collect();
+/// Prints items a page at a time as they are read, so that memory stays flat on any table and
+/// `stream scan-table | head` stops the reading. Table, CSV and text columns are the keys and the
+/// schema's attributes, then any other attribute of the first page; an attribute first seen later
+/// is named once on stderr (jsonl and json show every attribute). Table widths come from the
+/// header and the first page: a wider value later pushes its row out instead of waiting for the
+/// whole table.
+pub struct ItemWriter<W: Write> {
+    w: W,
+    format: Output,
+    order: Vec<String>,
+    columns: Option<Vec<String>>,
+    widths: Vec<usize>,
+    array: JsonArray,
+    unlisted: BTreeSet<String>,
+}
+
+impl<W: Write> ItemWriter<W> {
+    /// A writer of `format` whose columns start with `order`.
+    pub fn new(w: W, format: Output, order: &[&str]) -> Self {
+        let order = order.iter().map(|c| c.to_string()).collect();
+        ItemWriter {
+            w,
+            format,
+            order,
+            columns: None,
+            widths: Vec::new(),
+            array: JsonArray::default(),
+            unlisted: BTreeSet::new(),
         }
     }
-    match format {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *w, items)?;
-            writeln!(w)
-        }
-        OutputFormat::Jsonl => {
-            for item in items {
-                serde_json::to_writer(&mut *w, item)?;
-                writeln!(w)?;
-            }
-            Ok(())
-        }
-        OutputFormat::Csv => {
-            writeln!(w, "{}", columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))?;
-            for item in items {
-                let row: Vec<String> = columns.iter().map(|c| csv_field(&cell(&item[c.as_str()]))).collect();
-                writeln!(w, "{}", row.join(","))?;
-            }
-            Ok(())
-        }
-        OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|item| columns.iter().map(|c| shorten(&cell(&item[c.as_str()]), TABLE_MESSAGE_WIDTH)).collect())
-                .collect();
-            let widths: Vec<usize> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| rows.iter().map(|r| r[i].width()).chain([c.width()]).max().unwrap_or(0))
-                .collect();
-            let line = |w: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
-                let mut text = String::new();
-                for (i, c) in cells.iter().enumerate() {
-                    if i + 1 < cells.len() {
-                        text.push_str(c);
-                        text.push_str(&" ".repeat(widths[i] - c.width() + 2));
-                    } else {
-                        text.push_str(c);
-                    }
+
+    /// The columns, fixed by the first page that has items (or by the order alone at the end).
+    fn settle_columns(&mut self, items: &[serde_json::Value]) -> std::io::Result<()> {
+        let mut columns = self.order.clone();
+        for item in items {
+            for k in item.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
                 }
-                writeln!(w, "{}", text.trim_end())
-            };
-            line(w, &columns)?;
-            for row in &rows {
-                line(w, row)?;
             }
-            Ok(())
         }
+        let order: Vec<&str> = self.order.iter().map(String::as_str).collect();
+        columns.sort_by_key(|k| (column_rank(k, &order), k.clone()));
+        match self.format {
+            Output::Csv => writeln!(self.w, "{}", columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))?,
+            Output::Table => {
+                self.widths = columns
+                    .iter()
+                    .map(|c| {
+                        let cells = items.iter().map(|i| shorten(&cell(&i[c.as_str()]), TABLE_MESSAGE_WIDTH).width());
+                        cells.chain([c.width()]).max().unwrap_or(0)
+                    })
+                    .collect();
+                let header = columns.clone();
+                self.columns = Some(columns);
+                return self.table_row(&header);
+            }
+            _ => {}
+        }
+        self.columns = Some(columns);
+        Ok(())
+    }
+
+    fn table_row(&mut self, cells: &[String]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            text.push_str(c);
+            if i + 1 < cells.len() {
+                text.push_str(&" ".repeat(self.widths[i].saturating_sub(c.width()) + 2));
+            }
+        }
+        writeln!(self.w, "{}", text.trim_end())
+    }
+
+    /// Writes one page of items, then flushes it.
+    pub fn page(&mut self, items: &[serde_json::Value]) -> std::io::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if self.columns.is_none() && matches!(self.format, Output::Table | Output::Csv | Output::Text) {
+            self.settle_columns(items)?;
+        }
+        for item in items {
+            self.item(item)?;
+        }
+        self.w.flush()
+    }
+
+    fn item(&mut self, item: &serde_json::Value) -> std::io::Result<()> {
+        match self.format {
+            Output::Json => return self.array.push(&mut self.w, item),
+            Output::Jsonl => {
+                serde_json::to_writer(&mut self.w, item)?;
+                return writeln!(self.w);
+            }
+            _ => {}
+        }
+        let columns = self.columns.clone().unwrap_or_default();
+        for k in item.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !columns.contains(k) && self.unlisted.insert(k.clone()) {
+                progress::status(format!(
+                    "warning: attribute {k} is not among the columns (fixed by the first page): --output jsonl shows every attribute"
+                ));
+            }
+        }
+        let cells = columns.iter().map(|c| cell(&item[c.as_str()]));
+        match self.format {
+            Output::Csv => writeln!(self.w, "{}", cells.map(|c| csv_field(&c)).collect::<Vec<_>>().join(",")),
+            // As the AWS CLI's text: tab-separated, no header, one item a line.
+            Output::Text => {
+                writeln!(self.w, "{}", cells.map(|c| c.replace(['\t', '\n', '\r'], " ")).collect::<Vec<_>>().join("\t"))
+            }
+            _ => {
+                let row: Vec<String> = cells.map(|c| shorten(&c, TABLE_MESSAGE_WIDTH)).collect();
+                self.table_row(&row)
+            }
+        }
+    }
+
+    /// Ends the output: the array's close, or the header of an empty table.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.columns.is_none() && matches!(self.format, Output::Table | Output::Csv) {
+            self.settle_columns(&[])?;
+        }
+        if self.format == Output::Json {
+            let array = std::mem::take(&mut self.array);
+            array.finish(&mut self.w)?;
+        }
+        self.w.flush()
     }
 }
 
@@ -264,20 +311,27 @@ struct Source<'a> {
     partition: Option<(&'a str, AttributeValue)>,
 }
 
-/// One segment of a (parallel) Scan, or a Query on the partition key, up to `limit` items; or
-/// their count.
-async fn read_part(
-    clients: &Clients,
-    source: &Source<'_>,
-    args: &ScanArgs,
+/// Segments of a parallel Scan read at once: each holds at most one page (1 MB) in memory, so
+/// memory stays flat whatever `--segments` is; the others wait their turn.
+const SEGMENTS_IN_FLIGHT: usize = 8;
+
+/// One page: its items (none when counting) and the number DynamoDB counted.
+type Page = Result<(Vec<Item>, i64), Error>;
+
+/// The pages of one segment of a (parallel) Scan, or of a Query on the partition key, as they come.
+fn pages<'a>(
+    clients: &'a Clients,
+    source: &'a Source<'a>,
+    args: &'a ScanArgs,
     segment: u32,
-    limit: Option<u64>,
-) -> Result<(Vec<Item>, i64), Error> {
+) -> futures::stream::BoxStream<'a, Page> {
+    use futures::StreamExt;
     let table = source.table;
-    let (mut items, mut count) = (Vec::new(), 0i64);
     let select = if args.count { Select::Count } else { Select::AllAttributes };
+    // A small --limit needs no full page: DynamoDB reads (and bills) no more than the Limit.
+    let limit = args.page_size.or(args.limit.filter(|l| *l < 1000).map(|l| l as i32));
     if let Some((name, value)) = &source.partition {
-        let mut pages = clients
+        let query = clients
             .dynamodb
             .query()
             .table_name(table)
@@ -285,38 +339,38 @@ async fn read_part(
             .expression_attribute_names("#k", *name)
             .expression_attribute_values(":k", value.clone())
             .select(select)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("Query", table, e))?;
-            count += i64::from(page.count);
-            items.extend(page.items.unwrap_or_default());
-            if limit.is_some_and(|l| items.len() as u64 >= l) {
-                break;
-            }
-        }
-        return Ok((items, count));
+            .set_limit(limit);
+        let stream = query.into_paginator().send();
+        return futures::stream::unfold(stream, |mut s| async move { Some((s.next().await?, s)) })
+            .map(move |page| {
+                let page = page.map_err(|e| Error::aws("Query", table, e))?;
+                Ok((page.items.unwrap_or_default(), i64::from(page.count)))
+            })
+            .boxed();
     }
-    let mut scan = clients.dynamodb.scan().table_name(table).select(select);
+    let mut scan = clients.dynamodb.scan().table_name(table).select(select).set_limit(limit);
     if args.segments > 1 {
         scan = scan.segment(segment as i32).total_segments(args.segments as i32);
     }
-    let mut pages = scan.into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("Scan", table, e))?;
-        count += i64::from(page.count);
-        items.extend(page.items.unwrap_or_default());
-        if limit.is_some_and(|l| items.len() as u64 >= l) {
-            break;
-        }
-    }
-    Ok((items, count))
+    let stream = scan.into_paginator().send();
+    futures::stream::unfold(stream, |mut s| async move { Some((s.next().await?, s)) })
+        .map(move |page| {
+            let page = page.map_err(|e| Error::aws("Scan", table, e))?;
+            Ok((page.items.unwrap_or_default(), i64::from(page.count)))
+        })
+        .boxed()
 }
 
-/// `stream scan-table`: prints the table's items (or their number) to `out`. A closed pipe
-/// (`stream scan-table | head`) ends the output quietly.
-/// The flags are checked by `ScanArgs::validate` first.
-pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut impl Write) -> Result<(), Error> {
+/// `stream scan-table`: prints the table's items (or their number) to `out` in `format`, a page
+/// at a time. A closed pipe (`stream scan-table | head`) ends the reading and the output quietly.
+pub async fn run(
+    args: &ScanArgs,
+    format: Output,
+    stack_name: &str,
+    clients: &Clients,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    use futures::StreamExt;
     let deployed = stack::load(clients, stack_name).await?;
     let schema = if args.rejected { None } else { Some(stack::schema(clients, &deployed.stack).await?.schema) };
     let order: Vec<&str> = schema.as_deref().map_or(REJECTED_COLUMNS.to_vec(), event_columns);
@@ -327,26 +381,45 @@ pub async fn run(args: &ScanArgs, stack_name: &str, clients: &Clients, out: &mut
         _ => None,
     };
     let source = Source { table: &table, partition };
-    let parts =
-        futures::future::join_all((0..args.segments).map(|s| read_part(clients, &source, args, s, args.limit))).await;
-    let (mut items, mut total) = (Vec::new(), 0i64);
-    for part in parts {
-        let (part_items, count) = part?;
-        total += count;
-        items.extend(part_items.iter().map(|i| item_json(i, &order)));
-    }
-    let written = if args.count {
-        writeln!(out, "{total}")
-    } else {
-        if let Some(l) = args.limit {
-            items.truncate(l as usize);
+    let segments = if source.partition.is_some() { 1 } else { args.segments };
+    let mut all = futures::stream::iter((0..segments).map(|s| pages(clients, &source, args, s)))
+        .flatten_unordered(SEGMENTS_IN_FLIGHT);
+    let mut writer = ItemWriter::new(std::io::BufWriter::new(&mut *out), format, &order);
+    let (mut left, mut total) = (args.limit.unwrap_or(u64::MAX), 0i64);
+    let written = async {
+        while let Some(page) = all.next().await {
+            let (items, count) = page?;
+            total += count;
+            if args.count {
+                continue;
+            }
+            let take = items.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let json: Vec<serde_json::Value> = items[..take].iter().map(|i| item_json(i, &order)).collect();
+            writer.page(&json).map_err(|e| Error::io("stdout", e))?;
+            left -= take as u64;
+            if left == 0 {
+                break;
+            }
         }
-        write_items(out, &items, args.output, &order)
+        if args.count {
+            return print_count(total, format, writer).map_err(|e| Error::io("stdout", e));
+        }
+        writer.finish().map_err(|e| Error::io("stdout", e))
     };
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
-        _ => Ok(()),
+    match written.await {
+        Err(e) if e.is_broken_pipe() => Ok(()),
+        other => other,
     }
+}
+
+/// `--count`: `{"count": N}` as JSON, the number alone otherwise (a table of one number is
+/// the number).
+fn print_count<W: Write>(total: i64, format: Output, mut writer: ItemWriter<W>) -> std::io::Result<()> {
+    match format {
+        Output::Json | Output::Jsonl => writeln!(writer.w, "{}", serde_json::json!({ "count": total })),
+        _ => writeln!(writer.w, "{total}"),
+    }?;
+    writer.w.flush()
 }
 
 #[cfg(test)]
@@ -361,15 +434,17 @@ mod tests {
         ]
     }
 
-    fn render(format: OutputFormat) -> String {
+    fn render(format: Output) -> String {
         let mut buf = Vec::new();
-        write_items(&mut buf, &items(), format, &event_columns(Schema::tweets())).expect("write");
+        let mut w = ItemWriter::new(&mut buf, format, &event_columns(Schema::tweets()));
+        w.page(&items()).expect("write");
+        w.finish().expect("finish");
         String::from_utf8(buf).expect("utf8")
     }
 
     #[test]
     fn table_aligns_wide_characters_and_shortens_only_messages_there() {
-        let text = render(OutputFormat::Table);
+        let text = render(Output::Table);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("Username  Id  Timestamp"));
@@ -378,22 +453,22 @@ mod tests {
         assert_eq!(col(lines[1]), col(lines[2]));
         assert!(lines[2].ends_with('…'));
         assert!(lines[2].width() < 130);
-        assert!(render(OutputFormat::Jsonl).contains(&"x".repeat(100)));
+        assert!(render(Output::Jsonl).contains(&"x".repeat(100)));
     }
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let text = render(OutputFormat::Csv);
+        let text = render(Output::Csv);
         assert!(text.starts_with("Username,Id,Timestamp,Message\n"));
         assert!(text.contains("\"こんにちは, \"\"world\"\"\""));
     }
 
     #[test]
     fn json_formats_round_trip() {
-        let arr: Vec<serde_json::Value> = serde_json::from_str(&render(OutputFormat::Json)).expect("json");
+        let arr: Vec<serde_json::Value> = serde_json::from_str(&render(Output::Json)).expect("json");
         assert_eq!(arr, items());
         let lines: Vec<serde_json::Value> =
-            render(OutputFormat::Jsonl).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+            render(Output::Jsonl).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
         assert_eq!(lines, items());
     }
 

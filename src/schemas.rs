@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::output::SummaryFormat;
+use crate::output::{self, Output};
 use crate::schema;
 use crate::stack;
 
@@ -35,10 +35,6 @@ pub enum SchemaAction {
         /// JSON-lines file of events: each line's item, or why it would be quarantined
         #[arg(long, value_name = "FILE.jsonl")]
         sample: Option<PathBuf>,
-
-        /// Output format
-        #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-        output: SummaryFormat,
     },
     /// Print the event schema the stack's function runs, as it was written
     Show,
@@ -162,6 +158,24 @@ pub async fn show(stack_name: &str, clients: &Clients) -> Result<(String, String
     let deployed = stack::load(clients, stack_name).await?;
     let loaded = stack::schema(clients, &deployed.stack).await?;
     Ok((loaded.text, format!("schema {} of stack {stack_name} ({})", loaded.schema.name(), loaded.origin)))
+}
+
+/// Prints a schema file's text in `format`: as written (text), or its content as one JSON
+/// document or a table of it, whether the file is TOML or JSON.
+pub fn print_schema(text: &str, format: Output) -> Result<(), Error> {
+    if format == Output::Text {
+        return output::print_stdout(text.trim_end());
+    }
+    let value: serde_json::Value = serde_json::from_str(text).or_else(|_| toml::from_str(text)).map_err(|e| {
+        Error::failed(
+            format!("the stack's schema file does not parse: {e}"),
+            "deploy a schema that `stream schema check` accepts",
+        )
+    })?;
+    match format {
+        Output::Table => output::print_stdout(output::table::render("schema show", &value).trim_end()),
+        _ => output::print_stdout(&value.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -15,16 +15,11 @@ use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::output::SummaryFormat;
 use crate::stack::{self, Dashboard, Outputs};
 
 /// `stream status`
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
-    /// Output format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
-}
+pub struct StatusArgs {}
 
 /// The event source mapping, as Lambda reports it.
 #[derive(Debug, Clone, Serialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::types::Shard;
 use base64::Engine;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::error::{Disposition, Error};
 use crate::kinesis::reader::{MAX_RECORDS_PER_READ, Pace, Position, ShardReader, shard_iterator};
 use crate::kinesis::{self, Lineage};
 use crate::kpl;
+use crate::output::{JsonArray, Output};
 use crate::progress;
 use crate::shutdown::Shutdown;
 use crate::stack;
@@ -68,10 +69,6 @@ pub struct TailArgs {
     /// Stop once every shard is read to its tip
     #[arg(long)]
     pub until_idle: bool,
-
-    /// table for people, jsonl (one JSON object per record, as they come) or json (one array at the end)
-    #[arg(long, short, value_enum, default_value_t = TailFormat::Table)]
-    pub output: TailFormat,
 }
 
 /// Where `--from` starts.
@@ -103,18 +100,6 @@ fn parse_from(s: &str) -> Result<From, BadValue> {
             _ => Err(refuse()),
         },
     }
-}
-
-/// How records are printed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum TailFormat {
-    /// Aligned columns for people
-    #[default]
-    Table,
-    /// One JSON object per line, as records come
-    Jsonl,
-    /// One JSON array when tail stops
-    Json,
 }
 
 /// One record as shown: a plain record, or one user record of a KPL aggregate (`SEQ#n`).
@@ -156,15 +141,38 @@ impl Shown {
         }
     }
 
+    /// The data as one line: control characters (line breaks, tabs) escaped, everything else as
+    /// it is (quotes, any script, emoji); binary as `base64:…`.
+    fn data_cell(&self) -> String {
+        match (&self.data, &self.data_base64) {
+            (Some(text), _) => {
+                let mut line = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if c.is_control() {
+                        line.extend(c.escape_default());
+                    } else {
+                        line.push(c);
+                    }
+                }
+                line
+            }
+            (None, Some(b64)) => format!("base64:{b64}"),
+            _ => String::new(),
+        }
+    }
+
+    /// The fields of `--output text`: arrived, shard, sequence, partition key, data, problem.
+    fn fields(&self) -> Vec<String> {
+        let key = self.partition_key.replace(['\t', '\n', '\r'], " ");
+        let problem = self.problem.clone().unwrap_or_default();
+        vec![self.arrived.clone(), self.shard.clone(), self.sequence.clone(), key, self.data_cell(), problem]
+    }
+
     /// One line of the table: time, shard, sequence, key, then the data with control
     /// characters escaped so that a record is one line.
     fn row(&self) -> String {
         let shard = self.shard.trim_start_matches("shardId-");
-        let data = match (&self.data, &self.data_base64) {
-            (Some(text), _) => text.escape_default().to_string(),
-            (None, Some(b64)) => format!("base64:{b64}"),
-            _ => String::new(),
-        };
+        let data = self.data_cell();
         let mut row = format!("{}  {shard}  {}  {}  {data}", self.arrived, self.sequence, self.partition_key);
         if let Some(p) = &self.problem {
             let _ = write!(row, "  [{p}]");
@@ -231,35 +239,35 @@ impl std::fmt::Display for TailSummary {
     }
 }
 
-/// Where records go: stdout as they come (table, JSON lines), or kept for one array at the end.
+/// Where records go: stdout as they come, in every format (a JSON array too, closed when tail
+/// stops), each flushed at once for whoever watches or pipes it.
 struct Printer {
-    format: TailFormat,
-    kept: Vec<Shown>,
+    format: Output,
+    array: JsonArray,
     header: bool,
 }
 
 impl Printer {
     fn print(&mut self, shown: Shown) -> Result<(), Error> {
-        let line = match self.format {
-            TailFormat::Json => {
-                self.kept.push(shown);
-                return Ok(());
-            }
-            TailFormat::Jsonl => serde_json::to_string(&shown).unwrap_or_default(),
-            TailFormat::Table if !self.header => {
-                self.header = true;
-                format!("ARRIVED  SHARD  SEQUENCE  PARTITION KEY  DATA\n{}", shown.row())
-            }
-            TailFormat::Table => shown.row(),
-        };
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))
+        let written = match self.format {
+            Output::Json => self.array.push(&mut out, &shown),
+            Output::Jsonl => serde_json::to_writer(&mut out, &shown).map_err(Into::into).and_then(|()| writeln!(out)),
+            // As the AWS CLI's text: tab-separated, no header.
+            Output::Text => writeln!(out, "{}", shown.fields().join("\t")),
+            _ if !self.header => {
+                self.header = true;
+                writeln!(out, "ARRIVED  SHARD  SEQUENCE  PARTITION KEY  DATA\n{}", shown.row())
+            }
+            _ => writeln!(out, "{}", shown.row()),
+        };
+        written.and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))
     }
 
     fn finish(self) -> Result<(), Error> {
-        if self.format == TailFormat::Json {
-            let json = serde_json::to_string_pretty(&self.kept).unwrap_or_default();
-            crate::output::print_stdout(&json)?;
+        if self.format == Output::Json {
+            let mut out = std::io::stdout().lock();
+            self.array.finish(&mut out).and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))?;
         }
         Ok(())
     }
@@ -281,13 +289,14 @@ fn next_read(mut reader: ShardReader, limit: usize) -> Read {
 /// summary goes to stderr and the exit code is 0). A closed pipe ends it quietly.
 pub async fn run(
     args: &TailArgs,
+    format: Output,
     stack_name: &str,
     clients: &Clients,
     shutdown: Shutdown,
 ) -> Result<TailSummary, Error> {
     let deployed = stack::load(clients, stack_name).await?;
     let mut tail = Tail::new(args, clients, deployed.outputs.stream_name.clone()).await?;
-    let mut printer = Printer { format: args.output, kept: Vec::new(), header: false };
+    let mut printer = Printer { format, array: JsonArray::default(), header: false };
     let ended = tail.follow(&mut printer, &shutdown).await;
     let summary = TailSummary { shards: tail.lineage.started(), ..tail.summary.clone() };
     match ended {
@@ -568,6 +577,11 @@ mod tests {
         let plain = open_record("shardId-000000000002", &record("78", "k", b"hello\nworld"));
         assert_eq!((plain[0].sequence.as_str(), plain[0].data.as_deref()), ("78", Some("hello\nworld")));
         assert_eq!(plain[0].row(), "2026-11-26T09:30:00.250Z  000000000002  78  k  hello\\nworld");
+        // Quotes and any script are shown as they are; only control characters are escaped, so
+        // that `--output text` stays one record a line and tab-separated.
+        let words = open_record("s", &record("80", "k\tey", "{\"t\":\"こんにちは\"}\t!".as_bytes()));
+        assert!(words[0].row().ends_with("{\"t\":\"こんにちは\"}\\t!"), "{}", words[0].row());
+        assert_eq!(words[0].fields()[3..5], ["k ey", "{\"t\":\"こんにちは\"}\\t!"]);
 
         let binary = open_record("s", &record("79", "k", &[0xff, 0xfe]));
         assert_eq!((binary[0].data.as_deref(), binary[0].data_base64.as_deref()), (None, Some("//4=")));

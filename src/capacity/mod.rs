@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use crate::args::{BadValue, range, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
-use crate::output::SummaryFormat;
 use crate::schema::Schema;
 use crate::stack;
 use crate::synthetic::{Events, Kind};
@@ -61,10 +60,6 @@ pub struct PlanArgs {
     /// Price the stream in on-demand capacity mode (default: the stack's mode)
     #[arg(long)]
     pub on_demand: bool,
-
-    /// Output format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
 }
 
 /// A parser for a number above 0 (`--rate 0.5`, `--duration-us-per-record 20`).

@@ -22,7 +22,6 @@ use crate::args::range;
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::kinesis;
-use crate::output::SummaryFormat;
 use crate::progress::{self, LiveLine};
 use crate::sandbox::function::{self, Prepared};
 use crate::sandbox::limits::Limits;
@@ -55,10 +54,6 @@ pub struct LocalArgs {
     /// Forget the saved checkpoints: start from the mapping's starting position
     #[arg(long)]
     pub reset: bool,
-
-    /// Summary format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
 }
 
 /// The summary of `stream local`.

@@ -12,11 +12,12 @@ pub mod render;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::args::point_in_time;
 use crate::aws::Clients;
 use crate::error::Error;
+use crate::output::{JsonArray, Output};
 use crate::progress;
 use crate::sandbox::{self, function::LOG_FILE};
 use crate::shutdown::Shutdown;
@@ -50,20 +51,6 @@ pub struct LogsArgs {
     /// ~/.local/state/stream)
     #[arg(long, value_name = "DIR", env = "STREAM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-
-    /// text (readable lines) or json (each event's message exactly as the function logged it)
-    #[arg(long, short, value_enum, default_value_t = LogFormat::Text)]
-    pub output: LogFormat,
-}
-
-/// How events are printed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Time, level, message and fields; metrics summarised
-    #[default]
-    Text,
-    /// Each message as logged, one per line
-    Json,
 }
 
 /// One log event.
@@ -75,24 +62,46 @@ pub struct Event {
     pub message: String,
 }
 
-/// Prints events to stdout in the chosen format and counts them.
+/// Prints events to stdout in the chosen format and counts them: readable lines; each message
+/// exactly as logged, one a line (jsonl); or one JSON array of them, closed at the end (json),
+/// where a message that is JSON is its value and any other line a string.
 pub struct Printer {
-    format: LogFormat,
+    format: Output,
+    array: JsonArray,
     /// Events printed.
     pub printed: u64,
 }
 
 impl Printer {
+    /// A printer of `format`.
+    pub fn new(format: Output) -> Self {
+        Printer { format, array: JsonArray::default(), printed: 0 }
+    }
+
     /// Prints one event. A closed pipe (`stream logs | head`) is returned as an error the caller
     /// treats as the end.
     pub fn print(&mut self, event: &Event) -> Result<(), Error> {
-        let line = match self.format {
-            LogFormat::Text => render::line(event.timestamp_ms, &event.message),
-            LogFormat::Json => event.message.trim_end_matches(['\r', '\n']).to_string(),
+        let mut out = std::io::stdout().lock();
+        let message = event.message.trim_end_matches(['\r', '\n']);
+        let written = match self.format {
+            Output::Json => match serde_json::from_str::<&serde_json::value::RawValue>(message) {
+                Ok(raw) => self.array.push(&mut out, raw),
+                Err(_) => self.array.push(&mut out, message),
+            },
+            Output::Jsonl => writeln!(out, "{message}"),
+            _ => writeln!(out, "{}", render::line(event.timestamp_ms, &event.message)),
         };
         self.printed += 1;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))
+        written.and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))
+    }
+
+    /// Ends the output (closes the JSON array).
+    pub fn finish(self) -> Result<(), Error> {
+        if self.format == Output::Json {
+            let mut out = std::io::stdout().lock();
+            self.array.finish(&mut out).and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -111,6 +120,7 @@ pub struct LogsSummary {
 /// end: exit code 0). `clients` is None with `--local`, which needs no AWS.
 pub async fn run(
     args: &LogsArgs,
+    format: Output,
     stack_name: &str,
     region: &str,
     clients: Option<&Clients>,
@@ -118,7 +128,7 @@ pub async fn run(
 ) -> Result<LogsSummary, Error> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let since_ms = (args.since.unwrap_or(now - DEFAULT_SINCE_S) * 1000.0) as i64;
-    let mut printer = Printer { format: args.output, printed: 0 };
+    let mut printer = Printer::new(format);
     let result = match clients {
         Some(clients) if !args.local => {
             cloud::run(clients, stack_name, since_ms, args.filter.as_deref(), args.follow, &mut printer, &shutdown)
@@ -140,6 +150,10 @@ pub async fn run(
         other => other?,
     };
     summary.printed = printer.printed;
+    match printer.finish() {
+        Err(e) if !e.is_broken_pipe() => return Err(e),
+        _ => {}
+    }
     let how = summary.followed.as_deref().map(|f| format!(", followed by {f}")).unwrap_or_default();
     progress::status(format!("stream logs: {} events from {}{how}", summary.printed, summary.source));
     Ok(summary)

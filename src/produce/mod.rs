@@ -24,7 +24,6 @@ use crate::args::{at_least, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::kinesis::{self, MAX_RECORDS_PER_CALL, ShardMap};
-use crate::output::SummaryFormat;
 use crate::progress::LiveLine;
 use crate::schema::Schema;
 use crate::shutdown::Shutdown;
@@ -95,10 +94,6 @@ pub struct ProduceArgs {
     /// File that receives records still failing after retries (JSON lines, with the reason)
     #[arg(long, default_value = "stream-dead-letter.jsonl", value_name = "FILE")]
     pub dead_letter: PathBuf,
-
-    /// Summary format
-    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
 }
 
 /// Where `produce` reads records.

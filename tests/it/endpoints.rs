@@ -130,7 +130,7 @@ async fn per_service_endpoints_are_followed_by_every_command_and_the_function() 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let event = InputLogEvent::builder().timestamp(now).message("logged on A").build().expect("event");
     a.logs.put_log_events().log_group_name(&group).log_stream_name("s").log_events(event).send().await.expect("put");
-    let (out, _) = run(&["logs", "-o", "json"], 0);
+    let (out, _) = run(&["logs", "-o", "jsonl"], 0);
     assert_eq!(out.trim(), "logged on A");
 
     // replay: from B's quarantine back into B's stream.

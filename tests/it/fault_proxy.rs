@@ -54,6 +54,8 @@ pub struct Counters {
     delayed: Mutex<Vec<Instant>>,
     /// The Host header of every request.
     hosts: Mutex<std::collections::BTreeSet<String>>,
+    /// The X-Amz-Target of every request (`DynamoDB_20120810.Scan`), in order.
+    targets: Mutex<Vec<String>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -63,6 +65,11 @@ impl Counters {
     /// virtual-hosted ones).
     pub fn hosts(&self) -> std::collections::BTreeSet<String> {
         self.hosts.lock().expect("hosts").clone()
+    }
+
+    /// How many requests named this operation (`DynamoDB_20120810.Scan`).
+    pub fn calls(&self, target: &str) -> usize {
+        self.targets.lock().expect("targets").iter().filter(|t| *t == target).count()
     }
 
     /// When each delayed BatchWriteItem call was answered, in order.
@@ -231,6 +238,7 @@ fn serve(
     let mut reader = BufReader::new(conn.try_clone()?);
     let request = read_message(&mut reader, false)?;
     c.hosts.lock().expect("hosts").insert(request.header("host").unwrap_or_default().to_string());
+    c.targets.lock().expect("targets").push(request.header("x-amz-target").unwrap_or_default().to_string());
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");

@@ -108,28 +108,34 @@ async fn cloudwatch_logs_are_rendered_filtered_and_followed() {
     assert!(lines[3].contains("METRICS  stream: Written=2"), "{out}");
     assert!(err.contains(&format!("5 events from log group {group}")), "{err}");
 
-    // As logged, untouched; filtered by the service.
+    // As logged, untouched (jsonl), or one JSON array of the same (json: a JSON message is its
+    // value, a platform line a string); filtered by the service.
+    let (out, _) = w.run(&["logs", "--output", "jsonl"], 0);
+    let logged = ["START RequestId: r1 Version: $LATEST", SUMMARY, QUARANTINE, EMF, "END RequestId: r1"];
+    assert_eq!(out.lines().collect::<Vec<_>>(), logged);
     let (out, _) = w.run(&["logs", "--output", "json"], 0);
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        ["START RequestId: r1 Version: $LATEST", SUMMARY, QUARANTINE, EMF, "END RequestId: r1"]
-    );
-    let (out, _) = w.run(&["logs", "--filter", "WARN", "-o", "json"], 0);
+    let array: Vec<serde_json::Value> = serde_json::from_str(&out).expect("one JSON array");
+    let expected: Vec<serde_json::Value> = logged
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_string())))
+        .collect();
+    assert_eq!(array, expected);
+    let (out, _) = w.run(&["logs", "--filter", "WARN", "-o", "jsonl"], 0);
     assert_eq!(out.lines().collect::<Vec<_>>(), [QUARANTINE]);
-    let (out, _) = w.run(&["logs", "--since", "2026-01-01T00:00:00Z", "--filter", "RequestId", "-o", "json"], 0);
+    let (out, _) = w.run(&["logs", "--since", "2026-01-01T00:00:00Z", "--filter", "RequestId", "-o", "jsonl"], 0);
     assert_eq!(out.lines().count(), 2, "{out}");
     // --since: the events from then on, no earlier one.
-    let (out, _) = w.run(&["logs", "--since", "3h", "-o", "json"], 0);
+    let (out, _) = w.run(&["logs", "--since", "3h", "-o", "jsonl"], 0);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         ["two hours ago", "START RequestId: r1 Version: $LATEST", SUMMARY, QUARANTINE, EMF, "END RequestId: r1"]
     );
-    let (out, _) = w.run(&["logs", "--since", "1h", "-o", "json"], 0);
+    let (out, _) = w.run(&["logs", "--since", "1h", "-o", "jsonl"], 0);
     assert_eq!(out.lines().count(), 5, "not the event of two hours ago: {out}");
 
     // Followed: what is logged later shows up; Ctrl-C ends it normally. (The emulator has no Live
     // Tail: the command says so and polls.)
-    let follow = Following::start(&w, &["logs", "-f", "-o", "json"]);
+    let follow = Following::start(&w, &["logs", "-f", "-o", "jsonl"]);
     follow.wait_for("END RequestId: r1");
     put(vec!["START RequestId: r2 Version: $LATEST"]).await;
     let later = follow.wait_for("RequestId: r2");
@@ -164,14 +170,14 @@ async fn the_local_function_log_reads_the_same_way() {
     assert!(reports[0].contains("Max Memory Used: ") && reports[0].contains("Init Duration: "), "{reports:?}");
     assert!(!reports[1].contains("Init Duration"), "a warm invocation has no init: {reports:?}");
 
-    let (out, _) = w.run(&["logs", "--local", "--filter", "REPORT -Init", "-o", "json", dead[0], dead[1]], 0);
+    let (out, _) = w.run(&["logs", "--local", "--filter", "REPORT -Init", "-o", "jsonl", dead[0], dead[1]], 0);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.starts_with("REPORT RequestId: "), "as logged: {out}");
     let (_, err) = w.run(&["logs", "--local", "--filter", "{ $.level = \"WARN\" }", dead[0], dead[1]], 2);
     common::assert_error_lines(&err, "only CloudWatch Logs matches", "leave out --local");
 
     // Followed while another run appends to it.
-    let follow = Following::start(&w, &["logs", "--local", "-f", "-o", "json", dead[0], dead[1]]);
+    let follow = Following::start(&w, &["logs", "--local", "-f", "-o", "jsonl", dead[0], dead[1]]);
     follow.wait_for("REPORT RequestId");
     w.run(&["produce", "--count", "10", "--seed", "32"], 0);
     w.run(&["local", "--until-idle"], 0);

@@ -25,6 +25,7 @@ mod live_sources;
 mod local;
 mod logs;
 mod mapping;
+mod output;
 mod plan;
 mod poison;
 mod produce;
