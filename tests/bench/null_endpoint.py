@@ -121,6 +121,10 @@ HANDLERS = {
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # An answer goes out in two writes (headers, body): with Nagle's algorithm the body waited for
+    # the client's delayed ACK of the headers, 40 ms on Linux, so "at once" was 40 ms late on a
+    # kept-alive connection. No answer or count changes; no CPU figure either.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
