@@ -134,9 +134,9 @@ fn json_without_aws(args: &[&str]) -> Value {
 fn the_billed_duration_follows_the_write_latency() {
     let in_flight = DEFAULT_WRITE_CONCURRENCY as u64;
     let rounds = 4u64.div_ceil(in_flight);
-    // With 8 in flight: 2 + 5 = 7, 2 + 0 = 2, 2 + 12 = 14, 2 + 2.5 = 4.5 → 5 ms.
+    // With 8 in flight: 2 + 5 = 7, 2 + 0 = 2, 2 + 12 = 14, 2 + 2.2 = 4.2 → 5 ms (rounded up).
     let billed = |latency: f64| (2.0 + rounds as f64 * latency).ceil() as u64;
-    for latency in [None, Some("0"), Some("12"), Some("2.5")] {
+    for latency in [None, Some("0"), Some("12"), Some("2.2")] {
         let mut args = vec!["--rate", "1000", "--batch-size", "100"];
         args.extend(latency.map(|l| ["--write-latency-ms", l]).iter().flatten());
         let billed = billed(latency.map_or(5.0, |l| l.parse().expect("a number")));
