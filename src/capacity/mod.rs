@@ -1,9 +1,9 @@
 //! `stream plan`: capacity and monthly cost before traffic arrives — shards with and without KPL
-//! aggregation, Lambda concurrency, invocations and GB-seconds, DynamoDB write units, and a cost per
-//! component at AWS's us-east-1 list prices. A model, not a bill: no metrics, no pricing API.
-//! This file owns the flags and `run`, which takes the settings from the deployed stack (or the
-//! template); `model` is the arithmetic (a pure `plan`), `prices` the dated price table. Imports
-//! point one way: this file → `model` → `prices`.
+//! aggregation, Lambda concurrency, invocations and the duration each is billed (CPU plus the waits
+//! for DynamoDB), DynamoDB write units on-demand and provisioned, and a cost per component at AWS's
+//! us-east-1 list prices. A model, not a bill: no metrics, no pricing API. This file owns the flags
+//! and `run`, which takes the settings from the deployed stack (or the template) and the handler's
+//! write concurrency; `model` is the arithmetic (a pure `plan`), `prices` the dated price table.
 
 pub mod model;
 pub mod prices;
@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use crate::args::{BadValue, range, range_of};
 use crate::aws::Clients;
 use crate::error::Error;
+use crate::process::DEFAULT_WRITE_CONCURRENCY;
 use crate::schema::Schema;
 use crate::stack;
 use crate::synthetic::{Events, Kind};
@@ -53,9 +54,18 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", value_parser = range::<u32>(1, 10_000))]
     pub batch_size: Option<u32>,
 
-    /// Function time per record in microseconds (default: 20, from scripts/bench)
+    /// Function CPU µs per record (default: 20, from scripts/bench)
+    ///
+    /// The function's own work per record; the wait for DynamoDB is added from --write-latency-ms.
     #[arg(long, value_name = "MICROSECONDS", value_parser = above_zero)]
     pub duration_us_per_record: Option<f64>,
+
+    /// Milliseconds per DynamoDB write call (default: 5)
+    ///
+    /// Request sent to answer received, as the function sees it. An invocation waits one latency
+    /// per round of write calls in flight; AWS quotes DynamoDB at single-digit milliseconds.
+    #[arg(long, value_name = "MS", value_parser = latency_ms, allow_negative_numbers = true)]
+    pub write_latency_ms: Option<f64>,
 
     /// Price the stream in on-demand capacity mode (default: the stack's mode)
     #[arg(long)]
@@ -76,15 +86,40 @@ fn above_zero(s: &str) -> Result<f64, BadValue> {
     }
 }
 
+/// A parser for a latency in milliseconds: 0 (no wait) up to 60,000 (a call that slow is an outage,
+/// not a latency).
+fn latency_ms(s: &str) -> Result<f64, BadValue> {
+    let refuse = |value: String, what: &str| BadValue {
+        value,
+        what: what.into(),
+        hint: "give {flag} the milliseconds a call takes, from 0 to 60000, like 5 (DynamoDB's single-digit figure)"
+            .into(),
+    };
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=MAX_WRITE_LATENCY_MS).contains(&x) => Ok(x),
+        Ok(x) if x < 0.0 => Err(refuse(s.to_string(), "is below 0")),
+        Ok(x) if x.is_nan() => Err(refuse(format!("{s:?}"), "is not a number")),
+        Ok(_) => Err(refuse(s.to_string(), "is out of range")),
+        Err(_) => Err(refuse(format!("{s:?}"), "is not a number")),
+    }
+}
+
+/// The largest --write-latency-ms taken: a minute.
+const MAX_WRITE_LATENCY_MS: f64 = 60_000.0;
+
 // ---- Defaults of the flags ----
 
 /// Mean bytes of the tweets `stream produce` makes (`Synthetic`, seed 1, 1,000 tweets, compact
 /// JSON), measured once; a test keeps it within 10% of the generator's current mean.
 pub const DEFAULT_RECORD_BYTES: u64 = 456;
-/// Function time per record, in microseconds: a conservative round figure above the handler's
+/// Function CPU time per record, in microseconds: a conservative round figure above the handler's
 /// CPU per record that `scripts/bench` prints (release build, in memory). It is CPU time, not the
-/// wait for DynamoDB; give `--duration-us-per-record` a measured figure (REPORT lines) instead.
+/// wait for DynamoDB, which `DEFAULT_WRITE_LATENCY_MS` adds.
 pub const DEFAULT_DURATION_US_PER_RECORD: f64 = 20.0;
+/// DynamoDB's time per write call, in milliseconds: AWS quotes "single-digit millisecond
+/// performance at any scale"; 5 is the middle of that range.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Introduction.html>
+pub const DEFAULT_WRITE_LATENCY_MS: f64 = 5.0;
 
 // ---- Defaults from the stack ----
 
@@ -181,8 +216,9 @@ fn sizes(args: &PlanArgs, schema: &Schema) -> Result<Sizes, Error> {
     Ok(Sizes { record_bytes: record, item_bytes: mean(|x| x.1), from })
 }
 
-/// The inputs: flags first, then the settings.
-fn inputs(args: &PlanArgs, settings: Settings, sizes: Sizes) -> Inputs {
+/// The inputs: flags first, then the settings; the writes as the handler makes them for `schema`
+/// (its write concurrency is the handler's own default, read, not copied).
+fn inputs(args: &PlanArgs, settings: Settings, sizes: Sizes, schema: &Schema) -> Inputs {
     Inputs {
         rate: args.rate,
         record_bytes: sizes.record_bytes,
@@ -196,6 +232,9 @@ fn inputs(args: &PlanArgs, settings: Settings, sizes: Sizes) -> Inputs {
         memory_mb: args.memory.unwrap_or(settings.memory_mb),
         architecture: settings.architecture,
         duration_us_per_record: args.duration_us_per_record.unwrap_or(DEFAULT_DURATION_US_PER_RECORD),
+        write_latency_ms: args.write_latency_ms.unwrap_or(DEFAULT_WRITE_LATENCY_MS),
+        write_concurrency: u32::try_from(DEFAULT_WRITE_CONCURRENCY).unwrap_or(u32::MAX),
+        ordered: schema.version().is_some(),
         settings_from: settings.from,
     }
 }
@@ -227,14 +266,16 @@ pub async fn run(args: &PlanArgs, stack_name: &str, clients: Option<&Clients>) -
         (Some(clients), Some(stack)) => Some(stack::schema(clients, stack).await?.schema),
         _ => None,
     };
-    let sizes = sizes(args, deployed_schema.as_deref().unwrap_or(Schema::tweets()))?;
-    Ok(plan(&inputs(args, settings, sizes)))
+    let schema = deployed_schema.as_deref().unwrap_or(Schema::tweets());
+    let sizes = sizes(args, schema)?;
+    Ok(plan(&inputs(args, settings, sizes, schema)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::time::Duration;
 
     #[derive(Debug, Parser)]
     struct Cmd {
@@ -262,6 +303,53 @@ mod tests {
         assert!(Cmd::try_parse_from(["x"]).is_err(), "--rate is required");
     }
 
+    /// --write-latency-ms takes 0 to 60,000 ms (a negative value given as its own word, too) and
+    /// names what is wrong with the rest; without it the plan assumes DynamoDB's 5 ms.
+    #[test]
+    fn write_latency_is_a_number_of_milliseconds_from_zero() {
+        let parse = |v: &str| Cmd::try_parse_from(["x", "--rate", "1", "--write-latency-ms", v]).map(|c| c.plan);
+        assert_eq!(parse("0").expect("ok").write_latency_ms, Some(0.0));
+        assert_eq!(parse("7.5").expect("ok").write_latency_ms, Some(7.5));
+        let hint = "give --write-latency-ms the milliseconds a call takes, from 0 to 60000, like 5 (DynamoDB's single-digit figure)";
+        for (bad, what) in [
+            ("-1", "--write-latency-ms -1 is below 0"),
+            ("-0.5", "--write-latency-ms -0.5 is below 0"),
+            ("60001", "--write-latency-ms 60001 is out of range"),
+            ("inf", "--write-latency-ms inf is out of range"),
+            ("NaN", "--write-latency-ms \"NaN\" is not a number"),
+            ("fast", "--write-latency-ms \"fast\" is not a number"),
+        ] {
+            let err = parse(bad).expect_err("refused");
+            let ours = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("ours");
+            assert_eq!(ours.lines("--write-latency-ms"), (what.to_string(), hint.to_string()), "{bad}");
+        }
+        let args = Cmd::try_parse_from(["x", "--rate", "1"]).expect("ok").plan;
+        let defaults = template::parameter_defaults();
+        let from_template =
+            settings(|n| defaults.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()), "t".into()).expect("settings");
+        let i = inputs(&args, from_template, sizes(&args, Schema::tweets()).expect("sizes"), Schema::tweets());
+        assert_eq!(i.write_latency_ms, DEFAULT_WRITE_LATENCY_MS);
+    }
+
+    /// The plan writes as the handler does: its default write concurrency, and conditional puts
+    /// for a schema with a version.
+    #[test]
+    fn writes_are_modelled_as_the_handler_makes_them() {
+        let defaults = template::parameter_defaults();
+        let from_template = || {
+            settings(|n| defaults.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()), "t".into()).expect("settings")
+        };
+        let args = Cmd::try_parse_from(["x", "--rate", "1", "--write-latency-ms", "9"]).expect("ok").plan;
+        let tweets = inputs(&args, from_template(), sizes(&args, Schema::tweets()).expect("sizes"), Schema::tweets());
+        assert_eq!(tweets.write_concurrency as usize, DEFAULT_WRITE_CONCURRENCY);
+        assert_eq!(tweets.write_concurrency as usize, crate::process::Options::within(Duration::ZERO).concurrency);
+        assert!(!tweets.ordered && tweets.write_latency_ms == 9.0);
+        let orders = Schema::built_in("orders").expect("built in");
+        let ordered = inputs(&args, from_template(), sizes(&args, orders).expect("sizes"), orders);
+        assert!(ordered.ordered);
+        assert_eq!(plan(&ordered).lambda.billed_duration.write_call, "PutItem");
+    }
+
     /// Flags beat the stack's parameters; the template's defaults fill in when there is no stack.
     #[test]
     fn defaults_come_from_the_stack_then_the_template() {
@@ -286,7 +374,7 @@ mod tests {
         };
         let deployed = settings(stack, "stack \"s\"".into()).expect("stack");
         let args = Cmd::try_parse_from(["x", "--rate", "10", "--memory", "1024"]).expect("ok").plan;
-        let i = inputs(&args, deployed, sizes(&args, Schema::tweets()).expect("sizes"));
+        let i = inputs(&args, deployed, sizes(&args, Schema::tweets()).expect("sizes"), Schema::tweets());
         assert_eq!((i.parallelization, i.memory_mb, i.batch_size, i.batching_window_s), (3, 1024, 500, 5));
         assert!(i.on_demand && i.architecture == Architecture::Arm64);
         assert_eq!((i.record_bytes, i.duration_us_per_record), (DEFAULT_RECORD_BYTES, DEFAULT_DURATION_US_PER_RECORD));

