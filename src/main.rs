@@ -99,6 +99,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Produce(a) => produce::precheck(a, &g.stack)?,
         Command::Deploy(a) => {
             a.params.values()?;
+            deploy::params::tags_after(None, &a.tags)?;
             if let Some(s) = &a.schema {
                 schema::load(s)?;
             }

@@ -73,6 +73,10 @@ pub struct StatusOutput {
     pub dashboard: Option<Dashboard>,
     /// The stack's parameters.
     pub parameters: BTreeMap<String, String>,
+    /// The stack's tags (`stream`'s own `managed-by` included), propagated to its resources.
+    pub tags: BTreeMap<String, String>,
+    /// The CloudFormation service role the stack is operated with (`deploy --role-arn`), if any.
+    pub role_arn: Option<String>,
     /// The event source mapping.
     pub mapping: Option<Mapping>,
     /// Items in the table (DynamoDB's ItemCount: refreshed about every six hours in AWS).
@@ -120,6 +124,11 @@ impl fmt::Display for StatusOutput {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             writeln!(f, "  parameters         {}", shown.join(" "))?;
+        }
+        let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(f, "  tags               {}", tags.join(" "))?;
+        if let Some(role) = &self.role_arn {
+            writeln!(f, "  service role       {role}")?;
         }
         match &self.mapping {
             Some(m) => writeln!(
@@ -225,6 +234,13 @@ pub async fn run(stack_name: &str, clients: &Clients) -> Result<StatusOutput, Er
         outputs,
         dashboard,
         parameters,
+        tags: deployed
+            .stack
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into()))
+            .collect(),
+        role_arn: deployed.stack.role_arn().map(str::to_string),
         mapping,
         items,
         quarantined,

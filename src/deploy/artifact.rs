@@ -190,6 +190,51 @@ pub async fn account_id(clients: &Clients) -> Result<String, Error> {
     me.account.ok_or_else(|| Error::failed("GetCallerIdentity returned no account", "check the credentials in use"))
 }
 
+/// The bucket the function's code goes to: `wanted` (--s3-bucket, else the stack's CodeBucket)
+/// when it is the user's own — it must exist, in the stack's region, since Lambda takes code only
+/// from there; stream never creates one — else stream's managed bucket, created when missing if
+/// `create` (not on a dry run).
+pub async fn code_bucket(clients: &Clients, wanted: Option<&str>, create: bool) -> Result<String, Error> {
+    let managed = bucket_name(&account_id(clients).await?, &clients.region);
+    match wanted {
+        Some(b) if b != managed => {
+            check_user_bucket(clients, b).await?;
+            Ok(b.to_string())
+        }
+        _ if create => ensure_bucket(clients).await,
+        _ => Ok(managed),
+    }
+}
+
+/// True for stream's managed bucket of this account and region (the one destroy may remove).
+pub async fn is_managed(clients: &Clients, bucket: &str) -> Result<bool, Error> {
+    Ok(bucket == bucket_name(&account_id(clients).await?, &clients.region))
+}
+
+/// A bucket of the user's: it exists, this identity may use it, and it is in the stack's region.
+async fn check_user_bucket(clients: &Clients, bucket: &str) -> Result<(), Error> {
+    match clients.s3.head_bucket().bucket(bucket).send().await {
+        Ok(out) => match out.bucket_region() {
+            Some(r) if r != clients.region => Err(Error::usage(
+                format!(
+                    "bucket {bucket} is in {r}, the stack in {}: Lambda takes code only from its own region",
+                    clients.region
+                ),
+                format!("give --s3-bucket a bucket in {}", clients.region),
+            )),
+            _ => Ok(()),
+        },
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Err(Error::usage(
+            format!("bucket {bucket} does not exist (stream uses a bucket of yours as it is: it never creates one)"),
+            format!(
+                "create it first (aws s3 mb s3://{bucket} --region {}), or leave out --s3-bucket for stream's own bucket",
+                clients.region
+            ),
+        )),
+        Err(e) => Err(Error::aws("HeadBucket", bucket, e)),
+    }
+}
+
 /// Creates the artifact bucket when missing: private, public access blocked.
 pub async fn ensure_bucket(clients: &Clients) -> Result<String, Error> {
     let bucket = bucket_name(&account_id(clients).await?, &clients.region);
@@ -278,7 +323,13 @@ async fn put_if_missing(
 /// Deletes every version and delete marker of every object under each of `prefixes` (a versioned
 /// bucket keeps old versions otherwise); deletes the bucket when nothing else is left in it.
 /// Returns the number of keys removed under each prefix and whether the bucket went too.
-pub async fn delete_artifacts(clients: &Clients, bucket: &str, prefixes: &[&str]) -> Result<(Vec<usize>, bool), Error> {
+/// A bucket of the user's own (`may_delete_bucket` false) is never deleted, empty or not.
+pub async fn delete_artifacts(
+    clients: &Clients,
+    bucket: &str,
+    prefixes: &[&str],
+    may_delete_bucket: bool,
+) -> Result<(Vec<usize>, bool), Error> {
     let mut removed = Vec::new();
     let mut versions = Vec::new();
     for prefix in prefixes {
@@ -317,6 +368,9 @@ pub async fn delete_artifacts(clients: &Clients, bucket: &str, prefixes: &[&str]
                 "check s3:DeleteObjectVersion on the artifact bucket, then run destroy again",
             ));
         }
+    }
+    if !may_delete_bucket {
+        return Ok((removed, false));
     }
     let empty = list_versions(clients, bucket, None).await?.is_none_or(|v| v.is_empty());
     if empty {

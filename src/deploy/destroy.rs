@@ -75,9 +75,17 @@ pub async fn run(args: &DestroyArgs, stack_name: &str, clients: &Clients) -> Res
         delete(clients, args, stack_name, s, &mut out).await?;
     }
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
-    let bucket = artifact::bucket_name(&artifact::account_id(clients).await?, &clients.region);
+    // The stack's code bucket (a bucket of the user's with `deploy --s3-bucket`), else the managed
+    // one; only the managed one is removed once empty.
+    let managed = artifact::bucket_name(&artifact::account_id(clients).await?, &clients.region);
+    let bucket = existing
+        .as_ref()
+        .and_then(|s| stack::parameter(s, param::CODE_BUCKET))
+        .filter(|b| !b.is_empty())
+        .map_or(managed.clone(), str::to_string);
     let (zips, schemas) = (format!("{stack_name}/"), artifact::schema_prefix(stack_name));
-    let (deleted, bucket_gone) = artifact::delete_artifacts(clients, &bucket, &[&zips, &schemas]).await?;
+    let (deleted, bucket_gone) =
+        artifact::delete_artifacts(clients, &bucket, &[&zips, &schemas], bucket == managed).await?;
     out.deleted_artifacts = deleted[0];
     out.deleted_bucket = bucket_gone;
     Ok(out)
@@ -164,7 +172,8 @@ async fn retain_tables(clients: &Clients, stack_name: &str, stack: &Stack, max_w
         .template_body(template::body_for(Retention::Retain, &params::filters(&parameters, Some(stack)), &table))
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(stack::managed_tag())
+        // The stack's tags as they are (tags given replace them all).
+        .set_tags(Some(params::tag_list(&params::user_tags(stack))))
         .send()
         .await;
     match result {

@@ -6,17 +6,18 @@
 //! make sure the table's TTL is the schema's and the producer's profile holds a live key. Reports
 //! the stack's resources and its dashboard's URL (built by `stack`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use aws_sdk_cloudformation::types::{Capability, Stack};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Stack};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use super::artifact::{self, Artifact};
 use super::events::{self, Op};
-use super::{DeployArgs, params, plan, producer_key};
+use super::{DeployArgs, dry_run, params, plan, producer_key};
 use crate::aws::Clients;
 use crate::credentials;
 use crate::dynamo;
@@ -60,6 +61,10 @@ pub struct DeployOutput {
     /// The stack's CloudWatch dashboard; `None` only after `--code-only` on a stack deployed before
     /// it existed.
     pub dashboard: Option<Dashboard>,
+    /// The stack's tags (stream's own left out): CloudFormation puts them on its resources.
+    pub tags: BTreeMap<String, String>,
+    /// The service role CloudFormation uses for the stack, if it has one.
+    pub role_arn: Option<String>,
     /// Credentials profile holding the producer's access key.
     pub producer_profile: String,
     /// True when a new producer key was made in this run.
@@ -87,6 +92,13 @@ impl fmt::Display for DeployOutput {
         ] {
             writeln!(f, "  {k:<17} {v}")?;
         }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(f, "  {:<17} {}", "Tags", tags.join(" "))?;
+        }
+        if let Some(role) = &self.role_arn {
+            writeln!(f, "  {:<17} {role}", "RoleARN")?;
+        }
         match &self.dashboard {
             Some(d) => writeln!(f, "  {:<17} {}", "Dashboard", d.url)?,
             None => writeln!(f, "  {:<17} none yet: deploy without --code-only to add it", "Dashboard")?,
@@ -101,8 +113,27 @@ impl fmt::Display for DeployOutput {
     }
 }
 
+/// What `stream deploy` did: deployed, or (`--dry-run`) only planned.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Deployment {
+    /// The stack is created, updated, up to date, or has new code.
+    Done(DeployOutput),
+    /// The plan of a dry run; nothing changed.
+    Planned(dry_run::Planned),
+}
+
+impl fmt::Display for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deployment::Done(d) => d.fmt(f),
+            Deployment::Planned(p) => p.fmt(f),
+        }
+    }
+}
+
 /// `stream deploy`: package, upload when new, create or update the stack, hand out the producer key.
-pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Result<DeployOutput, Error> {
+pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Result<Deployment, Error> {
     let executable = artifact::read_executable(args.bootstrap.as_deref(), args.arch.map(Into::into))?;
     let given = args.schema.as_deref().map(schema::load).transpose()?;
     let existing = existing_stack(clients, args, stack_name).await?;
@@ -131,13 +162,20 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
     if existing.is_none() {
         ensure_names_free(clients, stack_name, &stack::event_table(&schema.schema)).await?;
     }
-    let bucket = artifact::ensure_bucket(clients).await?;
+    // --s3-bucket, else the bucket the stack's code is in now (a bucket of the user's stays theirs).
+    let kept = existing.as_ref().and_then(|s| stack::parameter(s, param::CODE_BUCKET)).filter(|b| !b.is_empty());
+    let bucket = artifact::code_bucket(clients, args.s3_bucket.as_deref().or(kept), !args.dry_run).await?;
     let key = artifact::key(stack_name, &artifact.sha256);
-    let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
     let schema_key = artifact::schema_key(stack_name, &schema);
+    let code = Code { bucket: &bucket, key: &key, artifact: &artifact, schema: &schema, schema_key: &schema_key };
+    let was = current.as_ref().map(|c| stack::event_table(&c.schema));
+    if args.dry_run {
+        let planned = dry_run::run(clients, stack_name, args, existing.as_ref(), &code, was).await?;
+        return Ok(Deployment::Planned(planned));
+    }
+    let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
     artifact::upload_schema(clients, &bucket, &schema_key, &schema).await?;
 
-    let code = Code { bucket: &bucket, key: &key, artifact: &artifact, schema: &schema, schema_key: &schema_key };
     let (action, deployed) = match &existing {
         Some(s) if args.code_only => {
             // A code update leaves the stack as it is: its outputs are the ones just read.
@@ -146,18 +184,15 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
             (StackAction::CodeUpdated, deployed)
         }
         None => (create(clients, stack_name, args, &code).await?, stack::load(clients, stack_name).await?),
-        Some(s) => {
-            let was = current.as_ref().map(|c| stack::event_table(&c.schema));
-            (update(clients, stack_name, s, args, &code, was).await?, stack::load(clients, stack_name).await?)
-        }
+        Some(s) => (update(clients, stack_name, s, args, &code, was).await?, stack::load(clients, stack_name).await?),
     };
-    let Deployed { outputs, dashboard, .. } = deployed;
+    let Deployed { outputs, dashboard, stack: now, .. } = deployed;
     if let Some(ttl) = schema.schema.ttl_attribute() {
         dynamo::ensure_ttl(&clients.dynamodb, &outputs.table_name, ttl).await?;
     }
     let (producer_profile, new_producer_key) =
         producer_key::ensure(clients, stack_name, &outputs.producer_user).await?;
-    Ok(DeployOutput {
+    Ok(Deployment::Done(DeployOutput {
         stack: stack_name.to_string(),
         action,
         artifact: format!("s3://{bucket}/{key}"),
@@ -166,9 +201,11 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
         schema: format!("{} ({})", schema.schema.name(), schema.origin),
         outputs,
         dashboard,
+        tags: params::user_tags(&now),
+        role_arn: now.role_arn().map(str::to_string),
         producer_profile,
         new_producer_key,
-    })
+    }))
 }
 
 /// The stack as it is before the deploy: `None` when there is none (or `--recreate` deleted a
@@ -210,17 +247,17 @@ async fn ensure_names_free(clients: &Clients, stack_name: &str, table: &EventTab
 }
 
 /// The artifact the function runs: where it was uploaded, what it is, and its schema.
-struct Code<'a> {
-    bucket: &'a str,
-    key: &'a str,
-    artifact: &'a Artifact,
-    schema: &'a Loaded,
-    schema_key: &'a str,
+pub(super) struct Code<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub artifact: &'a Artifact,
+    pub schema: &'a Loaded,
+    pub schema_key: &'a str,
 }
 
 impl Code<'_> {
     /// The parameters that say where the code is, what it runs on and which schema it reads.
-    fn parameters(&self) -> [(&'static str, String); 5] {
+    pub(super) fn parameters(&self) -> [(&'static str, String); 5] {
         [
             (param::CODE_BUCKET, self.bucket.to_string()),
             (param::CODE_KEY, self.key.to_string()),
@@ -231,20 +268,49 @@ impl Code<'_> {
     }
 
     /// The event table the schema shapes.
-    fn table(&self) -> EventTable {
+    pub(super) fn table(&self) -> EventTable {
         stack::event_table(&self.schema.schema)
     }
 }
 
+/// What a create or an update sends, and what it changes of the stack's settings.
+pub(super) struct Request {
+    /// Every parameter: a value, or UsePreviousValue.
+    pub parameters: Vec<Parameter>,
+    /// The template as sent (the table shaped by the schema, the retention and filters written in).
+    pub doc: serde_json::Value,
+    /// The user's tags after this deploy.
+    pub tags: BTreeMap<String, String>,
+    /// Parameters that change (an update's).
+    pub parameter_changes: Vec<plan::ParameterChange>,
+    /// Tags that change.
+    pub tag_changes: Vec<plan::ParameterChange>,
+}
+
+/// The request for `existing` (`None`: a new stack) with the flags given and `code`.
+pub(super) async fn request(
+    clients: &Clients,
+    args: &DeployArgs,
+    existing: Option<&Stack>,
+    code: &Code<'_>,
+) -> Result<Request, Error> {
+    let mut given = args.params.values()?;
+    params::resolve_local_principals(clients, &mut given, existing.is_none()).await?;
+    let parameters = params::for_operation(&given, existing, &code.parameters());
+    let retention = params::retention(&parameters, existing);
+    let doc = template::resolved(retention, &params::filters(&parameters, existing), &code.table());
+    let tags = params::tags_after(existing, &args.tags)?;
+    let before = existing.map(params::user_tags).unwrap_or_default();
+    let tag_changes = params::tag_changes(&before, &tags);
+    let parameter_changes = existing.map(|s| params::changes(s, &parameters)).unwrap_or_default();
+    Ok(Request { parameters, doc, tags, parameter_changes, tag_changes })
+}
+
 /// Creates the stack after showing what it will hold, following its events.
 async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &Code<'_>) -> Result<StackAction, Error> {
-    let mut given = args.params.values()?;
-    params::resolve_local_principals(clients, &mut given, true).await?;
-    let parameters = params::for_operation(&given, None, &code.parameters());
-    let doc =
-        template::resolved(params::retention(&parameters, None), &params::filters(&parameters, None), &code.table());
-    let plan = plan::creation_plan(&doc, &params::resolved_values(&parameters, None));
-    let template = doc.to_string();
+    let req = request(clients, args, None, code).await?;
+    let mut plan = plan::creation_plan(&req.doc, &params::resolved_values(&req.parameters, None));
+    plan.tags = req.tag_changes;
     progress::status(format!("plan for new stack {stack_name}:"));
     plan::approve(&plan, stack_name, args.yes, "Create")?;
     progress::status(format!("creating stack {stack_name}"));
@@ -252,10 +318,11 @@ async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &C
         .cfn
         .create_stack()
         .stack_name(stack_name)
-        .template_body(template)
-        .set_parameters(Some(parameters))
+        .template_body(req.doc.to_string())
+        .set_parameters(Some(req.parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(stack::managed_tag())
+        .set_tags(Some(params::tag_list(&req.tags)))
+        .set_role_arn(args.role_arn.clone())
         .send()
         .await
         .map_err(|e| Error::aws("CreateStack", stack_name, e))?;
@@ -264,7 +331,8 @@ async fn create(clients: &Clients, stack_name: &str, args: &DeployArgs, code: &C
     Ok(StackAction::Created)
 }
 
-/// Updates the stack through a change set the user approves, following its events.
+/// Updates the stack through a change set the user approves, following its events. Tags that
+/// changed alone (a change set may hold no change for them) are applied by a tags-only update.
 async fn update(
     clients: &Clients,
     stack_name: &str,
@@ -273,23 +341,27 @@ async fn update(
     code: &Code<'_>,
     was: Option<EventTable>,
 ) -> Result<StackAction, Error> {
-    let mut given = args.params.values()?;
-    params::resolve_local_principals(clients, &mut given, false).await?;
-    let parameters = params::for_operation(&given, Some(existing), &code.parameters());
-    let retention = params::retention(&parameters, Some(existing));
-    let table = code.table();
-    let template = template::body_for(retention, &params::filters(&parameters, Some(existing)), &table);
+    let req = request(clients, args, Some(existing), code).await?;
     let max_wait = Duration::from_secs(args.wait);
     let id = existing.stack_id().unwrap_or(stack_name).to_string();
-    let parameter_changes = params::changes(existing, &parameters);
-    let request = plan::UpdateRequest { stack_name, stack_id: &id, template: &template, parameters, max_wait };
-    progress::status(format!("planning the update of stack {stack_name} (change set)"));
-    let Some(mut change_set) = plan::create_update(clients, request).await? else {
-        return Ok(StackAction::UpToDate);
+    let (tags, tag_changes) = (req.tags.clone(), req.tag_changes.clone());
+    let change_set_request = plan::ChangeSetRequest {
+        stack_name,
+        template: &req.doc.to_string(),
+        parameters: req.parameters,
+        tags: params::tag_list(&req.tags),
+        role_arn: args.role_arn.clone(),
+        kind: ChangeSetType::Update,
+        max_wait,
     };
-    change_set.plan.parameters = parameter_changes;
-    if let Some(was) = was.filter(|w| w.logical_id() != table.logical_id()) {
-        change_set.plan.mark_table_replaced(&was, &table);
+    progress::status(format!("planning the update of stack {stack_name} (change set)"));
+    let Some(mut change_set) = plan::create_change_set(clients, change_set_request).await? else {
+        return retag(clients, stack_name, &id, args, &tags, tag_changes).await;
+    };
+    change_set.plan.parameters = req.parameter_changes;
+    change_set.plan.tags = tag_changes;
+    if let Some(was) = was.filter(|w| w.logical_id() != code.table().logical_id()) {
+        change_set.plan.mark_table_replaced(&was, &code.table());
     }
     progress::status(format!("plan for stack {stack_name}:"));
     if let Err(e) = plan::approve(&change_set.plan, stack_name, args.yes, "Apply this plan to") {
@@ -300,6 +372,61 @@ async fn update(
     plan::execute(clients, &change_set.id, stack_name).await?;
     progress::status(format!("updating stack {stack_name}"));
     events::follow(clients, stack_name, &id, seen, Op::Update, max_wait).await?;
+    // Where the change set's tags did not reach the stack (an emulator may drop them), set them.
+    retag(clients, stack_name, &id, args, &tags, Vec::new()).await.map(|_| StackAction::Updated)
+}
+
+/// Sets the stack's tags when they are not `tags` yet, by an update that keeps its template and
+/// parameters (as `aws cloudformation update-stack --use-previous-template --tags` does): the
+/// change CloudFormation makes when only tags change. Up to date when they already are.
+async fn retag(
+    clients: &Clients,
+    stack_name: &str,
+    id: &str,
+    args: &DeployArgs,
+    tags: &BTreeMap<String, String>,
+    changes: Vec<plan::ParameterChange>,
+) -> Result<StackAction, Error> {
+    let now = stack::find(clients, stack_name).await?.ok_or(Error::StackNotFound { stack: stack_name.into() })?;
+    if params::user_tags(&now) == *tags {
+        return Ok(StackAction::UpToDate);
+    }
+    let plan = plan::Plan { tags: changes, ..plan::Plan::default() };
+    if !plan.tags.is_empty() {
+        progress::status(format!("plan for stack {stack_name}:"));
+        plan::approve(&plan, stack_name, args.yes, "Apply this plan to")?;
+    }
+    let keep: Vec<Parameter> =
+        now.parameters().iter().filter_map(|p| p.parameter_key()).map(|k| params::parameter(k, None)).collect();
+    let seen = events::recent_event_ids(clients, id).await?;
+    progress::status(format!("updating the tags of stack {stack_name}"));
+    let sent = clients
+        .cfn
+        .update_stack()
+        .stack_name(id)
+        .use_previous_template(true)
+        .set_parameters(Some(keep))
+        .capabilities(Capability::CapabilityIam)
+        .set_tags(Some(params::tag_list(tags)))
+        .set_role_arn(args.role_arn.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(_) => {}
+        // AWS updates a stack whose tags alone change; an endpoint that answers this is one that
+        // keeps no tag changes (moto): say so rather than report tags the stack does not have.
+        Err(e) if e.as_service_error().is_some_and(|s| plan::is_no_update(s.code(), s.message())) => {
+            return Err(Error::failed(
+                format!(
+                    "the tags of stack {stack_name} were not changed: the CloudFormation endpoint answered \
+                     \"No updates are to be performed\" to a tags-only update"
+                ),
+                "this endpoint does not update a stack's tags (AWS does): give --tags when the stack is created",
+            ));
+        }
+        Err(e) => return Err(Error::aws("UpdateStack", stack_name, e)),
+    }
+    events::follow(clients, stack_name, id, seen, Op::Update, Duration::from_secs(args.wait)).await?;
     Ok(StackAction::Updated)
 }
 

@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod destroy;
+pub mod dry_run;
 pub mod events;
 pub mod flow;
 pub mod params;
@@ -23,7 +24,7 @@ use crate::args::{BadValue, email_or_empty, range};
 use crate::filter;
 
 pub use destroy::{DestroyOutput, run as destroy};
-pub use flow::{DeployOutput, StackAction, run as deploy};
+pub use flow::{DeployOutput, Deployment, StackAction, run as deploy};
 
 /// `stream deploy`
 #[derive(Debug, Clone, Args)]
@@ -59,8 +60,98 @@ pub struct DeployArgs {
     pub recreate: bool,
 
     /// Only replace the function's code (no stack update) and wait until Lambda has it
-    #[arg(long, conflicts_with_all = ["recreate", "schema", STACK_PARAMS])]
+    #[arg(long, conflicts_with_all = ["recreate", "schema", "tags", "role_arn", "s3_bucket", STACK_PARAMS])]
     pub code_only: bool,
+
+    /// Make the change set, show the plan, delete the change set: nothing is uploaded or changed
+    /// (sam deploy's --no-execute-changeset)
+    #[arg(long, conflicts_with_all = ["code_only", "recreate"])]
+    pub dry_run: bool,
+
+    /// Keep the function's code in this bucket of yours (in the stack's region; stream never
+    /// creates or deletes it); default: keep, or stream's managed bucket
+    #[arg(long, value_name = "BUCKET", value_parser = s3_bucket)]
+    pub s3_bucket: Option<String>,
+
+    /// Stack tags, KEY=VALUE (repeat the flag or list several); CloudFormation puts them on every
+    /// resource that takes tags. Tags not given keep their value
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1.., value_parser = tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// IAM role CloudFormation assumes for this stack's operations (its service role); default:
+    /// keep the stack's, or your own credentials
+    #[arg(long, value_name = "ARN", value_parser = role_arn)]
+    pub role_arn: Option<String>,
+}
+
+/// Tags a stack takes at most (CloudFormation's limit), ours included.
+pub const MAX_TAGS: usize = 50;
+
+/// A `--tags` entry: KEY=VALUE, as CloudFormation takes tags (key 1-128 characters, value up to
+/// 256, letters, digits, spaces and `_ . : / = + - @`; `aws:` is AWS's own prefix, and the tag
+/// that marks a stack as stream's is not the user's to set).
+fn tag(text: &str) -> Result<(String, String), BadValue> {
+    let refuse = |what: &str| BadValue {
+        value: format!("{text:?}"),
+        what: what.into(),
+        hint: "give {flag} KEY=VALUE, e.g. {flag} team=data cost-center=42".into(),
+    };
+    let Some((key, value)) = text.split_once('=') else { return Err(refuse("is not KEY=VALUE")) };
+    let allowed = |s: &str| s.chars().all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c));
+    if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+        return Err(refuse("is not a tag (a key of 1-128 characters, a value of at most 256)"));
+    }
+    if !allowed(key) || !allowed(value) {
+        return Err(refuse("holds a character tags cannot (letters, digits, spaces and _ . : / = + - @)"));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(refuse("uses the aws: prefix, which is AWS's own"));
+    }
+    if key == crate::template::MANAGED_TAG.0 {
+        return Err(refuse("is the tag that marks the stack as stream's: stream sets it"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// An S3 bucket name as S3 takes one: 3-63 characters, lowercase letters, digits, dots and
+/// hyphens, starting and ending with a letter or digit, not an IP address.
+fn s3_bucket(text: &str) -> Result<String, BadValue> {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok = (3..=63).contains(&text.len())
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(text.chars().next())
+        && edge(text.chars().last())
+        && !text.contains("..")
+        && text.parse::<std::net::Ipv4Addr>().is_err();
+    if ok {
+        return Ok(text.to_string());
+    }
+    Err(BadValue {
+        value: format!("{text:?}"),
+        what: "is not an S3 bucket name".into(),
+        hint: "give {flag} a bucket's name: 3-63 lowercase letters, digits, dots or hyphens".into(),
+    })
+}
+
+/// `--role-arn`: the ARN of an IAM role (arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME).
+fn role_arn(text: &str) -> Result<String, BadValue> {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.contains('*'));
+    if ok {
+        return Ok(text.to_string());
+    }
+    Err(BadValue {
+        value: format!("{text:?}"),
+        what: "is not the ARN of an IAM role".into(),
+        hint: "give {flag} a role's ARN, e.g. arn:aws:iam::123456789012:role/cfn-deployer".into(),
+    })
 }
 
 /// Id of the clap group that holds every stack parameter flag: `--code-only` conflicts with it whole.

@@ -2,7 +2,9 @@
 //! parameters, the full list sent with a create or an update (absent flags keep the stack's value),
 //! what changes, and the DataRetention that the template's tables get.
 
-use aws_sdk_cloudformation::types::{Parameter, Stack};
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudformation::types::{Parameter, Stack, Tag};
 
 use super::plan::ParameterChange;
 use super::{DataRetention, StackParams};
@@ -10,7 +12,7 @@ use crate::aws::Clients;
 use crate::error::Error;
 use crate::filter;
 use crate::stack;
-use crate::template::{self, Retention, param};
+use crate::template::{self, MANAGED_TAG, Retention, param};
 
 /// Bytes a CloudFormation parameter value holds: every `--filter` pattern goes in one.
 const MAX_PARAMETER_BYTES: usize = 4096;
@@ -59,6 +61,49 @@ impl StackParams {
         }
         Ok(values)
     }
+}
+
+/// The user's tags of a stack, by key (the tag that marks it as stream's left out).
+pub fn user_tags(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter(|(k, _)| k != MANAGED_TAG.0)
+        .collect()
+}
+
+/// The user's tags after this deploy: the stack's own, with those given over them (a key given
+/// wins). More than CloudFormation takes (ours included) is refused before any change.
+pub fn tags_after(existing: Option<&Stack>, given: &[(String, String)]) -> Result<BTreeMap<String, String>, Error> {
+    let mut tags = existing.map(user_tags).unwrap_or_default();
+    tags.extend(given.iter().cloned());
+    if tags.len() + 1 > super::MAX_TAGS {
+        return Err(Error::usage(
+            format!("the stack would have {} tags; CloudFormation takes {}", tags.len() + 1, super::MAX_TAGS),
+            format!("give at most {} tags in all (stream keeps one of its own)", super::MAX_TAGS - 1),
+        ));
+    }
+    Ok(tags)
+}
+
+/// The tags sent with a create or an update: the user's and ours.
+pub fn tag_list(user: &BTreeMap<String, String>) -> Vec<Tag> {
+    let theirs = user.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+    std::iter::once(stack::managed_tag()).chain(theirs).collect()
+}
+
+/// The tags that change, for the plan (a tag is never removed by a deploy).
+pub fn tag_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<ParameterChange> {
+    after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| ParameterChange {
+            name: k.clone(),
+            from: before.get(k).cloned().unwrap_or_default(),
+            to: v.clone(),
+        })
+        .collect()
 }
 
 /// Puts the ARN of the identity deploying where `--local-principal me` stands (a user's ARN, or

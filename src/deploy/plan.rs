@@ -8,21 +8,22 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement,
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
 
 use crate::aws::Clients;
 use crate::error::Error;
 use crate::progress::{self, BAD, BUSY, GOOD, paint};
-use crate::stack;
 use crate::template;
 
 /// How often a change set's status is read while CloudFormation computes it.
 const CHANGE_SET_POLL: Duration = Duration::from_secs(2);
 
 /// What happens to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Created.
     Add,
@@ -67,7 +68,7 @@ impl Action {
 }
 
 /// One line of the plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     /// What happens.
     pub action: Action,
@@ -77,8 +78,8 @@ pub struct Change {
     pub resource_type: String,
 }
 
-/// A parameter whose value changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parameter (or a tag) whose value changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParameterChange {
     /// Parameter name.
     pub name: String,
@@ -89,12 +90,14 @@ pub struct ParameterChange {
 }
 
 /// What an operation will do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// Resource changes, in CloudFormation's order.
     pub changes: Vec<Change>,
     /// Parameter changes.
     pub parameters: Vec<ParameterChange>,
+    /// Stack tag changes (CloudFormation puts the stack's tags on its resources).
+    pub tags: Vec<ParameterChange>,
     /// What the changes mean, in a sentence each (a table replaced by a new key schema).
     pub notes: Vec<String>,
 }
@@ -168,6 +171,10 @@ impl Plan {
             let to = if p.to.is_empty() { "\"\"" } else { &p.to };
             out.push_str(&format!("  parameter {}: {from} → {to}\n", p.name));
         }
+        for t in &self.tags {
+            let from = if t.from.is_empty() { "(none)" } else { &t.from };
+            out.push_str(&format!("  tag {}: {from} → {}\n", t.name, t.to));
+        }
         for n in &self.notes {
             out.push_str(&format!("  note: {n}\n"));
         }
@@ -226,7 +233,7 @@ pub fn creation_plan(doc: &serde_json::Value, params: &[(String, String)]) -> Pl
         .filter(|r| r.condition.as_deref().is_none_or(|c| template::condition(c, params).unwrap_or(true)))
         .map(|r| Change { action: Action::Add, logical_id: r.logical_id, resource_type: r.resource_type })
         .collect();
-    Plan { changes, parameters: Vec::new(), notes: Vec::new() }
+    Plan { changes, ..Plan::default() }
 }
 
 /// Shows `plan` and asks, goes ahead or refuses, as `approval` decides.
@@ -260,23 +267,28 @@ pub struct ChangeSet {
     pub plan: Plan,
 }
 
-/// The update request of a change set.
-pub struct UpdateRequest<'a> {
+/// What a change set is made of.
+pub struct ChangeSetRequest<'a> {
     /// Stack name.
     pub stack_name: &'a str,
-    /// Stack id.
-    pub stack_id: &'a str,
     /// Template body.
     pub template: &'a str,
     /// Parameters (values or UsePreviousValue).
     pub parameters: Vec<Parameter>,
+    /// The stack's tags, ours included.
+    pub tags: Vec<Tag>,
+    /// The service role CloudFormation assumes (`None`: the stack's, or the caller's).
+    pub role_arn: Option<String>,
+    /// Update (the stack exists) or Create (a dry run of a new stack: CloudFormation holds an
+    /// empty stack in REVIEW_IN_PROGRESS for it).
+    pub kind: ChangeSetType,
     /// How long CloudFormation may take to compute it.
     pub max_wait: Duration,
 }
 
-/// Makes an update change set and reads its plan; `None` when it holds no change (the change set is
+/// Makes a change set and reads its plan; `None` when it holds no change (the change set is
 /// deleted then). A change set that fails for another reason is an error naming that reason.
-pub async fn create_update(clients: &Clients, req: UpdateRequest<'_>) -> Result<Option<ChangeSet>, Error> {
+pub async fn create_change_set(clients: &Clients, req: ChangeSetRequest<'_>) -> Result<Option<ChangeSet>, Error> {
     let name = format!("stream-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f"));
     let out = clients
         .cfn
@@ -284,11 +296,12 @@ pub async fn create_update(clients: &Clients, req: UpdateRequest<'_>) -> Result<
         // By name: some implementations (moto) look change-set stacks up by name only.
         .stack_name(req.stack_name)
         .change_set_name(&name)
-        .change_set_type(ChangeSetType::Update)
+        .change_set_type(req.kind)
         .template_body(req.template)
         .set_parameters(Some(req.parameters))
         .capabilities(Capability::CapabilityIam)
-        .tags(stack::managed_tag())
+        .set_tags(Some(req.tags))
+        .set_role_arn(req.role_arn)
         .description("made by stream deploy")
         .send()
         .await;
@@ -402,9 +415,14 @@ pub async fn execute(clients: &Clients, id: &str, stack_name: &str) -> Result<()
 }
 
 /// Deletes a change set that will not run; a failure leaves only a harmless change set behind.
-pub async fn delete(clients: &Clients, id: &str) {
-    if let Err(e) = clients.cfn.delete_change_set().change_set_name(id).send().await {
-        tracing::debug!(error = %e.code().unwrap_or("?"), "could not delete change set {id}");
+/// Returns whether it is gone.
+pub async fn delete(clients: &Clients, id: &str) -> bool {
+    match clients.cfn.delete_change_set().change_set_name(id).send().await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e.code().unwrap_or("?"), "could not delete change set {id}");
+            false
+        }
     }
 }
 
@@ -438,6 +456,10 @@ mod tests {
                 change(Action::Remove, "Old"),
             ],
             parameters: vec![ParameterChange { name: "BatchSize".into(), from: "100".into(), to: "50".into() }],
+            tags: vec![
+                ParameterChange { name: "team".into(), from: "".into(), to: "data".into() },
+                ParameterChange { name: "env".into(), from: "dev".into(), to: "prod".into() },
+            ],
             notes: vec![],
         };
         let text = plan.to_string();
@@ -447,6 +469,7 @@ mod tests {
         assert!(lines[2].starts_with("  ± replace") && lines[2].ends_with("(replacement: new physical resource)"));
         assert!(lines[3].starts_with("  - remove") && lines[3].contains("Old"));
         assert_eq!(lines[4], "  parameter BatchSize: 100 → 50");
+        assert_eq!(lines[5..7], ["  tag team: (none) → data", "  tag env: dev → prod"]);
         assert!(plan.is_destructive());
         assert_eq!(plan.destructive_summary(), "EventDataTable (replace), Old (remove)");
         assert!(plan.render().contains(&paint(BAD, "± replace    ")), "replacements in red");

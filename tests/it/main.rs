@@ -14,6 +14,7 @@ mod build_script;
 mod cli;
 mod conventions;
 mod deploy;
+mod deploy_flags;
 mod e2e;
 mod endpoints;
 mod faults;
