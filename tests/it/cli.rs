@@ -193,18 +193,37 @@ async fn a_stack_not_made_by_stream_is_left_alone() {
     assert!(still.is_some(), "the foreign stack is untouched");
 }
 
+/// Compiles, with the C compiler `cc`, a probe dynamically linked against the machine's glibc that
+/// calls arc4random, which arrived in glibc 2.36: it needs GLIBC_2.36.
+fn newer_glibc_probe(dir: &std::path::Path, cc: &str) -> std::path::PathBuf {
+    let source = dir.join("new.c");
+    std::fs::write(&source, "#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1); }\n")
+        .expect("write");
+    let exe = dir.join(format!("new-glibc-{cc}"));
+    let built = std::process::Command::new(cc).arg(&source).arg("-o").arg(&exe).status();
+    assert!(built.is_ok_and(|s| s.success()), "{cc} builds the probe");
+    exe
+}
+
 /// An executable linked against a glibc newer than provided.al2023's 2.34 would start here and
 /// fail in Lambda: deploy refuses it (no terminal to ask), before any call.
 #[test]
 fn a_bootstrap_linked_against_a_newer_glibc_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let source = dir.path().join("new.c");
-    // arc4random arrived in glibc 2.36.
-    std::fs::write(&source, "#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1); }\n")
-        .expect("write");
-    let exe = dir.path().join("new-glibc");
-    let built = std::process::Command::new("gcc").arg(&source).arg("-o").arg(&exe).status().expect("gcc runs");
-    assert!(built.success(), "gcc builds the probe");
+    let exe = newer_glibc_probe(dir.path(), "gcc");
+    let (_, err) = offline(&["deploy", "--bootstrap", exe.to_str().expect("utf8")], 2);
+    assert_error_lines(&err, "needs GLIBC_2.36 (provided.al2023 has glibc 2.34)", "scripts/build");
+}
+
+/// The same check for an arm64 executable (built with the cross compiler scripts/build installs
+/// for `--arch arm64`): refused before any call, whatever the machine deploying it runs.
+#[test]
+#[ignore = "needs aarch64-linux-gnu-gcc: scripts/build --arch arm64 installs it (scripts/test)"]
+fn an_arm64_bootstrap_linked_against_a_newer_glibc_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = newer_glibc_probe(dir.path(), "aarch64-linux-gnu-gcc");
+    let bytes = std::fs::read(&exe).expect("read probe");
+    assert_eq!(stream::deploy::elf::lambda_arch(&bytes), Ok(stream::deploy::elf::Arch::Arm64));
     let (_, err) = offline(&["deploy", "--bootstrap", exe.to_str().expect("utf8")], 2);
     assert_error_lines(&err, "needs GLIBC_2.36 (provided.al2023 has glibc 2.34)", "scripts/build");
 }
