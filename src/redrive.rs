@@ -410,7 +410,15 @@ impl Target {
             let dir = sandbox::state_dir(args.state_dir.as_deref(), &clients.region, stack_name)?;
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
             let (_, log) = function::log_sink(&dir, |_| {})?;
-            let prepared = function::prepare(clients, &function, deployed.code()?, &dir, log).await?;
+            let prepared = function::prepare(
+                clients,
+                &function,
+                deployed.parameter(crate::template::param::ARCHITECTURE),
+                deployed.code()?,
+                &dir,
+                log,
+            )
+            .await?;
             let env =
                 Environment::new(Arc::new(prepared.spec)).await.map_err(|e| Error::io("the local Runtime API", e))?;
             Kind::Local(Box::new(env))

@@ -222,8 +222,15 @@ pub async fn run(
     let stats = Arc::new(Stats::default());
     let counts = stats.clone();
     let (log_path, log) = function::log_sink(&dir, move |line| counts.metrics_line(line))?;
-    let Prepared { spec, role_arn, role, emulated } =
-        function::prepare(clients, &function, deployed.code()?, &dir, log).await?;
+    let Prepared { spec, role_arn, role, emulated } = function::prepare(
+        clients,
+        &function,
+        deployed.parameter(crate::template::param::ARCHITECTURE),
+        deployed.code()?,
+        &dir,
+        log,
+    )
+    .await?;
     if let Some(how) = &emulated {
         progress::status(format!("stream local: {how}"));
     }

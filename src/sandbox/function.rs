@@ -32,9 +32,14 @@ pub struct Prepared {
 /// its role, unpacks its code under `dir`, checks its bootstrap is of the architecture the
 /// function declares (and can run here, natively or emulated), and gives it Lambda's
 /// environment, its memory and timeout, and `log`.
+///
+/// The declared architecture is the stack's `Architecture` parameter when it has one (the
+/// template's `Architectures` is that parameter, so in AWS the two agree; moto's Lambda takes no
+/// `Architectures` from CloudFormation and would say x86_64), else the function's own.
 pub async fn prepare(
     clients: &Clients,
     function: &GetFunctionConfigurationOutput,
+    stack_arch: Option<&str>,
     code: (&str, &str),
     dir: &Path,
     log: LogSink,
@@ -43,7 +48,8 @@ pub async fn prepare(
     let role_arn = function.role().unwrap_or_default().to_string();
     let role = assume_role(clients, &role_arn, function.function_name().unwrap_or_default()).await?;
     let bootstrap = unpack_code(clients, code.0, code.1, dir).await?;
-    check_architecture(function, &bootstrap)?;
+    let declared = stack_arch.unwrap_or_else(|| function.architectures().first().map_or("x86_64", |a| a.as_str()));
+    check_architecture(function, declared, &bootstrap)?;
     let emulated = Runner::for_bootstrap(&bootstrap)?.describe();
     let task_root = bootstrap.parent().map(Path::to_path_buf).unwrap_or_default();
     let spec = FunctionSpec {
@@ -64,8 +70,11 @@ pub async fn prepare(
 /// The bootstrap must be an executable of the architecture the function declares: Lambda starts
 /// an arm64 function on Graviton, and another executable fails there at init
 /// (Runtime.InvalidEntrypoint). A bootstrap that is no ELF (a script) is left to run as it is.
-fn check_architecture(function: &GetFunctionConfigurationOutput, bootstrap: &Path) -> Result<(), Error> {
-    let declared = function.architectures().first().map_or("x86_64", |a| a.as_str());
+fn check_architecture(
+    function: &GetFunctionConfigurationOutput,
+    declared: &str,
+    bootstrap: &Path,
+) -> Result<(), Error> {
     let mut header = [0u8; 64];
     let read = std::fs::File::open(bootstrap).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
     match read.ok().and_then(|n| crate::elf::lambda_arch(&header[..n]).ok()) {
