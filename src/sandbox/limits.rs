@@ -4,7 +4,7 @@
 //! at 1,769 MB) where a cgroup's CPU quota is writable. `describe` says which held.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Memory at which Lambda gives one full vCPU.
 pub const MB_PER_VCPU: f64 = 1769.0;
@@ -163,7 +163,7 @@ fn v2_dir(own: &str, name: &str) -> Option<PathBuf> {
     let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
         .into_iter()
-        .map(Path::new)
+        .map(std::path::Path::new)
         .find(|m| m.join("cgroup.controllers").is_file())?;
     let parent = mount.join(path.trim_start_matches('/'));
     let controllers = std::fs::read_to_string(parent.join("cgroup.subtree_control")).ok()?;
@@ -182,7 +182,7 @@ fn v1_dir(own: &str, controller: &str, name: &str) -> Option<PathBuf> {
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
         controllers.split(',').any(|c| c == controller).then_some(path)
     })?;
-    let dir = Path::new("/sys/fs/cgroup").join(controller).join(path.trim_start_matches('/')).join(name);
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(controller).join(path.trim_start_matches('/')).join(name);
     std::fs::create_dir(&dir).ok().map(|()| dir)
 }
 
