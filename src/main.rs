@@ -26,7 +26,14 @@ fn main() {
         mode::Mode::Cli => match cli::parse() {
             Ok(cli) => {
                 let verbose = cli.global.verbose > 0;
-                let runtime = runtime(tokio::runtime::Builder::new_multi_thread());
+                // `produce` reads and checks records on a thread of its own and keeps one call in
+                // flight per shard: its tasks wait on the network, and one thread runs them without
+                // hand-offs between workers (measured: less CPU per record than the thread pool).
+                let builder = match cli.command {
+                    Command::Produce(_) => tokio::runtime::Builder::new_current_thread(),
+                    _ => tokio::runtime::Builder::new_multi_thread(),
+                };
+                let runtime = runtime(builder);
                 runtime.block_on(run(cli)).unwrap_or_else(|e| e.report(verbose))
             }
             Err(code) => code,

@@ -165,10 +165,10 @@ fn read_file(
     let mut buf = BytesMut::new();
     loop {
         // Every complete line read so far, as slices of one shared block.
-        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+        if let Some(last) = memchr::memrchr(b'\n', &buf) {
             let block = buf.split_to(last + 1).freeze();
             let mut start = 0;
-            for end in memchr_all(&block) {
+            for end in memchr::memchr_iter(b'\n', &block) {
                 lines.take(block.slice(start..end));
                 start = end + 1;
             }
@@ -197,11 +197,6 @@ fn read_file(
             return Ok(());
         }
     }
-}
-
-/// Offsets of every newline in `block`.
-fn memchr_all(block: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    block.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i)
 }
 
 /// The lines of a file on their way to the channel.

@@ -12,6 +12,11 @@ run. Each row is run REPEATS times (default 3) and the median of each figure is 
               (targets: >= 95 % and >= 90 %)
   CPU us/rec  the whole producer process, user + system (wait4 rusage of the child), per record;
               the same for the boto3 script, and ours / boto3 (target <= 0.10)
+  marginal    (null endpoint) what one more record costs: (CPU of the run - CPU of a run of
+              BASE_RECORDS) / (records - BASE_RECORDS), start-up and stack lookup left out, as
+              the SDK floor is measured; beside it the PutRecords floor of that many shards
+              (tests/bench/sdk_floor.rs, from scripts/bench's floor step) and the ratio
+              (target <= 1.5)
 
 The emulator's own ceiling is measured in the same run: boto3 flat out (one thread per shard, each
 putting only keys of its shard, so no two calls touch one shard at once) on a fresh stream, in
@@ -52,6 +57,24 @@ os.environ.pop("AWS_ENDPOINT_URL_KINESIS", None)
 os.environ.setdefault("AWS_DEFAULT_REGION", env["AWS_DEFAULT_REGION"])
 
 SHARD_RECORDS = 1000
+# The short run each null-endpoint row's marginal figure subtracts.
+BASE_RECORDS = 1000
+
+
+def floors():
+    """The SDK's PutRecords floor per record by shard count, as scripts/bench measured it in this
+    run (FLOOR_PUTRECORDS_<shards>=us in $CARGO_TARGET_DIR/bench-floor.env); empty without it."""
+    path = os.path.join(os.environ.get("CARGO_TARGET_DIR", ""), "bench-floor.env")
+    found = {}
+    if os.path.exists(path):
+        for line in open(path):
+            name, _, value = line.strip().partition("=")
+            if name.startswith("FLOOR_PUTRECORDS_"):
+                found[int(name.rsplit("_", 1)[1])] = float(value)
+    return found
+
+
+FLOORS = floors()
 SHARD_BYTES = 1024 * 1024
 WORDS = "stream data real-time shard rust lambda серверный поток ストリーム 処理 数据 실시간 datos Straße café 🚀 🔥 😂 👍🏽 🦀".split()
 
@@ -217,15 +240,16 @@ def count_for(shards, aggregated, mean_record):
     return int(per_shard * shards * seconds)
 
 
-def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us):
+def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us, bases):
     rate = median([r["sent"] / r["seconds"] for r in runs])
     mib = median([total / r["seconds"] / SHARD_BYTES for r in runs])
     limit = mib / shards if aggregated else rate / SHARD_RECORDS / shards
     ours_us = median([r["cpu"] / count * 1e6 for r in runs])
-    print(f"  ... {target} {name} {label}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}",
-          file=sys.stderr, flush=True)
+    marginal = median([(r["cpu"] - b) / (count - BASE_RECORDS) * 1e6 for r, b in zip(runs, bases)]) if bases else None
+    print(f"  ... {target} {name} {label}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}"
+          + (f", marginal {marginal:.2f}" if marginal is not None else ""), file=sys.stderr, flush=True)
     return (target, name, label, count, rate, mib, limit * 100, 90 if aggregated else 95, ours_us, boto_us,
-            median([r["calls"] for r in runs]))
+            median([r["calls"] for r in runs]), marginal, FLOORS.get(shards))
 
 
 def run_table(target, mean_record):
@@ -234,17 +258,22 @@ def run_table(target, mean_record):
         count = count_for(shards, aggregated, mean_record)
         path = tweet_file(count, 100 + n)
         total = user_bytes(path)
-        runs, old, baseline = [], [], []
+        base_path = tweet_file(BASE_RECORDS, 100 + n)
+        runs, old, baseline, bases, old_bases = [], [], [], [], []
         for _ in range(repeats):
             runs.append(ours(target, shards, path, count, flags))
+            if target == "null":
+                bases.append(ours(target, shards, base_path, BASE_RECORDS, flags)["cpu"])
             if before:
                 old.append(ours(target, shards, path, count, flags, before))
+                if target == "null":
+                    old_bases.append(ours(target, shards, base_path, BASE_RECORDS, flags, before)["cpu"])
             baseline.append(boto3_loop(target, shards, path, count))
         boto_us = median(baseline) / count * 1e6
         name = f"{shards} shard{'s' if shards > 1 else ' '} {' '.join(flags) or 'plain'}"
-        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us))
+        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us, bases))
         if before:
-            rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us))
+            rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us, old_bases))
     return rows
 
 
@@ -316,10 +345,15 @@ def main():
     rows = run_table("null", mean_record) + run_table("moto", mean_record)
     print("\nstream produce --source file vs the boto3 loop on the same records, fresh stream per run")
     print(f"{'endpoint':<9}{'configuration':<26}{'binary':<8}{'records':>8}{'records/s':>11}{'MiB/s':>8}{'% limit':>9}"
-          f"{'target':>8}{'calls':>7}{'CPU us/rec':>12}{'boto3 us/rec':>14}{'ours/boto3':>12}{'target':>8}")
-    for target, name, label, count, rate, mib, pct, goal, ours_us, boto_us, calls in rows:
+          f"{'target':>8}{'calls':>7}{'CPU us/rec':>12}{'boto3 us/rec':>14}{'ours/boto3':>12}{'target':>8}"
+          f"{'marginal':>10}{'floor':>7}{'/floor':>8}{'target':>8}")
+    for target, name, label, count, rate, mib, pct, goal, ours_us, boto_us, calls, marginal, floor in rows:
+        vs_floor = ""
+        if marginal is not None:
+            vs_floor = f"{marginal:>10.2f}" + (f"{floor:>7.2f}{marginal / floor:>8.2f}{'<=1.5':>8}" if floor else
+                                              f"{'-':>7}{'-':>8}{'<=1.5':>8}")
         print(f"{target:<9}{name:<26}{label:<8}{count:>8}{rate:>11.0f}{mib:>8.2f}{pct:>8.1f}%{'>=' + str(goal) + '%':>8}"
-              f"{calls:>7.0f}{ours_us:>12.2f}{boto_us:>14.2f}{ours_us / boto_us:>12.3f}{'<=0.10':>8}")
+              f"{calls:>7.0f}{ours_us:>12.2f}{boto_us:>14.2f}{ours_us / boto_us:>12.3f}{'<=0.10':>8}{vs_floor}")
     print("\n% limit: records/s against 1,000 per shard (plain) or user-record MiB/s against 1 MiB/s per shard "
           "(--aggregate);\nagainst moto, compare with the emulator ceiling above when it is the lower of the two.")
 
