@@ -27,8 +27,8 @@ fn main() {
             Ok(cli) => {
                 let verbose = cli.global.verbose > 0;
                 // `produce` reads and checks records on a thread of its own and keeps one call in
-                // flight per shard: its tasks wait on the network, and one thread runs them without
-                // hand-offs between workers (measured: less CPU per record than the thread pool).
+                // flight per shard: its tasks mostly wait on the network, and one thread runs them
+                // without hand-offs between pool workers.
                 let builder = match cli.command {
                     Command::Produce(_) => tokio::runtime::Builder::new_current_thread(),
                     _ => tokio::runtime::Builder::new_multi_thread(),

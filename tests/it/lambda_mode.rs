@@ -52,7 +52,23 @@ fn tweet(id: usize, text: &str) -> Vec<u8> {
 /// Runs the real binary as the function for one invocation of `event`, through the same Runtime
 /// API `stream local` serves: returns how the invocation ended and every line the function wrote.
 async fn invoke(event: serde_json::Value, table: &str, rejected: &str) -> (Outcome, Vec<String>) {
+    invoke_with(event, table, rejected, &[]).await
+}
+
+/// As `invoke`, with more environment variables (files the function reads go in its task root
+/// beside them: `schema_file`).
+async fn invoke_with(
+    event: serde_json::Value,
+    table: &str,
+    rejected: &str,
+    more: &[(&str, &str, Option<&str>)],
+) -> (Outcome, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
+    for (_, value, file) in more {
+        if let Some(text) = file {
+            std::fs::write(dir.path().join(value), text).expect("task root file");
+        }
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", "f"),
@@ -70,7 +86,12 @@ async fn invoke(event: serde_json::Value, table: &str, rejected: &str) -> (Outco
     let spec = Arc::new(FunctionSpec {
         bootstrap: common::bin().into(),
         task_root: dir.path().to_path_buf(),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .copied()
+            .chain(more.iter().map(|&(k, v, _)| (k, v)))
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
         credentials: None,
         memory_mb: None,
@@ -139,4 +160,38 @@ async fn a_missing_table_is_an_invocation_error() {
         panic!("Lambda must retry the batch, not skip it: {outcome:?}");
     };
     assert!(message.contains("ResourceNotFoundException"), "{message}");
+}
+
+/// A schema the function cannot use stops it at init, through the Runtime API's /init/error with
+/// the schema's problem, before any record is read: never the tweets schema in its place. The
+/// same file, once usable, serves the invocation (so the refusal is the schema's, not the setup's).
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn an_unusable_schema_is_an_init_error() {
+    let w = common::World::new("lambdaschema", "us-east-1");
+    let client = w.clients().await.dynamodb;
+    let (table, rejected) = (format!("{}-EventData", w.stack), format!("{}-Rejected", w.stack));
+    create_table(&client, &table, "DeviceId", "At").await;
+    create_table(&client, &rejected, "Shard", "Sequence").await;
+    let event = || serde_json::json!({"Records": [record(1, br#"{"device":"d1","at":"2018-10-10T20:19:24Z"}"#)]});
+    let good = "name = \"devices\"\n[partition_key]\nattribute = \"DeviceId\"\ntype = \"S\"\nfrom = \"/device\"\n\
+                [sort_key]\nattribute = \"At\"\ntype = \"S\"\nfrom = \"/at\"\n";
+    let bad = good.replace("from = \"/device\"", "from = \"device\"");
+    for (file, text, why) in
+        [("schema.toml", Some(bad.as_str()), "is not a usable schema"), ("missing.toml", None, "cannot read")]
+    {
+        let (outcome, _) = invoke_with(event(), &table, &rejected, &[("EVENT_SCHEMA", file, text)]).await;
+        match outcome {
+            Outcome::InitError(message) => {
+                assert!(message.contains("EVENT_SCHEMA") && message.contains(why), "{file}: {message}")
+            }
+            other => panic!("{file}: an init error, not {other:?}"),
+        }
+    }
+    assert_eq!(client.scan().table_name(&table).send().await.expect("scan").count(), 0, "nothing written");
+    let (outcome, _) = invoke_with(event(), &table, &rejected, &[("EVENT_SCHEMA", "schema.toml", Some(good))]).await;
+    assert_eq!(outcome, Outcome::Response(Bytes::from_static(br#"{"batchItemFailures":[]}"#)));
+    let items = client.scan().table_name(&table).send().await.expect("scan");
+    assert_eq!(items.count(), 1);
+    assert_eq!(items.items()[0]["DeviceId"].as_s().expect("s"), "d1");
 }
