@@ -67,7 +67,14 @@ async fn function_architectures(clients: &stream::aws::Clients, stack_name: &str
 async fn an_arm64_function_runs_emulated_and_writes_what_x86_64_writes() {
     let w = World::new("graviton", "eu-west-2");
     let clients = w.clients().await;
-    let (out, err) = w.run(&["deploy", "--arch", "arm64", "--bootstrap", &arm64_bin()], 0);
+    // As scripts/build --arch all leaves them: this binary with stream-arm64 beside it, which
+    // `deploy --arch arm64` finds and uploads (no --bootstrap).
+    let install = w.dir.path().join("install");
+    std::fs::create_dir(&install).expect("install dir");
+    std::fs::copy(common::bin(), install.join("stream")).expect("copy stream");
+    std::fs::copy(arm64_bin(), install.join("stream-arm64")).expect("copy stream-arm64");
+    let deploy = w.cmd_of(&install.join("stream"), &["deploy", "--arch", "arm64"]).output().expect("deploy runs");
+    let (out, err) = common::check(&deploy, 0, &["deploy", "--arch", "arm64"]);
     assert!(out.contains("created") && err.contains("(arm64,"), "{err}");
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     assert_eq!(function_architectures(&clients, &w.stack).await, ["arm64"]);

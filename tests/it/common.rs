@@ -38,7 +38,12 @@ impl World {
 
     /// `stream ARGS --stack <stack> --region <region>` with the test's credentials file.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        self.cmd_of(Path::new(bin()), args)
+    }
+
+    /// As `cmd`, running `program` (a copy of the binary placed elsewhere) instead.
+    pub fn cmd_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .args(["--stack", &self.stack, "--region", &self.region])
             .env("AWS_SHARED_CREDENTIALS_FILE", self.credentials_file())

@@ -67,6 +67,29 @@ fn install_puts_the_binary_on_a_prefix() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("stream "));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&installed).expect("installed").permissions().mode() & 0o777, 0o755);
+    assert!(!prefix.path().join("bin/stream-arm64").exists(), "no other build lies beside the test binary");
+
+    // Builds of each architecture beside the one installed (as scripts/build --arch all leaves
+    // them) are installed with it, where `stream deploy --arch` looks for them.
+    let built = tempfile::tempdir().expect("tempdir");
+    for name in ["stream-x86_64", "stream-arm64"] {
+        std::fs::copy(common::bin(), built.path().join(name)).expect("copy");
+    }
+    let out = Command::new(&script)
+        .args(["--prefix", &prefix.path().display().to_string()])
+        .env("STREAM_STATIC_BIN", built.path().join("stream-x86_64"))
+        .output()
+        .expect("scripts/install runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["stream", "stream-x86_64", "stream-arm64"] {
+        let mode = std::fs::metadata(prefix.path().join("bin").join(name)).expect(name).permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{name}");
+    }
+    let bad = Command::new(&script).args(["--arch", "arm64"]).output().expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--arch takes all") && err.contains("hint: scripts/install --arch all"), "{err}");
+
     let bad = Command::new(&script).arg("--prefx").output().expect("runs");
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
