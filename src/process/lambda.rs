@@ -1,12 +1,18 @@
 //! The Lambda bootstrap: checks its environment, reads its event schema and builds the client once,
 //! then serves invocations with `handle`, logging one JSON summary line and one EMF metrics line
-//! per invocation. A schema it cannot use is an init error, never a silent fallback.
+//! per invocation. The event's bytes go to `handle` as the Runtime API delivered them, parsed
+//! once, the records borrowing from them. A schema it cannot use is an init error, never a silent
+//! fallback.
 
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use bytes::Bytes;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers, service_fn};
 
-use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, handle, metrics};
+use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, Response, handle, metrics};
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
 use crate::schema::Schema;
@@ -56,32 +62,107 @@ pub async fn run_lambda() -> Result<(), Error> {
     let config = aws::load_config(&AwsArgs::default(), RetryMode::Standard).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, rejected).for_schema(schema);
     let (store, function) = (&store, function.as_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Batch>| async move {
-        let started = Instant::now();
+    let bodies = EventBodies::default();
+    let taken = bodies.clone();
+    let handler = service_fn(move |event: LambdaEvent<()>| {
+        let body = taken.take(&event.context.request_id);
         let opts = Options { deadline: deadline_instant(event.context.deadline), concurrency };
-        let BatchOutcome { response, stats, fatal } = handle(&event.payload, schema, store, &opts).await;
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            records = stats.records,
-            user_records = stats.user_records,
-            written = stats.written,
-            duplicates = stats.duplicates,
-            superseded = stats.superseded,
-            retried = stats.retries,
-            quarantined = stats.quarantined,
-            not_done = stats.not_done,
-            duration_ms,
-            "batch done"
-        );
-        println!("{}", metrics::emf(function, &stats, duration_ms, now_ms(), schema.version().is_some()));
-        match fatal {
-            // An invocation error: Lambda retries the batch (and bisects it) instead of moving on.
-            Some(why) => Err(lambda_runtime::Error::from(format!("the function cannot work: {why}"))),
-            None => Ok(response),
+        serve(body, schema, store, opts, function)
+    });
+    // As `lambda_runtime::run` builds it, with the event's bytes taken out first.
+    Runtime::new(handler)
+        .layer(layers::TracingLayer::new())
+        .layer(bodies)
+        .run()
+        .await
+        .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))
+}
+
+/// One invocation: the event parsed from its bytes (the records borrow from them), handled, the
+/// summary and metrics lines logged.
+async fn serve(
+    body: Bytes,
+    schema: &Schema,
+    store: &DynamoStore,
+    opts: Options,
+    function: &str,
+) -> Result<Response, lambda_runtime::Error> {
+    let started = Instant::now();
+    // Not a Kinesis event at all: an invocation error, as lambda_runtime's own parse made it.
+    let batch: Batch<'_> = serde_json::from_slice(&body)
+        .map_err(|e| lambda_runtime::Error::from(format!("the event is not a Kinesis event: {e}")))?;
+    let BatchOutcome { response, stats, fatal } = handle(&batch, schema, store, &opts).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        records = stats.records,
+        user_records = stats.user_records,
+        written = stats.written,
+        duplicates = stats.duplicates,
+        superseded = stats.superseded,
+        retried = stats.retries,
+        quarantined = stats.quarantined,
+        not_done = stats.not_done,
+        duration_ms,
+        "batch done"
+    );
+    println!("{}", metrics::emf(function, &stats, duration_ms, now_ms(), schema.version().is_some()));
+    match fatal {
+        // An invocation error: Lambda retries the batch (and bisects it) instead of moving on.
+        Some(why) => Err(lambda_runtime::Error::from(format!("the function cannot work: {why}"))),
+        None => Ok(response),
+    }
+}
+
+/// The events' bytes on their way to the handler, by request id. As a layer it takes each
+/// invocation's body out before lambda_runtime deserializes it (leaving `null`, which the handler's
+/// `()` reads), so `handle` gets the bytes the Runtime API delivered without a copy: a 6 MB event
+/// (Lambda's limit) was held twice, as its bytes and as owned records.
+#[derive(Debug, Clone, Default)]
+struct EventBodies(Arc<Mutex<Vec<(String, Bytes)>>>);
+
+impl EventBodies {
+    /// The body of invocation `request_id` (empty, which is not an event, if there is none).
+    fn take(&self, request_id: &str) -> Bytes {
+        // A poisoned lock only means a panic elsewhere; the list itself is still whole.
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match held.iter().position(|(id, _)| id == request_id) {
+            Some(i) => held.swap_remove(i).1,
+            None => Bytes::new(),
         }
-    }))
-    .await
-    .map_err(|e| Error::failed(format!("Lambda runtime failed: {e}"), "see the function's logs"))
+    }
+}
+
+impl<S> Layer<S> for EventBodies {
+    type Service = TakeBody<S>;
+
+    fn layer(&self, inner: S) -> TakeBody<S> {
+        TakeBody { inner, bodies: self.clone() }
+    }
+}
+
+/// The service `EventBodies` wraps around the runtime's own.
+#[derive(Debug, Clone)]
+struct TakeBody<S> {
+    inner: S,
+    bodies: EventBodies,
+}
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for TakeBody<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> S::Future {
+        let body = std::mem::replace(&mut invocation.body, Bytes::from_static(b"null"));
+        let mut held = self.bodies.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.push((invocation.context.request_id.clone(), body));
+        drop(held);
+        self.inner.call(invocation)
+    }
 }
 
 /// The event schema: the file `EVENT_SCHEMA` names in the function's code directory
@@ -144,4 +225,23 @@ fn init_json_logs() {
         .finish()
         .with(crate::progress::log_filter("info"))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each invocation's handler gets its own event's bytes, once; an unknown id gets none.
+    #[test]
+    fn the_handler_gets_the_bytes_of_its_own_invocation() {
+        let bodies = EventBodies::default();
+        bodies
+            .0
+            .lock()
+            .expect("lock")
+            .extend([("a".to_string(), Bytes::from_static(b"{1}")), ("b".into(), "{2}".into())]);
+        assert_eq!(bodies.take("b"), "{2}");
+        assert_eq!(bodies.take("b"), "", "taken once");
+        assert_eq!(bodies.take("a"), "{1}");
+    }
 }

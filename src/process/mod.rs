@@ -20,7 +20,7 @@ use base64::Engine;
 use futures::StreamExt;
 use serde::Serialize;
 
-pub use event::{Batch, BatchRecord, Event, Record, Response};
+pub use event::{Batch, BatchRecord, Event, KinesisRef, Record, Response};
 pub use store::{Attrs, DynamoStore, MemoryStore, Store, Target};
 
 use crate::dynamo::MAX_BATCH_WRITE;
@@ -108,7 +108,7 @@ struct Poison<'a> {
 }
 
 /// `handle` with the built-in tweets schema.
-pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) -> BatchOutcome {
+pub async fn handle_batch<S: Store>(event: &Batch<'_>, store: &S, opts: &Options) -> BatchOutcome {
     handle(event, Schema::tweets(), store, opts).await
 }
 
@@ -122,7 +122,7 @@ pub async fn handle_batch<S: Store>(event: &Batch, store: &S, opts: &Options) ->
 /// so the response names only the first record whose write (or quarantine) did not make it; puts are
 /// keyed, so what is delivered twice overwrites itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
-pub async fn handle<S: Store>(event: &Batch, schema: &Schema, store: &S, opts: &Options) -> BatchOutcome {
+pub async fn handle<S: Store>(event: &Batch<'_>, schema: &Schema, store: &S, opts: &Options) -> BatchOutcome {
     let records = &event.records;
     let decoded = decode(records, schema);
     let (items, duplicates) = dedupe(decoded.items, schema);
@@ -162,7 +162,7 @@ pub async fn handle<S: Store>(event: &Batch, schema: &Schema, store: &S, opts: &
     let mut response = Response::default();
     if let Some(pos) = report.first_failed {
         stats.not_done = records.len() - pos;
-        response.add_failure(records[pos].kinesis.sequence_number.clone());
+        response.add_failure(records[pos].kinesis.sequence_number.to_string());
     }
     BatchOutcome { response, stats, fatal: report.fatal }
 }
@@ -170,7 +170,7 @@ pub async fn handle<S: Store>(event: &Batch, schema: &Schema, store: &S, opts: &
 /// Quarantines the records of items DynamoDB refused on their own (batch position, why).
 async fn quarantine_refused<S: Store>(
     store: &S,
-    records: &[BatchRecord],
+    records: &[BatchRecord<'_>],
     refused: Vec<(usize, String)>,
     now: chrono::DateTime<chrono::Utc>,
     opts: &Options,
@@ -180,7 +180,7 @@ async fn quarantine_refused<S: Store>(
         .map(|(pos, why)| Poison {
             pos,
             sub: None,
-            partition_key: Cow::Borrowed(records[pos].kinesis.partition_key.as_str()),
+            partition_key: Cow::Borrowed(&records[pos].kinesis.partition_key),
             // Decoded again: only refused items need their record's bytes after decoding.
             payload: Cow::Owned(payload(&records[pos]).unwrap_or_default()),
             reason: format!("DynamoDB refused the item: {why}"),
@@ -192,8 +192,8 @@ async fn quarantine_refused<S: Store>(
 }
 
 /// A record's payload, base64-decoded; `None` for data that is not base64.
-fn payload(record: &BatchRecord) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(&record.kinesis.data).ok()
+fn payload(record: &BatchRecord<'_>) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(&*record.kinesis.data).ok()
 }
 
 /// The batch decoded: the items in batch order, the poison records, the user records counted.
@@ -206,13 +206,13 @@ struct Decoded<'a> {
 /// Decodes every record in order; a KPL aggregate yields its sub-records. Poison keeps its reason
 /// and its bytes; the payloads of good records are dropped once their item is made, so the batch
 /// is never held decoded whole.
-fn decode<'r>(records: &'r [BatchRecord], schema: &Schema) -> Decoded<'r> {
+fn decode<'r>(records: &'r [BatchRecord<'_>], schema: &Schema) -> Decoded<'r> {
     let mut d = Decoded { items: Vec::with_capacity(records.len()), poison: Vec::new(), user_records: 0 };
     let mut buf = Vec::new();
     for (pos, record) in records.iter().enumerate() {
-        let pk = Cow::Borrowed(record.kinesis.partition_key.as_str());
+        let pk = Cow::Borrowed(&*record.kinesis.partition_key);
         buf.clear();
-        if base64::engine::general_purpose::STANDARD.decode_vec(&record.kinesis.data, &mut buf).is_err() {
+        if base64::engine::general_purpose::STANDARD.decode_vec(&*record.kinesis.data, &mut buf).is_err() {
             let reason = "data is not base64".to_string();
             let payload = Cow::Borrowed(record.kinesis.data.as_bytes());
             d.poison.push(Poison { pos, sub: None, partition_key: pk, payload, reason });
@@ -298,7 +298,7 @@ fn key_order(a: (&Val, Option<&Val>), b: (&Val, Option<&Val>)) -> std::cmp::Orde
 }
 
 /// Earliest arrival time in the batch (seconds since the epoch), 0 when none is known.
-fn oldest_arrival(records: &[BatchRecord]) -> f64 {
+fn oldest_arrival(records: &[BatchRecord<'_>]) -> f64 {
     let oldest = records
         .iter()
         .map(|r| r.kinesis.approximate_arrival_timestamp)
@@ -327,7 +327,7 @@ impl Pending {
 }
 
 /// The quarantine item of a poison record, logged with its shard and sequence number.
-fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Pending) {
+fn quarantine(records: &[BatchRecord<'_>], p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> (usize, Pending) {
     let record = &records[p.pos];
     tracing::warn!(
         shard = record.shard_id(),
@@ -340,11 +340,11 @@ fn quarantine(records: &[BatchRecord], p: &Poison<'_>, now: chrono::DateTime<chr
 }
 
 /// The quarantine item of a poison record: where it came from, why, and its bytes.
-fn quarantine_item(record: &BatchRecord, p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> Attrs {
+fn quarantine_item(record: &BatchRecord<'_>, p: &Poison<'_>, now: chrono::DateTime<chrono::Utc>) -> Attrs {
     let s = |v: &str| AttributeValue::S(v.to_string());
     let sequence = match p.sub {
         Some(i) => format!("{}#{i:05}", record.kinesis.sequence_number),
-        None => record.kinesis.sequence_number.clone(),
+        None => record.kinesis.sequence_number.to_string(),
     };
     let arrival = crate::time::iso_millis(record.kinesis.approximate_arrival_timestamp);
     let kept = &p.payload[..p.payload.len().min(MAX_QUARANTINED_PAYLOAD)];
@@ -688,8 +688,8 @@ mod tests {
         .into_bytes()
     }
 
-    fn event(records: Vec<Record>) -> Batch {
-        Batch::from(&Event { records })
+    fn event(records: Vec<Record>) -> Batch<'static> {
+        Batch { records: records.into_iter().map(BatchRecord::from).collect() }
     }
 
     fn far() -> Options {
@@ -821,7 +821,7 @@ mod tests {
         let mut bad_b64 = record(7, b"x");
         bad_b64.kinesis.data = "%%%".into();
         let mut ev = ev;
-        ev.records.push(BatchRecord::from(&bad_b64));
+        ev.records.push(BatchRecord::from(bad_b64));
         let BatchOutcome { response: resp, stats, .. } = handle_batch(&ev, &store, &far()).await;
         assert!(resp.batch_item_failures.is_empty(), "poison never blocks the shard");
         assert_eq!(stats.written, 2);

@@ -8,7 +8,10 @@
 //! Runtime API: init (process start to its first `next`), one 10,000-record invocation, its CPU and
 //! its peak RSS. CPU is user + system time of the process (every thread), the median of 3 runs.
 //! Needs AWS_ENDPOINT_URL (moto) and STREAM_STATIC_BIN for the parts beyond the in-memory store.
-//! HANDLER_BENCH_ONLY=memory|moto|null runs only that configuration of ours, in a loop, for a profiler.
+//! Last, the shipped binary against the SDK's own BatchWriteItem floor (issue 21; tests/bench/sdk_floor.rs,
+//! figures from scripts/bench), and on an event of full-size v1.1 tweets near 6 MB: peak RSS and CPU.
+//! HANDLER_BENCH_ONLY=memory|moto|null|full runs only that configuration of ours, in a loop, for a
+//! profiler; HANDLER_BENCH_ONLY=lambda only the rows against the floor.
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader};
@@ -21,11 +24,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use stream::aws::{AwsArgs, RetryMode, load_config};
-use stream::process::{Batch, BatchOutcome, DynamoStore, Event, MemoryStore, Options, Record, Store, handle};
+use stream::process::{
+    Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Event, MemoryStore, Options, Record, Store, handle,
+};
 use stream::produce::source::Synthetic;
 use stream::sandbox::{Environment, FunctionSpec, Outcome};
 use stream::schema::Schema;
 use stream::synthetic::{Events, Kind};
+use stream::tweet::Tweet;
 
 /// Records in the event every figure is measured on.
 const RECORDS: usize = 10_000;
@@ -36,6 +42,12 @@ const TARGET_INIT_MS: f64 = 10.0;
 const TARGET_RSS_MB: f64 = 30.0;
 /// Each figure is the median of this many runs.
 const RUNS: usize = 3;
+/// Issue 21: the handler's CPU per record at most this many times the SDK's BatchWriteItem floor.
+const TARGET_FLOOR_RATIO: f64 = 1.2;
+/// The full-size event is filled with records up to this many bytes of JSON: near Lambda's 6 MB
+/// invocation payload limit, under it either way it is counted.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
+const FULL_EVENT_BYTES: usize = 6_000_000;
 
 /// CPU time of this process so far (every live thread), from the kernel's scheduler statistics.
 fn process_cpu_ns(pid: &str) -> u64 {
@@ -107,26 +119,123 @@ fn kind_body(kind: Kind, n: usize, seed: u64) -> Bytes {
 
 /// One shard's event of these (partition key, data) records.
 fn body_of(records: impl Iterator<Item = (String, Vec<u8>)>) -> Bytes {
-    let records = records
-        .enumerate()
-        .map(|(i, (key, data))| {
-            let mut r = Record::default();
-            r.kinesis.kinesis_schema_version = "1.0".into();
-            r.kinesis.partition_key = key;
-            r.kinesis.sequence_number = format!("{i:056}");
-            r.kinesis.data = base64::engine::general_purpose::STANDARD.encode(data);
-            r.kinesis.approximate_arrival_timestamp = 1_700_000_000.0;
-            r.event_source = "aws:kinesis".into();
-            r.event_version = "1.0".into();
-            r.event_id = format!("shardId-000000000000:{i:056}");
-            r.event_name = "aws:kinesis:record".into();
-            r.invoke_identity_arn = "arn:aws:iam::123456789012:role/bench".into();
-            r.aws_region = "us-east-1".into();
-            r.event_source_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/bench".into();
-            r
-        })
-        .collect();
+    let records = records.enumerate().map(|(i, (key, data))| event_record(i, key, &data)).collect();
     Bytes::from(serde_json::to_vec(&Event { records }).expect("event json"))
+}
+
+/// Record `i` of one shard's event, as Lambda sends it.
+fn event_record(i: usize, key: String, data: &[u8]) -> Record {
+    let mut r = Record::default();
+    r.kinesis.kinesis_schema_version = "1.0".into();
+    r.kinesis.partition_key = key;
+    r.kinesis.sequence_number = format!("{i:056}");
+    r.kinesis.data = base64::engine::general_purpose::STANDARD.encode(data);
+    r.kinesis.approximate_arrival_timestamp = 1_700_000_000.0;
+    r.event_source = "aws:kinesis".into();
+    r.event_version = "1.0".into();
+    r.event_id = format!("shardId-000000000000:{i:056}");
+    r.event_name = "aws:kinesis:record".into();
+    r.invoke_identity_arn = "arn:aws:iam::123456789012:role/bench".into();
+    r.aws_region = "us-east-1".into();
+    r.event_source_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/bench".into();
+    r
+}
+
+/// An event of full-size v1.1 tweets (`full_tweet`), as many as fit in `FULL_EVENT_BYTES` of JSON,
+/// and how many that is.
+fn full_size_body(seed: u64) -> (Bytes, usize) {
+    let mut tweets = Synthetic::new(Some(seed));
+    let mut records = Vec::new();
+    // `{"Records":[` … `]}` and a comma between records.
+    let mut size = 14;
+    loop {
+        let t = tweets.next_tweet();
+        let r = event_record(records.len(), t.user.screen_name.clone(), &full_tweet(&t, records.len()));
+        let more = serde_json::to_vec(&r).expect("record json").len() + 1;
+        if size + more > FULL_EVENT_BYTES {
+            break;
+        }
+        size += more;
+        records.push(r);
+    }
+    let n = records.len();
+    let body = Bytes::from(serde_json::to_vec(&Event { records }).expect("event json"));
+    assert!(body.len() <= FULL_EVENT_BYTES, "the full-size event is {} bytes", body.len());
+    (body, n)
+}
+
+/// `t` as a full v1.1 tweet from the streaming API (2.9–4.5 KB, 3.4 KB on average): the whole user
+/// object, entities, extended_tweet, place, counts; every third one a retweet carrying its original
+/// (with a short user object of its own). The built-in schema reads the same four fields of it as
+/// of `t`.
+fn full_tweet(t: &Tweet, n: usize) -> Vec<u8> {
+    use serde_json::json;
+    let user = |screen_name: &str, name: &str, id: &str| {
+        json!({
+            "id": id.parse::<u64>().unwrap_or(1), "id_str": id, "name": name, "screen_name": screen_name,
+            "location": "Seattle, WA", "url": format!("https://example.com/{screen_name}"),
+            "description": "Streams, tables and the occasional lambda. Opinions are my own; retweets are not endorsements.",
+            "translator_type": "none", "protected": false, "verified": n.is_multiple_of(7),
+            "followers_count": 1000 + n % 9000, "friends_count": 300 + n % 700, "listed_count": 12,
+            "favourites_count": 4200 + n, "statuses_count": 18000 + n, "created_at": "Tue Mar 21 20:50:14 +0000 2009",
+            "utc_offset": null, "time_zone": null, "geo_enabled": true, "lang": null,
+            "contributors_enabled": false, "is_translator": false,
+            "profile_background_color": "C0DEED",
+            "profile_background_image_url": "http://abs.twimg.com/images/themes/theme1/bg.png",
+            "profile_background_image_url_https": "https://abs.twimg.com/images/themes/theme1/bg.png",
+            "profile_background_tile": false, "profile_link_color": "1DA1F2",
+            "profile_sidebar_border_color": "C0DEED", "profile_sidebar_fill_color": "DDEEF6",
+            "profile_text_color": "333333", "profile_use_background_image": true,
+            "profile_image_url": format!("http://pbs.twimg.com/profile_images/{id}/avatar_normal.jpg"),
+            "profile_image_url_https": format!("https://pbs.twimg.com/profile_images/{id}/avatar_normal.jpg"),
+            "profile_banner_url": format!("https://pbs.twimg.com/profile_banners/{id}/1554000000"),
+            "default_profile": false, "default_profile_image": false,
+            "following": null, "follow_request_sent": null, "notifications": null
+        })
+    };
+    let full_text = t.extended_tweet.as_ref().map_or(t.text.as_str(), |e| e.full_text.as_str());
+    let hashtags: Vec<serde_json::Value> =
+        t.entities.hashtags.iter().map(|h| json!({"text": h.text, "indices": h.indices})).collect();
+    let entities = json!({
+        "hashtags": hashtags,
+        "urls": [{"url": "https://t.co/AbCdEfGhIj", "expanded_url": "https://aws.amazon.com/kinesis/data-streams/",
+                  "display_url": "aws.amazon.com/kinesis/data-s…", "indices": [0, 23]}],
+        "user_mentions": [{"screen_name": "awscloud", "name": "Amazon Web Services", "id": 66780587,
+                           "id_str": "66780587", "indices": [0, 9]}],
+        "symbols": []
+    });
+    let mut tweet = json!({
+        "created_at": t.created_at, "id": t.id_str.parse::<u64>().unwrap_or(1), "id_str": t.id_str,
+        "text": t.text,
+        "source": "<a href=\"http://twitter.com/download/iphone\" rel=\"nofollow\">Twitter for iPhone</a>",
+        "truncated": t.truncated, "in_reply_to_status_id": null, "in_reply_to_status_id_str": null,
+        "in_reply_to_user_id": null, "in_reply_to_user_id_str": null, "in_reply_to_screen_name": null,
+        "user": user(&t.user.screen_name, &t.user.name, &t.user.id_str),
+        "geo": null, "coordinates": null,
+        "place": {"id": "300bcc6e23a88361", "url": "https://api.twitter.com/1.1/geo/id/300bcc6e23a88361.json",
+                  "place_type": "city", "name": "Seattle", "full_name": "Seattle, WA", "country_code": "US",
+                  "country": "United States",
+                  "bounding_box": {"type": "Polygon", "coordinates": [[[-122.436232, 47.495315], [-122.436232, 47.734319],
+                                   [-122.224973, 47.734319], [-122.224973, 47.495315]]]},
+                  "attributes": {}},
+        "contributors": null, "is_quote_status": false,
+        "extended_tweet": {"full_text": full_text, "display_text_range": [0, full_text.chars().count()]},
+        "quote_count": n % 5, "reply_count": n % 11, "retweet_count": n % 97, "favorite_count": n % 211,
+        "entities": entities, "favorited": false, "retweeted": false, "possibly_sensitive": false,
+        "filter_level": "low", "lang": t.lang, "timestamp_ms": "1735689600000"
+    });
+    if n % 3 == 2 {
+        let original = json!({
+            "created_at": "Mon Dec 30 09:00:00 +0000 2024", "id": 1_873_000_000_000_000_000u64 + n as u64,
+            "id_str": (1_873_000_000_000_000_000u64 + n as u64).to_string(), "truncated": t.truncated,
+            "user": {"id": 66780587, "id_str": "66780587", "name": "Amazon Web Services", "screen_name": "awscloud",
+                     "verified": true, "followers_count": 2_400_000,
+                     "profile_image_url_https": "https://pbs.twimg.com/profile_images/66780587/aws_normal.png"},
+            "extended_tweet": {"full_text": full_text}, "retweet_count": 1200 + n, "favorite_count": 3400 + n, "lang": t.lang
+        });
+        tweet["retweeted_status"] = original;
+    }
+    serde_json::to_vec(&tweet).expect("a tweet serializes")
 }
 
 /// One invocation as Lambda mode runs it: the body parsed, then handled with `schema`.
@@ -328,7 +437,16 @@ fn main() {
                 cpu_per_record(&rt, &body, &DynamoStore::new(client.clone(), fresh_table(&client), None), iterations)
             }
             "null" => cpu_per_record(&rt, &body, &DynamoStore::new(null_client.expect("null"), "T", None), iterations),
-            other => panic!("HANDLER_BENCH_ONLY={other}: memory, moto or null"),
+            "lambda" => {
+                let bin = std::env::var("STREAM_STATIC_BIN").expect("STREAM_STATIC_BIN");
+                let moto = moto_url.as_deref().expect("AWS_ENDPOINT_URL");
+                floor_rows(&rt, &bin, moto, null.as_ref().expect("the null endpoint"), &body);
+                return;
+            }
+            "full" => cpu_per_record(&rt, &full_size_body(21).0, &MemoryStore::default(), iterations),
+            other => {
+                panic!("HANDLER_BENCH_ONLY={other}: memory, moto, null, full (full-size tweets in memory) or lambda")
+            }
         };
         println!("{only}: {us:.2} CPU µs/record over {iterations} invocations");
         return;
@@ -368,9 +486,17 @@ fn main() {
                 targets.push(("null endpoint", n.url.clone(), "T".into()));
             }
             for (name, dynamo, table_name) in targets {
-                let runs: Vec<LambdaFigures> = (0..RUNS)
-                    .map(|_| rt.block_on(lambda_mode(&bin, moto, &dynamo, &table_name, body.clone())))
-                    .collect();
+                let run = || LambdaRun {
+                    bin: &bin,
+                    moto,
+                    dynamo: &dynamo,
+                    table: &table_name,
+                    body: body.clone(),
+                    records: RECORDS,
+                    concurrency: DEFAULT_WRITE_CONCURRENCY,
+                    warm: false,
+                };
+                let runs: Vec<LambdaFigures> = (0..RUNS).map(|_| rt.block_on(lambda_mode(run()))).collect();
                 let m = |f: fn(&LambdaFigures) -> f64| median(runs.iter().map(f).collect());
                 table.row(
                     &format!("static binary vs {name}: init, start to first `next` (ms)"),
@@ -397,6 +523,101 @@ fn main() {
     }
     table.print();
     println!("  peak RSS of this benchmark process: {} kB", status_kb("self", "VmHWM:").unwrap_or(0));
+    if let (Some(moto), Ok(bin), Some(n)) = (&moto_url, std::env::var("STREAM_STATIC_BIN"), &null) {
+        floor_rows(&rt, &bin, moto, n, &body);
+    }
+}
+
+/// The SDK's BatchWriteItem floor at `in_flight` calls (µs per item), as scripts/bench measured it
+/// with tests/bench/sdk_floor.rs: FLOOR_BATCHWRITEITEM_<in_flight> from the environment or from
+/// $CARGO_TARGET_DIR/bench-floor.env.
+fn floor(in_flight: usize) -> Option<f64> {
+    let name = format!("FLOOR_BATCHWRITEITEM_{in_flight}");
+    let from_file = || {
+        let dir = std::env::var("CARGO_TARGET_DIR").ok()?;
+        let text = std::fs::read_to_string(Path::new(&dir).join("bench-floor.env")).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    std::env::var(&name).ok().or_else(from_file)?.trim().parse().ok()
+}
+
+/// The shipped binary against the SDK's own floor (issue 21): its CPU per record on a warm
+/// invocation (init excluded) at 4 and 8 writes in flight, as a ratio to the BatchWriteItem floor at
+/// the same concurrency; then an event of full-size v1.1 tweets near 6 MB: peak RSS and CPU.
+fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEndpoint, body: &Bytes) {
+    let run = |body: &Bytes, records: usize, concurrency: usize| {
+        let figures: Vec<LambdaFigures> = (0..RUNS)
+            .map(|_| {
+                rt.block_on(lambda_mode(LambdaRun {
+                    bin,
+                    moto,
+                    dynamo: &null.url,
+                    table: "T",
+                    body: body.clone(),
+                    records,
+                    concurrency,
+                    warm: true,
+                }))
+            })
+            .collect();
+        let m = |f: fn(&LambdaFigures) -> f64| median(figures.iter().map(f).collect());
+        (m(|f| f.warm_cpu_us.unwrap_or(f64::NAN)), m(|f| f.rss_mb), m(|f| f.cpu_us))
+    };
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut row = |what: String, ours: f64, in_flight: Option<usize>, target: String| {
+        let floor = in_flight.and_then(floor);
+        rows.push([
+            what,
+            format!("{ours:.2}"),
+            floor.map_or("-".into(), |f| format!("{f:.2}")),
+            floor.map_or("-".into(), |f| format!("{:.2}", ours / f)),
+            target,
+        ]);
+    };
+    let ratio = format!("≤ {TARGET_FLOOR_RATIO:.1}×");
+    for in_flight in [4, 8] {
+        let (warm, _, _) = run(body, RECORDS, in_flight);
+        row(
+            format!("{RECORDS} synthetic tweets, {in_flight} writes in flight: CPU µs/record, warm"),
+            warm,
+            Some(in_flight),
+            ratio.clone(),
+        );
+    }
+    let (full, records) = full_size_body(21);
+    let (warm, rss, first) = run(&full, records, DEFAULT_WRITE_CONCURRENCY);
+    let at = DEFAULT_WRITE_CONCURRENCY;
+    let what = format!("{records} full-size tweets ({:.2} MB of JSON), {at} in flight", full.len() as f64 / 1e6);
+    row(format!("{what}: CPU µs/record, warm"), warm, Some(at), ratio.clone());
+    row(format!("{what}: CPU µs/record, init + 1st invocation"), first, None, "-".into());
+    row(format!("{what}: peak RSS (MB)"), rss, None, format!("≤ {TARGET_RSS_MB:.0} MB"));
+    let sizes: Vec<usize> = {
+        let event: Event = serde_json::from_slice(&full).expect("the full-size event parses");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        event.records.iter().map(|r| b64.decode(&r.kinesis.data).map_or(0, |d| d.len())).collect()
+    };
+    println!(
+        "\nthe shipped binary against the SDK's BatchWriteItem floor (tests/bench/sdk_floor.rs, same profile), \
+         DynamoDB on the null endpoint; full-size tweets {}–{} bytes, {} on average",
+        sizes.iter().min().unwrap_or(&0),
+        sizes.iter().max().unwrap_or(&0),
+        sizes.iter().sum::<usize>() / sizes.len().max(1)
+    );
+    let head = ["", "ours", "SDK floor", "ours/floor", "target"].map(String::from);
+    let w: Vec<usize> =
+        (0..5).map(|i| rows.iter().chain([&head]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for r in [&head].into_iter().chain(rows.iter()) {
+        let mut s = format!("  {:<w0$}", r[0], w0 = w[0]);
+        for i in 1..5 {
+            s += &format!("  {:>wi$}", r[i], wi = w[i]);
+        }
+        println!("{s}");
+    }
+    if floor(4).is_none() {
+        println!(
+            "  (no SDK floor figures: scripts/bench measures them first and writes $CARGO_TARGET_DIR/bench-floor.env)"
+        );
+    }
 }
 
 /// Event schemas beside the tweets path: a generic schema over the same tweets (document and
@@ -481,13 +702,33 @@ struct LambdaFigures {
     init_ms: f64,
     invocation_ms: f64,
     rss_mb: f64,
+    /// CPU of the whole process from its start through the first invocation, per record.
     cpu_us: f64,
+    /// CPU of a second invocation of the same event alone, per record: connections open, init
+    /// excluded (the process's CPU after it less the CPU before it), as the SDK floor is measured.
+    warm_cpu_us: Option<f64>,
 }
 
-/// The shipped binary as Lambda runs it: `stream local`'s Runtime API starts it and hands it one
-/// 10,000-record event; DynamoDB at `dynamo`. Panics unless the invocation wrote every record.
-async fn lambda_mode(bin: &str, moto: &str, dynamo: &str, table: &str, body: Bytes) -> LambdaFigures {
-    let dir = Path::new(bin).parent().unwrap_or(Path::new("/")).to_path_buf();
+/// How the shipped binary is run for one figure.
+struct LambdaRun<'a> {
+    bin: &'a str,
+    moto: &'a str,
+    dynamo: &'a str,
+    table: &'a str,
+    body: Bytes,
+    records: usize,
+    /// WRITE_CONCURRENCY: BatchWriteItem calls in flight.
+    concurrency: usize,
+    /// Hand it the event a second time, and measure that invocation alone.
+    warm: bool,
+}
+
+/// The shipped binary as Lambda runs it: `stream local`'s Runtime API starts it and hands it the
+/// event (twice when `warm`); DynamoDB at `dynamo`. Panics unless each invocation wrote every record.
+/// Peak RSS is the process's high-water mark over its life.
+async fn lambda_mode(run: LambdaRun<'_>) -> LambdaFigures {
+    let dir = Path::new(run.bin).parent().unwrap_or(Path::new("/")).to_path_buf();
+    let concurrency = run.concurrency.to_string();
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
@@ -495,13 +736,14 @@ async fn lambda_mode(bin: &str, moto: &str, dynamo: &str, table: &str, body: Byt
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_ENDPOINT_URL", moto),
-        ("AWS_ENDPOINT_URL_DYNAMODB", dynamo),
-        ("TABLE_NAME", table),
+        ("AWS_ENDPOINT_URL", run.moto),
+        ("AWS_ENDPOINT_URL_DYNAMODB", run.dynamo),
+        ("TABLE_NAME", run.table),
+        ("WRITE_CONCURRENCY", &concurrency),
         ("RUST_LOG", "warn"),
     ];
     let spec = Arc::new(FunctionSpec {
-        bootstrap: bin.into(),
+        bootstrap: run.bin.into(),
         task_root: dir,
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
@@ -513,20 +755,29 @@ async fn lambda_mode(bin: &str, moto: &str, dynamo: &str, table: &str, body: Byt
         starts: AtomicU64::new(0),
     });
     let mut environment = Environment::new(spec).await.expect("a Runtime API on loopback");
-    let records = RECORDS as f64;
+    let records = run.records as f64;
+    let check = |outcome: &Outcome| {
+        let Outcome::Response(answer) = outcome else {
+            panic!("the {records}-record invocation failed: {outcome:?}");
+        };
+        assert_eq!(&answer[..], br#"{"batchItemFailures":[]}"#, "the invocation wrote every record");
+    };
     let started = Instant::now();
-    let outcome = environment.invoke(body).await;
+    let outcome = environment.invoke(run.body.clone()).await;
     let took = started.elapsed();
-    // Read the peak RSS and the CPU while the function waits for its next invocation.
+    check(&outcome);
+    // Read the CPU while the function waits for its next invocation.
     let pid = environment.pid().map(|p| p.to_string()).unwrap_or_default();
-    let rss = status_kb(&pid, "VmHWM:").unwrap_or(0);
     let cpu_ns = process_cpu_ns(&pid);
+    let warm_cpu_us = if run.warm {
+        check(&environment.invoke(run.body).await);
+        Some((process_cpu_ns(&pid) - cpu_ns) as f64 / 1000.0 / records)
+    } else {
+        None
+    };
+    let rss = status_kb(&pid, "VmHWM:").unwrap_or(0);
     let init = environment.init_duration();
     environment.stop().await;
-    let Outcome::Response(answer) = &outcome else {
-        panic!("the {RECORDS}-record invocation failed: {outcome:?}");
-    };
-    assert_eq!(&answer[..], br#"{"batchItemFailures":[]}"#, "the invocation wrote every record");
     let init = init.expect("the function asked for an invocation");
     LambdaFigures {
         init_ms: init.as_secs_f64() * 1000.0,
@@ -534,5 +785,6 @@ async fn lambda_mode(bin: &str, moto: &str, dynamo: &str, table: &str, body: Byt
         invocation_ms: took.saturating_sub(init).as_secs_f64() * 1000.0,
         rss_mb: rss as f64 / 1024.0,
         cpu_us: cpu_ns as f64 / 1000.0 / records,
+        warm_cpu_us,
     }
 }
