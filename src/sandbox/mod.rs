@@ -355,7 +355,11 @@ impl Environment {
         let mut memory = tokio::time::interval(MEMORY_CHECK);
         loop {
             let Some(child) = self.child.as_mut() else { return Init::Failed(Outcome::InitError("no process".into())) };
+            // Events first: a runtime that reports its init error exits once the API has answered,
+            // by which time the error is queued here; unbiased, its exit could win and be reported
+            // as a crash instead of the reason it gave.
             tokio::select! {
+                biased;
                 event = self.events.recv() => match event {
                     Some(Event::InitDone) => {
                         self.init_done_at = Some(Instant::now());

@@ -32,6 +32,16 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, hash: &str,
         .expect("create table");
 }
 
+/// A test's event table (keyed `hash`, `range`) and quarantine table on moto: (client, event
+/// table, quarantine table).
+async fn event_tables(w: &common::World, hash: &str, range: &str) -> (aws_sdk_dynamodb::Client, String, String) {
+    let client = w.clients().await.dynamodb;
+    let (table, rejected) = (format!("{}-EventData", w.stack), format!("{}-Rejected", w.stack));
+    create_table(&client, &table, hash, range).await;
+    create_table(&client, &rejected, "Shard", "Sequence").await;
+    (client, table, rejected)
+}
+
 fn record(seq: usize, data: &[u8]) -> serde_json::Value {
     serde_json::json!({
         "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "pk", "sequenceNumber": format!("{seq:05}"),
@@ -111,10 +121,7 @@ async fn invoke_with(
 #[ignore = "needs moto: scripts/test"]
 async fn bootstrap_serves_an_invocation_through_the_runtime_api() {
     let w = common::World::new("lambda", "us-east-1");
-    let client = w.clients().await.dynamodb;
-    let (table, rejected) = (format!("{}-EventData", w.stack), format!("{}-Rejected", w.stack));
-    create_table(&client, &table, "Username", "Id").await;
-    create_table(&client, &rejected, "Shard", "Sequence").await;
+    let (client, table, rejected) = event_tables(&w, "Username", "Id").await;
 
     let event = serde_json::json!({"Records": [
         record(1, &tweet(1, "first")), record(2, &tweet(2, "two")), record(3, b"\xff\xfe poison"),
@@ -169,10 +176,7 @@ async fn a_missing_table_is_an_invocation_error() {
 #[ignore = "needs moto: scripts/test"]
 async fn an_unusable_schema_is_an_init_error() {
     let w = common::World::new("lambdaschema", "us-east-1");
-    let client = w.clients().await.dynamodb;
-    let (table, rejected) = (format!("{}-EventData", w.stack), format!("{}-Rejected", w.stack));
-    create_table(&client, &table, "DeviceId", "At").await;
-    create_table(&client, &rejected, "Shard", "Sequence").await;
+    let (client, table, rejected) = event_tables(&w, "DeviceId", "At").await;
     let event = || serde_json::json!({"Records": [record(1, br#"{"device":"d1","at":"2018-10-10T20:19:24Z"}"#)]});
     let good = "name = \"devices\"\n[partition_key]\nattribute = \"DeviceId\"\ntype = \"S\"\nfrom = \"/device\"\n\
                 [sort_key]\nattribute = \"At\"\ntype = \"S\"\nfrom = \"/at\"\n";
