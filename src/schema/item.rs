@@ -42,17 +42,18 @@ impl Val {
         }
     }
 
-    /// The value as the SDK sends it (a copy).
+    /// The value as the SDK sends it (a copy; `String::from`, as `to_string` on a `Box<str>`
+    /// goes through its `Display` and the formatter).
     pub fn to_attribute(&self) -> AttributeValue {
         match self {
-            Val::S(s) => AttributeValue::S(s.to_string()),
-            Val::N(n) => AttributeValue::N(n.to_string()),
+            Val::S(s) => AttributeValue::S(String::from(&**s)),
+            Val::N(n) => AttributeValue::N(String::from(&**n)),
             Val::B(b) => AttributeValue::B(Blob::new(b.to_vec())),
             Val::Bool(b) => AttributeValue::Bool(*b),
             Val::Null => AttributeValue::Null(true),
             Val::L(items) => AttributeValue::L(items.iter().map(Val::to_attribute).collect()),
             Val::M(entries) => {
-                AttributeValue::M(entries.iter().map(|(k, v)| (k.to_string(), v.to_attribute())).collect())
+                AttributeValue::M(entries.iter().map(|(k, v)| (String::from(&**k), v.to_attribute())).collect())
             }
         }
     }
@@ -95,11 +96,11 @@ impl Item {
     pub fn attributes(&self, names: &[Box<str>]) -> HashMap<String, AttributeValue> {
         let mut out = HashMap::with_capacity(self.fixed.len() + self.rest.len());
         for (name, value) in self.rest.iter() {
-            out.insert(name.to_string(), value.to_attribute());
+            out.insert(String::from(&**name), value.to_attribute());
         }
         for (name, value) in names.iter().zip(self.fixed.iter()) {
             if let Some(v) = value {
-                out.insert(name.to_string(), v.to_attribute());
+                out.insert(String::from(&**name), v.to_attribute());
             }
         }
         out
