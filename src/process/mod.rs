@@ -262,20 +262,25 @@ fn decode<'r>(records: &'r [BatchRecord<'_>], schema: &Schema) -> Decoded<'r> {
 /// version, the one with the highest version (the later of equal ones) — in batch order; and how
 /// many were dropped. Sorting indices by borrowed keys avoids copying any key.
 fn dedupe(items: Vec<(usize, Item)>, schema: &Schema) -> (Vec<(usize, Pending)>, usize) {
-    let key = |i: usize| (items[i].1.partition_key(), schema.sort_value(&items[i].1));
-    let version = |i: usize| schema.version_value(&items[i].1);
-    let newer = |a: usize, b: usize| match (version(a), version(b)) {
+    // Keys and versions looked up once, not at each of the sort's comparisons.
+    let keys: Vec<(&Val, Option<&Val>, Option<&str>)> = items
+        .iter()
+        .map(|(_, item)| (item.partition_key(), schema.sort_value(item), schema.version_value(item)))
+        .collect();
+    let key = |i: usize| (keys[i].0, keys[i].1);
+    let newer = |a: usize, b: usize| match (keys[a].2, keys[b].2) {
         (Some(x), Some(y)) => schema::number::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
         _ => std::cmp::Ordering::Equal,
     };
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| key_order(key(a), key(b)).then(newer(a, b)).then(a.cmp(&b)));
+    order.sort_unstable_by(|&a, &b| key_order(key(a), key(b)).then_with(|| newer(a, b)).then(a.cmp(&b)));
     let mut keep: Vec<usize> = order
         .iter()
         .enumerate()
         .filter(|&(n, &i)| order.get(n + 1).is_none_or(|&next| key(next) != key(i)))
         .map(|(_, &i)| i)
         .collect();
+    drop(keys);
     keep.sort_unstable();
     let dropped = items.len() - keep.len();
     let mut items: Vec<Option<(usize, Item)>> = items.into_iter().map(Some).collect();
