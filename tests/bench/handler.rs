@@ -9,7 +9,8 @@
 //! its peak RSS. CPU is user + system time of the process (every thread), the median of 3 runs.
 //! Needs AWS_ENDPOINT_URL (moto) and STREAM_STATIC_BIN for the parts beyond the in-memory store.
 //! Last, the shipped binary against the SDK's own BatchWriteItem floor (issue 21; tests/bench/sdk_floor.rs,
-//! figures from scripts/bench), and on an event of full-size v1.1 tweets near 6 MB: peak RSS and CPU.
+//! run in turn with ours when SDK_FLOOR_BIN names it, as scripts/bench does), and on an event of
+//! full-size v1.1 tweets near 6 MB: peak RSS and CPU.
 //! HANDLER_BENCH_ONLY=memory|moto|null|full runs only that configuration of ours, in a loop, for a
 //! profiler; HANDLER_BENCH_ONLY=lambda only the rows against the floor.
 #![forbid(unsafe_code)]
@@ -529,9 +530,9 @@ fn main() {
 }
 
 /// The SDK's BatchWriteItem floor at `in_flight` calls (µs per item), as scripts/bench measured it
-/// with tests/bench/sdk_floor.rs: FLOOR_BATCHWRITEITEM_<in_flight> from the environment or from
-/// $CARGO_TARGET_DIR/bench-floor.env.
-fn floor(in_flight: usize) -> Option<f64> {
+/// at its start with tests/bench/sdk_floor.rs: FLOOR_BATCHWRITEITEM_<in_flight> from the environment
+/// or from $CARGO_TARGET_DIR/bench-floor.env.
+fn floor_before(in_flight: usize) -> Option<f64> {
     let name = format!("FLOOR_BATCHWRITEITEM_{in_flight}");
     let from_file = || {
         let dir = std::env::var("CARGO_TARGET_DIR").ok()?;
@@ -541,13 +542,40 @@ fn floor(in_flight: usize) -> Option<f64> {
     std::env::var(&name).ok().or_else(from_file)?.trim().parse().ok()
 }
 
+/// The SDK's BatchWriteItem floor measured now, against `null`: SDK_FLOOR_BIN (tests/bench/sdk_floor.rs,
+/// which scripts/bench builds) run once (its own median of 3), µs per item. The machine's speed
+/// drifts over minutes (the floor measured 7 to 11 µs in one afternoon), so the rows below take the
+/// floor runs interleaved with their own.
+fn floor_now(null: &NullEndpoint, in_flight: usize) -> Option<f64> {
+    let bin = std::env::var("SDK_FLOOR_BIN").ok()?;
+    let out = Command::new(bin)
+        .args(["batchwriteitem", "--in-flight", &in_flight.to_string(), "--items", "10000"])
+        .envs([
+            ("AWS_ENDPOINT_URL", null.url.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ])
+        .output()
+        .expect("SDK_FLOOR_BIN runs");
+    assert!(out.status.success(), "sdk_floor failed: {}", String::from_utf8_lossy(&out.stderr));
+    // "floor BatchWriteItem in-flight=8: 6.69 us/item"
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.rsplit_once(": ").and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+}
+
 /// The shipped binary against the SDK's own floor (issue 21): its CPU per record on a warm
 /// invocation (init excluded) at 4 and 8 writes in flight, as a ratio to the BatchWriteItem floor at
-/// the same concurrency; then an event of full-size v1.1 tweets near 6 MB: peak RSS and CPU.
+/// the same concurrency — measured in turn with ours, run for run, when SDK_FLOOR_BIN is set; else
+/// as scripts/bench measured it first —; then an event of full-size v1.1 tweets near 6 MB: peak RSS
+/// and CPU.
 fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEndpoint, body: &Bytes) {
     let run = |body: &Bytes, records: usize, concurrency: usize| {
+        let mut floors = Vec::new();
         let figures: Vec<LambdaFigures> = (0..RUNS)
             .map(|_| {
+                floors.extend(floor_now(null, concurrency));
                 rt.block_on(lambda_mode(LambdaRun {
                     bin,
                     moto,
@@ -561,11 +589,11 @@ fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEn
             })
             .collect();
         let m = |f: fn(&LambdaFigures) -> f64| median(figures.iter().map(f).collect());
-        (m(|f| f.warm_cpu_us.unwrap_or(f64::NAN)), m(|f| f.rss_mb), m(|f| f.cpu_us))
+        let floor = if floors.is_empty() { floor_before(concurrency) } else { Some(median(floors)) };
+        (m(|f| f.warm_cpu_us.unwrap_or(f64::NAN)), m(|f| f.rss_mb), m(|f| f.cpu_us), floor)
     };
     let mut rows: Vec<[String; 5]> = Vec::new();
-    let mut row = |what: String, ours: f64, in_flight: Option<usize>, target: String| {
-        let floor = in_flight.and_then(floor);
+    let mut row = |what: String, ours: f64, floor: Option<f64>, target: String| {
         rows.push([
             what,
             format!("{ours:.2}"),
@@ -576,19 +604,19 @@ fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEn
     };
     let ratio = format!("≤ {TARGET_FLOOR_RATIO:.1}×");
     for in_flight in [4, 8] {
-        let (warm, _, _) = run(body, RECORDS, in_flight);
+        let (warm, _, _, floor) = run(body, RECORDS, in_flight);
         row(
             format!("{RECORDS} synthetic tweets, {in_flight} writes in flight: CPU µs/record, warm"),
             warm,
-            Some(in_flight),
+            floor,
             ratio.clone(),
         );
     }
     let (full, records) = full_size_body(21);
-    let (warm, rss, first) = run(&full, records, DEFAULT_WRITE_CONCURRENCY);
+    let (warm, rss, first, floor) = run(&full, records, DEFAULT_WRITE_CONCURRENCY);
     let at = DEFAULT_WRITE_CONCURRENCY;
     let what = format!("{records} full-size tweets ({:.2} MB of JSON), {at} in flight", full.len() as f64 / 1e6);
-    row(format!("{what}: CPU µs/record, warm"), warm, Some(at), ratio.clone());
+    row(format!("{what}: CPU µs/record, warm"), warm, floor, ratio.clone());
     row(format!("{what}: CPU µs/record, init + 1st invocation"), first, None, "-".into());
     row(format!("{what}: peak RSS (MB)"), rss, None, format!("≤ {TARGET_RSS_MB:.0} MB"));
     let sizes: Vec<usize> = {
@@ -597,8 +625,13 @@ fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEn
         event.records.iter().map(|r| b64.decode(&r.kinesis.data).map_or(0, |d| d.len())).collect()
     };
     println!(
-        "\nthe shipped binary against the SDK's BatchWriteItem floor (tests/bench/sdk_floor.rs, same profile), \
+        "\nthe shipped binary against the SDK's BatchWriteItem floor (tests/bench/sdk_floor.rs, same profile, {}), \
          DynamoDB on the null endpoint; full-size tweets {}–{} bytes, {} on average",
+        if std::env::var_os("SDK_FLOOR_BIN").is_some() {
+            "run in turn with ours"
+        } else {
+            "as scripts/bench measured it first"
+        },
         sizes.iter().min().unwrap_or(&0),
         sizes.iter().max().unwrap_or(&0),
         sizes.iter().sum::<usize>() / sizes.len().max(1)
@@ -613,9 +646,9 @@ fn floor_rows(rt: &tokio::runtime::Runtime, bin: &str, moto: &str, null: &NullEn
         }
         println!("{s}");
     }
-    if floor(4).is_none() {
+    if std::env::var_os("SDK_FLOOR_BIN").is_none() && floor_before(4).is_none() {
         println!(
-            "  (no SDK floor figures: scripts/bench measures them first and writes $CARGO_TARGET_DIR/bench-floor.env)"
+            "  (no SDK floor figures: scripts/bench builds tests/bench/sdk_floor.rs and passes it as SDK_FLOOR_BIN)"
         );
     }
 }
