@@ -15,7 +15,8 @@ run. Each row is run REPEATS times (default 3) and the median of each figure is 
   marginal    (null endpoint) what one more record costs: (CPU of the run - CPU of a run of
               BASE_RECORDS) / (records - BASE_RECORDS), start-up and stack lookup left out, as
               the SDK floor is measured; beside it the PutRecords floor of that many shards
-              (tests/bench/sdk_floor.rs, from scripts/bench's floor step) and the ratio
+              (tests/bench/sdk_floor.rs: run in turn with the row's own runs when SDK_FLOOR_BIN
+              names it, as scripts/bench does; else scripts/bench's floor step) and the ratio
               (target <= 1.5)
 
 The emulator's own ceiling is measured in the same run: boto3 flat out (one thread per shard, each
@@ -75,6 +76,24 @@ def floors():
 
 
 FLOORS = floors()
+
+
+def floor_now(shards):
+    """The PutRecords floor measured now (SDK_FLOOR_BIN, tests/bench/sdk_floor.rs, which scripts/bench
+    passes), on a fresh null endpoint of `shards` shards, us per record; None without it. Each
+    null-endpoint row runs it in turn with its own runs: the machine's speed drifts over minutes."""
+    program = os.environ.get("SDK_FLOOR_BIN")
+    if not program:
+        return None
+    null = NullEndpoint(shards)
+    try:
+        run_env = dict(env, AWS_ENDPOINT_URL=null.url, AWS_EC2_METADATA_DISABLED="true")
+        out = subprocess.run([program, "putrecords", "--shards", str(shards), "--records", "20000"], env=run_env,
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        null.stop()
+    # "floor PutRecords shards=4: 2.21 us/record"
+    return float(out.rsplit(": ", 1)[1].split()[0])
 SHARD_BYTES = 1024 * 1024
 WORDS = "stream data real-time shard rust lambda серверный поток ストリーム 処理 数据 실시간 datos Straße café 🚀 🔥 😂 👍🏽 🦀".split()
 
@@ -240,7 +259,7 @@ def count_for(shards, aggregated, mean_record):
     return int(per_shard * shards * seconds)
 
 
-def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us, bases):
+def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us, bases, floor=None):
     rate = median([r["sent"] / r["seconds"] for r in runs])
     mib = median([total / r["seconds"] / SHARD_BYTES for r in runs])
     limit = mib / shards if aggregated else rate / SHARD_RECORDS / shards
@@ -249,7 +268,7 @@ def summarise(target, name, label, runs, count, total, shards, aggregated, boto_
     print(f"  ... {target} {name} {label}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}"
           + (f", marginal {marginal:.2f}" if marginal is not None else ""), file=sys.stderr, flush=True)
     return (target, name, label, count, rate, mib, limit * 100, 90 if aggregated else 95, ours_us, boto_us,
-            median([r["calls"] for r in runs]), marginal, FLOORS.get(shards))
+            median([r["calls"] for r in runs]), marginal, floor or FLOORS.get(shards))
 
 
 def run_table(target, mean_record):
@@ -259,8 +278,10 @@ def run_table(target, mean_record):
         path = tweet_file(count, 100 + n)
         total = user_bytes(path)
         base_path = tweet_file(BASE_RECORDS, 100 + n)
-        runs, old, baseline, bases, old_bases = [], [], [], [], []
+        runs, old, baseline, bases, old_bases, floors_now = [], [], [], [], [], []
         for _ in range(repeats):
+            if target == "null":
+                floors_now.append(floor_now(shards))
             runs.append(ours(target, shards, path, count, flags))
             if target == "null":
                 bases.append(ours(target, shards, base_path, BASE_RECORDS, flags)["cpu"])
@@ -271,9 +292,11 @@ def run_table(target, mean_record):
             baseline.append(boto3_loop(target, shards, path, count))
         boto_us = median(baseline) / count * 1e6
         name = f"{shards} shard{'s' if shards > 1 else ' '} {' '.join(flags) or 'plain'}"
-        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us, bases))
+        floor = median(floors_now) if floors_now and None not in floors_now else None
+        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us, bases, floor))
         if before:
-            rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us, old_bases))
+            rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us, old_bases,
+                                  floor))
     return rows
 
 
