@@ -17,7 +17,10 @@ run. Each row is run REPEATS times (default 3) and the median of each figure is 
               the SDK floor is measured; beside it the PutRecords floor of that many shards
               (tests/bench/sdk_floor.rs: run in turn with the row's own runs when SDK_FLOOR_BIN
               names it, as scripts/bench does; else scripts/bench's floor step) and the ratio
-              (target <= 1.5)
+              (target <= 1.5); and for the plain rows the same floor paced as ours is (a call of 500
+              per shard every half second, the shard's 1,000 records/s), of the row's records: a
+              paced run is mostly idle, and waking for each call costs the SDK alone several times
+              its flat-out figure on this machine (measured: 1 shard 7-13 against 1.8 us/record)
 
 The emulator's own ceiling is measured in the same run: boto3 flat out (one thread per shard, each
 putting only keys of its shard, so no two calls touch one shard at once) on a fresh stream, in
@@ -78,17 +81,20 @@ def floors():
 FLOORS = floors()
 
 
-def floor_now(shards):
+def floor_now(shards, paced_records=None):
     """The PutRecords floor measured now (SDK_FLOOR_BIN, tests/bench/sdk_floor.rs, which scripts/bench
     passes), on a fresh null endpoint of `shards` shards, us per record; None without it. Each
-    null-endpoint row runs it in turn with its own runs: the machine's speed drifts over minutes."""
+    null-endpoint row runs it in turn with its own runs: the machine's speed drifts over minutes.
+    With `paced_records`, the floor of that many records sent at a shard's limit, as ours are
+    (`sdk_floor putrecords --paced`: a call of 500 per shard every half second)."""
     program = os.environ.get("SDK_FLOOR_BIN")
     if not program:
         return None
     null = NullEndpoint(shards)
     try:
         run_env = dict(env, AWS_ENDPOINT_URL=null.url, AWS_EC2_METADATA_DISABLED="true")
-        out = subprocess.run([program, "putrecords", "--shards", str(shards), "--records", "20000"], env=run_env,
+        shape = ["--records", str(paced_records), "--paced"] if paced_records else ["--records", "20000"]
+        out = subprocess.run([program, "putrecords", "--shards", str(shards)] + shape, env=run_env,
                              check=True, capture_output=True, text=True).stdout
     finally:
         null.stop()
@@ -259,7 +265,7 @@ def count_for(shards, aggregated, mean_record):
     return int(per_shard * shards * seconds)
 
 
-def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us, bases, floor=None):
+def summarise(target, name, label, runs, count, total, shards, aggregated, boto_us, bases, floor=None, paced=None):
     rate = median([r["sent"] / r["seconds"] for r in runs])
     mib = median([total / r["seconds"] / SHARD_BYTES for r in runs])
     limit = mib / shards if aggregated else rate / SHARD_RECORDS / shards
@@ -268,7 +274,7 @@ def summarise(target, name, label, runs, count, total, shards, aggregated, boto_
     print(f"  ... {target} {name} {label}: {rate:.0f} records/s, {ours_us:.2f} us/rec vs boto3 {boto_us:.2f}"
           + (f", marginal {marginal:.2f}" if marginal is not None else ""), file=sys.stderr, flush=True)
     return (target, name, label, count, rate, mib, limit * 100, 90 if aggregated else 95, ours_us, boto_us,
-            median([r["calls"] for r in runs]), marginal, floor or FLOORS.get(shards))
+            median([r["calls"] for r in runs]), marginal, floor or FLOORS.get(shards), paced)
 
 
 def run_table(target, mean_record):
@@ -278,10 +284,14 @@ def run_table(target, mean_record):
         path = tweet_file(count, 100 + n)
         total = user_bytes(path)
         base_path = tweet_file(BASE_RECORDS, 100 + n)
-        runs, old, baseline, bases, old_bases, floors_now = [], [], [], [], [], []
+        runs, old, baseline, bases, old_bases, floors_now, paced_now = [], [], [], [], [], [], []
+        # The paced floor has the shape of the plain rows only (500 plain records a call).
+        paced_shape = target == "null" and not flags
         for _ in range(repeats):
             if target == "null":
                 floors_now.append(floor_now(shards))
+            if paced_shape:
+                paced_now.append(floor_now(shards, count))
             runs.append(ours(target, shards, path, count, flags))
             if target == "null":
                 bases.append(ours(target, shards, base_path, BASE_RECORDS, flags)["cpu"])
@@ -293,10 +303,12 @@ def run_table(target, mean_record):
         boto_us = median(baseline) / count * 1e6
         name = f"{shards} shard{'s' if shards > 1 else ' '} {' '.join(flags) or 'plain'}"
         floor = median(floors_now) if floors_now and None not in floors_now else None
-        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us, bases, floor))
+        paced = median(paced_now) if paced_now and None not in paced_now else None
+        rows.append(summarise(target, name, "ours", runs, count, total, shards, aggregated, boto_us, bases, floor,
+                              paced))
         if before:
             rows.append(summarise(target, name, "before", old, count, total, shards, aggregated, boto_us, old_bases,
-                                  floor))
+                                  floor, paced))
     return rows
 
 
@@ -369,12 +381,13 @@ def main():
     print("\nstream produce --source file vs the boto3 loop on the same records, fresh stream per run")
     print(f"{'endpoint':<9}{'configuration':<26}{'binary':<8}{'records':>8}{'records/s':>11}{'MiB/s':>8}{'% limit':>9}"
           f"{'target':>8}{'calls':>7}{'CPU us/rec':>12}{'boto3 us/rec':>14}{'ours/boto3':>12}{'target':>8}"
-          f"{'marginal':>10}{'floor':>7}{'/floor':>8}{'target':>8}")
-    for target, name, label, count, rate, mib, pct, goal, ours_us, boto_us, calls, marginal, floor in rows:
+          f"{'marginal':>10}{'floor':>7}{'/floor':>8}{'target':>8}{'paced floor':>13}{'/paced':>8}")
+    for target, name, label, count, rate, mib, pct, goal, ours_us, boto_us, calls, marginal, floor, paced in rows:
         vs_floor = ""
         if marginal is not None:
             vs_floor = f"{marginal:>10.2f}" + (f"{floor:>7.2f}{marginal / floor:>8.2f}{'<=1.5':>8}" if floor else
                                               f"{'-':>7}{'-':>8}{'<=1.5':>8}")
+            vs_floor += f"{paced:>13.2f}{marginal / paced:>8.2f}" if paced else f"{'-':>13}{'-':>8}"
         print(f"{target:<9}{name:<26}{label:<8}{count:>8}{rate:>11.0f}{mib:>8.2f}{pct:>8.1f}%{'>=' + str(goal) + '%':>8}"
               f"{calls:>7.0f}{ours_us:>12.2f}{boto_us:>14.2f}{ours_us / boto_us:>12.3f}{'<=0.10':>8}{vs_floor}")
     print("\n% limit: records/s against 1,000 per shard (plain) or user-record MiB/s against 1 MiB/s per shard "

@@ -4,7 +4,8 @@
 //! requests built before the clock starts, on a current-thread runtime, the SDK's default settings.
 //! Our figures are read as ratios to these. A cargo example, built with the shipped binary's
 //! release profile; not part of that binary.
-//!   sdk_floor putrecords --shards N [--records M]       floor PutRecords shards=N: X.XX us/record
+//!   sdk_floor putrecords --shards N [--records M] [--paced]
+//!                                                       floor PutRecords shards=N: X.XX us/record
 //!   sdk_floor batchwriteitem --in-flight K [--items M]  floor BatchWriteItem in-flight=K: X.XX us/item
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,9 @@ const PUT_IN_FLIGHT: usize = 4;
 const ITEMS_PER_CALL: usize = 25;
 /// Each figure is the median of this many measured segments.
 const RUNS: usize = 3;
+/// With --paced, one call of 500 records per shard every half second: 1,000 records/s, a shard's
+/// limit, the pace `stream produce` keeps a shard's writes to (src/produce/delivery.rs, `Pace`).
+const PACED_CALL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// CPU time of this process so far (user + system, every thread, live or ended), in µs.
 fn cpu_us() -> f64 {
@@ -48,7 +52,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// What to measure, from the command line.
 enum Mode {
-    PutRecords { shards: usize, records: usize },
+    PutRecords { shards: usize, records: usize, paced: bool },
     BatchWriteItem { in_flight: usize, items: usize },
 }
 
@@ -65,7 +69,8 @@ fn parse(args: &[String]) -> Result<Mode, String> {
     };
     match args.first().map(String::as_str) {
         Some("putrecords") => {
-            Ok(Mode::PutRecords { shards: flag("--shards", 1)?, records: flag("--records", 20_000)? })
+            let paced = args.iter().any(|a| a == "--paced");
+            Ok(Mode::PutRecords { shards: flag("--shards", 1)?, records: flag("--records", 20_000)?, paced })
         }
         Some("batchwriteitem") => {
             Ok(Mode::BatchWriteItem { in_flight: flag("--in-flight", 4)?, items: flag("--items", 10_000)? })
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
         Err(what) => {
             eprintln!("sdk_floor: error: {what}");
             eprintln!(
-                "hint: sdk_floor putrecords --shards N [--records M] | batchwriteitem --in-flight K [--items M], \
+                "hint: sdk_floor putrecords --shards N [--records M] [--paced] | batchwriteitem --in-flight K [--items M], \
                  with AWS_ENDPOINT_URL at the null endpoint"
             );
             return ExitCode::from(2);
@@ -92,13 +97,17 @@ fn main() -> ExitCode {
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let config = rt.block_on(aws_config::defaults(BehaviorVersion::latest()).http_client(http).load());
     match mode {
-        Mode::PutRecords { shards, records } => {
+        Mode::PutRecords { shards, records, paced } => {
             let client = aws_sdk_kinesis::Client::new(&config);
             let keys = shard_keys(shards);
             let calls = records.div_ceil(RECORDS_PER_CALL);
             let build = || put_calls(&client, &keys, calls);
-            let us = measure(&rt, build, PUT_IN_FLIGHT, calls * RECORDS_PER_CALL);
-            println!("floor PutRecords shards={shards}: {us:.2} us/record");
+            let us = if paced {
+                measure_paced(&rt, build, shards, calls * RECORDS_PER_CALL)
+            } else {
+                measure(&rt, build, PUT_IN_FLIGHT, calls * RECORDS_PER_CALL)
+            };
+            println!("floor PutRecords shards={shards}{}: {us:.2} us/record", if paced { " paced" } else { "" });
         }
         Mode::BatchWriteItem { in_flight, items } => {
             let client = aws_sdk_dynamodb::Client::new(&config);
@@ -155,6 +164,40 @@ fn measure<C: Call>(
         })
         .collect();
     median(runs)
+}
+
+/// As `measure`, but each shard's calls one at a time, a call every `PACED_CALL_EVERY` (the calls
+/// take the shards in turn, see `put_calls`), as `stream produce` sends at a shard's limit: the run
+/// is mostly waiting, and what waking for each call costs counts too. One warm-up call per shard,
+/// then one measured segment (it lasts as long as its records take at that pace; `produce_bench.py`
+/// runs this in turn with its own runs and takes the median).
+fn measure_paced(
+    rt: &tokio::runtime::Runtime,
+    mut build: impl FnMut() -> Vec<PutRecordsFluentBuilder>,
+    shards: usize,
+    records: usize,
+) -> f64 {
+    let send = |calls: Vec<PutRecordsFluentBuilder>| {
+        let mut lanes: Vec<Vec<PutRecordsFluentBuilder>> = (0..shards).map(|_| Vec::new()).collect();
+        for (c, call) in calls.into_iter().enumerate() {
+            lanes[c % shards].push(call);
+        }
+        rt.block_on(async {
+            let start = tokio::time::Instant::now();
+            futures::future::join_all(lanes.into_iter().map(|lane| async move {
+                for (k, call) in lane.into_iter().enumerate() {
+                    tokio::time::sleep_until(start + PACED_CALL_EVERY * k as u32).await;
+                    Call::send(call).await;
+                }
+            }))
+            .await;
+        });
+    };
+    send(build().into_iter().take(shards).collect());
+    let calls = build();
+    let before = cpu_us();
+    send(calls);
+    (cpu_us() - before) / records as f64
 }
 
 /// For each of `shards` shards (the null endpoint splits the hash key space evenly, as CreateStream
