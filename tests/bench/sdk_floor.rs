@@ -143,27 +143,17 @@ impl Call for BatchWriteItemFluentBuilder {
 
 /// CPU µs per record of sending what `build` makes, `in_flight` calls at once: one warm-up segment
 /// (connections, credentials, the allocator's first pages: what init costs), then `RUNS` measured
-/// segments, each (CPU after − CPU before) / records, so init is excluded; their median. The
-/// requests of each segment are built before its clock starts.
+/// segments; their median.
 fn measure<C: Call>(
     rt: &tokio::runtime::Runtime,
-    mut build: impl FnMut() -> Vec<C>,
+    build: impl FnMut() -> Vec<C>,
     in_flight: usize,
     records: usize,
 ) -> f64 {
     let send = |calls: Vec<C>| {
         rt.block_on(futures::stream::iter(calls).map(C::send).buffer_unordered(in_flight).collect::<()>())
     };
-    send(build());
-    let runs = (0..RUNS)
-        .map(|_| {
-            let calls = build();
-            let before = cpu_us();
-            send(calls);
-            (cpu_us() - before) / records as f64
-        })
-        .collect();
-    median(runs)
+    per_record(build, send, None, RUNS, records)
 }
 
 /// As `measure`, but each shard's calls one at a time, a call every `PACED_CALL_EVERY` (the calls
@@ -173,7 +163,7 @@ fn measure<C: Call>(
 /// runs this in turn with its own runs and takes the median).
 fn measure_paced(
     rt: &tokio::runtime::Runtime,
-    mut build: impl FnMut() -> Vec<PutRecordsFluentBuilder>,
+    build: impl FnMut() -> Vec<PutRecordsFluentBuilder>,
     shards: usize,
     records: usize,
 ) -> f64 {
@@ -193,11 +183,33 @@ fn measure_paced(
             .await;
         });
     };
-    send(build().into_iter().take(shards).collect());
-    let calls = build();
-    let before = cpu_us();
-    send(calls);
-    (cpu_us() - before) / records as f64
+    per_record(build, send, Some(shards), 1, records)
+}
+
+/// Warms up by `send`ing the first `warm_up` calls of a segment (all of it with None), then `runs`
+/// segments of `records` each, built before its clock starts, each (CPU after − CPU before) /
+/// records, so init is excluded; their median.
+fn per_record<C>(
+    mut build: impl FnMut() -> Vec<C>,
+    send: impl Fn(Vec<C>),
+    warm_up: Option<usize>,
+    runs: usize,
+    records: usize,
+) -> f64 {
+    let warm = build();
+    send(match warm_up {
+        Some(n) => warm.into_iter().take(n).collect(),
+        None => warm,
+    });
+    let runs = (0..runs)
+        .map(|_| {
+            let calls = build();
+            let before = cpu_us();
+            send(calls);
+            (cpu_us() - before) / records as f64
+        })
+        .collect();
+    median(runs)
 }
 
 /// For each of `shards` shards (the null endpoint splits the hash key space evenly, as CreateStream
