@@ -324,6 +324,15 @@ pub fn resources_of_type(resource_type: &str) -> Vec<String> {
     resources().into_iter().filter(|r| r.resource_type == resource_type).map(|r| r.logical_id).collect()
 }
 
+/// The function's environment variables that the template sets to a fixed text (not a `!Ref`):
+/// what every invocation of it sees, whoever runs it (the benches run the binary with them).
+pub fn function_constants() -> Vec<(String, String)> {
+    document()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .map(|vars| vars.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
 /// The table resources, whose deletion DataRetention decides.
 pub fn retained_tables() -> Vec<String> {
     resources_of_type(RETAINED_TYPE)
@@ -459,6 +468,26 @@ pub const SCHEMA_IN_CODE: &str = "schema.json";
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    /// The function's fixed variables: the write concurrency the handler defaults to, and malloc
+    /// settings that keep a 6 MB event (Lambda's limit) and its copies on the heap glibc reuses.
+    #[test]
+    fn the_function_runs_with_the_heap_kept_and_the_default_concurrency() {
+        let vars: std::collections::BTreeMap<String, String> = function_constants().into_iter().collect();
+        assert_eq!(vars.get("WRITE_CONCURRENCY"), Some(&crate::process::DEFAULT_WRITE_CONCURRENCY.to_string()));
+        assert!(!vars.contains_key(TABLE_ENV), "a !Ref is no constant: {vars:?}");
+        let tunables = vars.get("GLIBC_TUNABLES").expect("GLIBC_TUNABLES is set");
+        let setting = |name: &str| -> u64 {
+            let prefix = format!("glibc.malloc.{name}=");
+            let value = tunables.split(':').find_map(|t| t.strip_prefix(prefix.as_str()));
+            value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in {tunables}"))
+        };
+        let (mmap, trim) = (setting("mmap_threshold"), setting("trim_threshold"));
+        // glibc caps mmap_threshold at 32 MiB on 64-bit and ignores a larger one.
+        assert!((6_000_000..=32 << 20).contains(&mmap), "mmap_threshold {mmap}");
+        // Above it, so a freed event-sized block at the heap's top is kept, not given back.
+        assert!(trim > mmap, "trim_threshold {trim}, mmap_threshold {mmap}");
+    }
 
     #[test]
     fn template_declares_every_parameter_and_output_we_use() {

@@ -775,10 +775,15 @@ async fn lambda_mode(run: LambdaRun<'_>) -> LambdaFigures {
         ("WRITE_CONCURRENCY", &concurrency),
         ("RUST_LOG", "warn"),
     ];
+    // The template's other fixed variables (its malloc settings), as the deployed function has them;
+    // not EVENT_SCHEMA, the file deploy puts beside the binary (this runs the built-in schema).
+    let fixed = stream::template::function_constants()
+        .into_iter()
+        .filter(|(k, _)| k != stream::template::SCHEMA_ENV && !env.iter().any(|(e, _)| e == k));
     let spec = Arc::new(FunctionSpec {
         bootstrap: run.bin.into(),
         task_root: dir,
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(fixed).collect(),
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
         credentials: None,
         memory_mb: None,

@@ -102,7 +102,15 @@ async fn the_function_runs_as_its_role_with_lambdas_environment() {
         (own.get("TABLE_NAME"), own.get("REJECTED_TABLE_NAME")),
         (Some(&outputs.table_name), Some(&outputs.rejected_table))
     );
-    assert_eq!(own.len(), 5, "TABLE_NAME, REJECTED_TABLE_NAME, WRITE_CONCURRENCY, RUST_LOG, EVENT_SCHEMA: {own:?}");
+    assert_eq!(
+        own.len(),
+        6,
+        "TABLE_NAME, REJECTED_TABLE_NAME, WRITE_CONCURRENCY, RUST_LOG, EVENT_SCHEMA, GLIBC_TUNABLES: {own:?}"
+    );
+    // The template's fixed ones reach the deployed function as written.
+    for (name, value) in stream::template::function_constants() {
+        assert_eq!(own.get(&name), Some(&value), "{name}");
+    }
     expected.extend(own);
     // Where each service is, as this test's own calls resolve it (the emulator).
     let emulator = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
