@@ -30,7 +30,8 @@
 //! 9. `tweet`: the v1.1 tweet every tweet source maps to, and its item in tweet terms.
 //! 10. `schema`: event schemas — the one place that knows what a record is: the file (checked,
 //!     every problem named), the key of an event, the item of an event, why one is refused; the
-//!     built-in `tweets` schema is one more value of that data.
+//!     built-in `tweets` schema is one more value of that data. Its one-pass walk and JSON Pointers
+//!     are the package `stream-json` (src/json), below every layer, compiled at opt-level 3.
 //! 11. Leaves, with no AWS calls: `time` (event times and their formats), `elf` (what an executable
 //!     needs: its architecture, glibc versions and libraries), `kpl` (the KPL aggregate
 //!     format), `template` (the embedded template and schemas, as YAML and as data), `filter`

@@ -5,7 +5,12 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use stream_json::event::number_or_string;
+/// The event as the function reads it, and its parser, from the `stream-json` package (src/json),
+/// which is compiled at opt-level 3.
+pub use stream_json::event::{Batch, BatchRecord, KinesisRef, parse};
 
 /// A Kinesis event: one shard's records, in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,57 +70,6 @@ pub struct KinesisData {
     /// `KMS` for encrypted streams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_type: Option<String>,
-}
-
-/// What the function reads of an event, borrowed from the event's JSON text: per record only the
-/// fields it uses, so the others (about half of each record: source, version, name, role, region)
-/// are skipped, and the ones it uses — the base64 data above all, most of the event — are not
-/// copied (a 6 MB event was held twice, as its text and as owned strings). Reads every event
-/// `Event` reads; a value written with JSON escapes is unescaped into its own string.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Batch<'a> {
-    /// The records, in order.
-    #[serde(rename = "Records", borrow, default)]
-    pub records: Vec<BatchRecord<'a>>,
-}
-
-/// One record as the function reads it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct BatchRecord<'a> {
-    /// The Kinesis part.
-    #[serde(borrow)]
-    pub kinesis: KinesisRef<'a>,
-    /// `<shard id>:<sequence number>`.
-    #[serde(rename = "eventID", borrow, default)]
-    pub event_id: Cow<'a, str>,
-    /// The stream's ARN.
-    #[serde(rename = "eventSourceARN", borrow, default)]
-    pub event_source_arn: Cow<'a, str>,
-}
-
-/// The `kinesis` object of a record as the function reads it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KinesisRef<'a> {
-    /// The record's partition key.
-    #[serde(borrow, default)]
-    pub partition_key: Cow<'a, str>,
-    /// The record's sequence number: opaque, ordered within a shard.
-    #[serde(borrow)]
-    pub sequence_number: Cow<'a, str>,
-    /// The payload, base64.
-    #[serde(borrow, default)]
-    pub data: Cow<'a, str>,
-    /// Seconds since the epoch, with milliseconds.
-    #[serde(default, deserialize_with = "number_or_string")]
-    pub approximate_arrival_timestamp: f64,
-}
-
-impl BatchRecord<'_> {
-    /// The shard id: the part of `eventID` before the colon.
-    pub fn shard_id(&self) -> &str {
-        self.event_id.split_once(':').map_or("", |(shard, _)| shard)
-    }
 }
 
 impl<'a> From<&'a Record> for BatchRecord<'a> {
@@ -202,20 +156,6 @@ impl Record {
     }
 }
 
-/// Lambda sends the arrival time as a number; some libraries write it as a string: read both.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(f64),
-        Text(String),
-    }
-    match Either::deserialize(d)? {
-        Either::Number(n) => Ok(n),
-        Either::Text(s) => s.parse().map_err(serde::de::Error::custom),
-    }
-}
-
 /// The partial batch response: `{"batchItemFailures":[{"itemIdentifier":"<sequence number>"}]}`.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
 pub type Response = aws_lambda_events::streams::KinesisEventResponse;
@@ -267,11 +207,11 @@ mod tests {
     /// unescaped into a string of its own.
     #[test]
     fn the_batch_borrows_the_records_from_the_event_text() {
-        let batch: Batch<'_> = serde_json::from_str(SAMPLE).expect("sample batch");
+        let batch = parse(SAMPLE).expect("sample batch");
         let r = &batch.records[0];
         assert!(matches!(r.kinesis.data, Cow::Borrowed(_)) && matches!(r.event_id, Cow::Borrowed(_)));
         let escaped = SAMPLE.replace("SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==", "SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg\\u003d=");
-        let batch: Batch<'_> = serde_json::from_str(&escaped).expect("escaped batch");
+        let batch = parse(&escaped).expect("escaped batch");
         assert_eq!(batch.records[0].kinesis.data, "SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==");
         assert!(matches!(batch.records[0].kinesis.data, Cow::Owned(_)));
     }

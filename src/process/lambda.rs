@@ -12,7 +12,7 @@ use bytes::Bytes;
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers, service_fn};
 
-use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, Response, handle, metrics};
+use super::{Batch, BatchOutcome, DEFAULT_WRITE_CONCURRENCY, DynamoStore, Options, Response, event, handle, metrics};
 use crate::aws::{self, AwsArgs, RetryMode};
 use crate::error::Error;
 use crate::schema::Schema;
@@ -92,7 +92,7 @@ async fn serve(
     // The text is checked as UTF-8 once, with SIMD, so that serde_json does not check each string.
     let text = simdutf8::basic::from_utf8(&body)
         .map_err(|_| lambda_runtime::Error::from("the event is not a Kinesis event: it is not UTF-8 text"))?;
-    let batch: Batch<'_> = serde_json::from_str(text)
+    let batch: Batch<'_> = event::parse(text)
         .map_err(|e| lambda_runtime::Error::from(format!("the event is not a Kinesis event: {e}")))?;
     let BatchOutcome { response, stats, fatal } = handle(&batch, schema, store, &opts).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -6,12 +6,14 @@
 //! item (`item`), or says why it can never be written (`Refusal`); `kinesis_key` is what producers
 //! key records by. The built-in `tweets` schema is today's pipeline, as data, not a code path.
 
-pub mod decode;
 pub mod doc;
 pub mod item;
 pub mod number;
-pub mod pointer;
 pub mod spec;
+
+/// The one-pass walk and JSON Pointers, from the `stream-json` package (src/json), which is
+/// compiled at opt-level 3.
+pub use stream_json::{decode, pointer};
 
 use std::fmt;
 use std::path::Path;
@@ -608,7 +610,7 @@ impl Compiler {
     ) -> Sources {
         let mut slots = Vec::new();
         for s in sources {
-            let kinds: Kinds = decode::kinds(&s.json);
+            let kinds: Kinds = spec::kinds(&s.json);
             match self.plan.add(&s.pointer, kinds) {
                 Ok(slot) => slots.push(slot),
                 Err(other) => self.problems.push(Problem {
@@ -808,3 +810,5 @@ pub fn from_text(text: &str, toml: bool, origin: &str) -> Result<Loaded, Error> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walk_tests;

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::decode;
 use crate::time::{self, Format};
 
 /// One thing wrong with a schema file: what, and what to do.
@@ -46,6 +47,21 @@ impl JsonType {
         ("array", JsonType::Array),
         ("any", JsonType::Any),
     ];
+}
+
+/// The kinds a list of JSON types accepts.
+pub fn kinds(types: &[JsonType]) -> decode::Kinds {
+    types.iter().fold(0, |k, t| {
+        k | match t {
+            JsonType::String => decode::STRING,
+            JsonType::Number => decode::FRACTION | decode::INTEGER,
+            JsonType::Integer => decode::INTEGER,
+            JsonType::Boolean => decode::BOOLEAN,
+            JsonType::Object => decode::OBJECT,
+            JsonType::Array => decode::ARRAY,
+            JsonType::Any => decode::ANY,
+        }
+    })
 }
 
 /// The DynamoDB type of a key attribute.

@@ -362,3 +362,30 @@ fn sha1_through_its_0_10_api_is_sha1() {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
     assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
+
+/// The record path is compiled at opt-level 3 and the rest of the binary at "z": the JSON walk's
+/// package (src/json, where serde_json's parser is compiled for it) and the crates each record or
+/// call hashes, encodes and serializes with. Each is measured in scripts/bench (issue 21); the
+/// zipped artifact's size (scripts/build) bounds the list.
+#[test]
+fn the_record_path_is_compiled_for_speed_and_the_rest_for_size() {
+    let repo = common::repo();
+    let manifest: toml::Table =
+        std::fs::read_to_string(repo.join("Cargo.toml")).expect("Cargo.toml").parse().expect("Cargo.toml is TOML");
+    let release = &manifest["profile"]["release"];
+    assert_eq!(release["opt-level"].as_str(), Some("z"), "the binary is built for size");
+    let fast: BTreeSet<&str> = release["package"]
+        .as_table()
+        .expect("[profile.release.package]")
+        .iter()
+        .filter(|(_, p)| p.get("opt-level").and_then(toml::Value::as_integer) == Some(3))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for name in ["stream-json", "sha2", "md-5", "base64-simd", "aws-smithy-json"] {
+        assert!(fast.contains(name), "{name} is not at opt-level 3: {fast:?}");
+    }
+    // The walk is in that package, not in the crate, whose opt-level is "z".
+    let walk = std::fs::read_to_string(repo.join("src/json/decode.rs")).expect("src/json/decode.rs");
+    assert!(walk.contains("pub fn walk<'a>(plan: &Plan"), "the walk is in src/json/decode.rs");
+    assert!(!repo.join("src/schema/decode.rs").exists(), "a second walk in src/schema");
+}

@@ -45,25 +45,3 @@ pub fn array_index(segment: &str) -> Option<usize> {
         && (segment == "0" || !segment.starts_with('0'));
     if ok { segment.parse().ok() } else { None }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pointers_read_as_rfc_6901_says() {
-        assert_eq!(parse(""), Ok(vec![]));
-        assert_eq!(parse("/"), Ok(vec![String::new()]));
-        assert_eq!(parse("/user/name"), Ok(vec!["user".to_string(), "name".to_string()]));
-        assert_eq!(parse("/a~1b/m~0n/0"), Ok(vec!["a/b".to_string(), "m~n".to_string(), "0".to_string()]));
-        assert_eq!(parse("user"), Err("does not start with /"));
-        assert_eq!(parse("/a~2"), Err("has a ~ that is not ~0 or ~1"));
-        assert_eq!(parse("/a~"), Err("has a ~ that is not ~0 or ~1"));
-        assert_eq!(display("/user/screen_name"), "user.screen_name");
-        assert_eq!(array_index("0"), Some(0));
-        assert_eq!(array_index("12"), Some(12));
-        for bad in ["", "01", "-1", "x"] {
-            assert_eq!(array_index(bad), None, "{bad}");
-        }
-    }
-}

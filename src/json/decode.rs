@@ -11,8 +11,7 @@ use serde::de::{
 };
 use serde_json::value::RawValue;
 
-use super::pointer;
-use super::spec::JsonType;
+use crate::pointer;
 
 /// JSON kinds as bits: what a slot accepts.
 pub type Kinds = u8;
@@ -30,21 +29,6 @@ pub const OBJECT: Kinds = 16;
 pub const ARRAY: Kinds = 32;
 /// Anything but null.
 pub const ANY: Kinds = STRING | FRACTION | INTEGER | BOOLEAN | OBJECT | ARRAY;
-
-/// The kinds a list of JSON types accepts.
-pub fn kinds(types: &[JsonType]) -> Kinds {
-    types.iter().fold(0, |k, t| {
-        k | match t {
-            JsonType::String => STRING,
-            JsonType::Number => FRACTION | INTEGER,
-            JsonType::Integer => INTEGER,
-            JsonType::Boolean => BOOLEAN,
-            JsonType::Object => OBJECT,
-            JsonType::Array => ARRAY,
-            JsonType::Any => ANY,
-        }
-    })
-}
 
 /// What `kinds` accepts, in words: "a string or a number".
 pub fn expecting(kinds: Kinds) -> String {
@@ -416,69 +400,5 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(KeyVisitor)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(pointers: &[(&str, Kinds)]) -> (Plan, Vec<usize>) {
-        let mut p = Plan::default();
-        let slots = pointers.iter().map(|(ptr, k)| p.add(ptr, *k).expect("kinds agree")).collect();
-        (p, slots)
-    }
-
-    #[test]
-    fn named_fields_are_captured_and_the_rest_skipped() {
-        let (p, s) = plan(&[
-            ("/id", STRING),
-            ("/user/name", STRING),
-            ("/n", INTEGER),
-            ("/tags/1", ANY),
-            ("/page", OBJECT),
-            ("/gone", ANY),
-        ]);
-        let text = r#"{"id":"7","skip":{"deep":[1,2,{"x":null}]},"user":{"name":"Zo\u00eb","other":1},"n":-3,"tags":["a",{"b":true}],"page":{"url":"/"},"gone":null}"#;
-        let caps = walk(&p, text).expect("reads");
-        assert_eq!(caps[s[0]], Some(Found::Str(Cow::Borrowed("7"))));
-        assert_eq!(caps[s[1]], Some(Found::Str(Cow::Owned("Zoë".into()))));
-        assert_eq!(caps[s[2]], Some(Found::Num("-3")));
-        assert_eq!(caps[s[3]], Some(Found::Raw(r#"{"b":true}"#)));
-        assert_eq!(caps[s[4]], Some(Found::Raw(r#"{"url":"/"}"#)));
-        assert_eq!(caps[s[5]], None, "null is absent");
-    }
-
-    #[test]
-    fn wrong_types_are_named_with_their_field_line_and_column() {
-        let (p, _) = plan(&[("/id_str", STRING), ("/id", INTEGER), ("/user/name", STRING)]);
-        let err = |t: &str| walk(&p, t).expect_err("refused").0;
-        assert_eq!(
-            err(r#"{"id_str":"1","id":"x"}"#),
-            r#"id: invalid type: string "x", expected an integer at line 1 column 23"#
-        );
-        assert_eq!(
-            err(r#"{"id":1.5}"#),
-            "id: invalid type: floating point `1.5`, expected an integer at line 1 column 10"
-        );
-        assert_eq!(err(r#"{"user":"u"}"#), r#"user: invalid type: string "u", expected an object at line 1 column 11"#);
-        assert_eq!(err(r#"{"user":[]}"#), "user: invalid type: sequence, expected an object at line 1 column 10");
-        assert_eq!(err("[1]"), "invalid type: sequence, expected an object at line 1 column 1");
-        assert_eq!(err("null"), "invalid type: null, expected an object at line 1 column 4");
-        assert_eq!(err(r#"{"id_str":"1","id_str":"2"}"#), "duplicate field `id_str` at line 1 column 22");
-        assert_eq!(err("not json"), "expected ident at line 1 column 2");
-        assert_eq!(err(r#"{"a":1} x"#), "trailing characters at line 1 column 9");
-        assert!(walk(&p, r#"{"user":null,"id":null}"#).is_ok(), "null on the way is absent");
-    }
-
-    #[test]
-    fn kinds_of_one_pointer_used_twice_must_meet() {
-        let mut p = Plan::default();
-        assert_eq!(p.add("/a", STRING | INTEGER | FRACTION), Ok(0));
-        assert_eq!(p.add("/a", STRING), Ok(0));
-        assert_eq!(p.add("/a", BOOLEAN), Err(STRING));
-        assert_eq!(expecting(STRING | FRACTION | INTEGER), "a string or a number");
-        assert_eq!(expecting(INTEGER), "an integer");
-        assert_eq!(expecting(OBJECT | ARRAY), "an object or an array");
     }
 }
