@@ -1,7 +1,8 @@
 //! Reading one event in one pass: a `Plan` (a trie of the JSON Pointers a schema names) walks the
-//! event with serde_json, captures the values it names as slices of the event's text, checks their
-//! JSON types where they stand (so a wrong type is reported with its line and column, the way
-//! serde_json reports its own errors), and skips everything else without copying it.
+//! event, captures the values it names as slices of the event's text, checks their JSON types where
+//! they stand, and skips everything else without copying it. Two walks do it: `fast`, over the
+//! bytes, reads the events it can; serde_json's walks the rest, so that a wrong type or bad JSON is
+//! reported in serde_json's words, with its line and column.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +13,11 @@ use serde::de::{
 use serde_json::value::RawValue;
 
 use crate::pointer;
+
+mod fast;
+
+/// The byte walk alone (`None`: it leaves the text to serde_json's walk); for the tests.
+pub use fast::walk as walk_fast;
 
 /// JSON kinds as bits: what a slot accepts.
 pub type Kinds = u8;
@@ -89,6 +95,8 @@ struct Node {
 pub struct Plan {
     nodes: Vec<Node>,
     accepts: Vec<Kinds>,
+    /// The deepest pointer's segments.
+    depth: usize,
 }
 
 impl Default for Plan {
@@ -102,6 +110,7 @@ impl Default for Plan {
                 indexed: false,
             }],
             accepts: Vec::new(),
+            depth: 0,
         }
     }
 }
@@ -111,6 +120,7 @@ impl Plan {
     /// which accepts only what both uses accept (`Err` when that is nothing).
     pub fn add(&mut self, pointer: &str, kinds: Kinds) -> Result<usize, Kinds> {
         let segments = pointer::parse(pointer).unwrap_or_default();
+        self.depth = self.depth.max(segments.len());
         let mut node = 0;
         for (i, segment) in segments.iter().enumerate() {
             let found = self.nodes[node].children.iter().copied().find(|&c| *self.nodes[c].segment == **segment);
@@ -156,6 +166,11 @@ impl Plan {
     pub fn slots(&self) -> usize {
         self.accepts.len()
     }
+
+    /// The child of `node` that names array element `index`, if the plan names it.
+    fn element(&self, node: usize, index: usize) -> Option<usize> {
+        self.nodes[node].children.iter().copied().find(|&c| pointer::array_index(&self.nodes[c].segment) == Some(index))
+    }
 }
 
 /// Why an event could not be read: serde_json's words, with its line and column, and the field's
@@ -165,6 +180,14 @@ pub struct Unread(pub String);
 
 /// Walks `text` (one JSON object) and returns the value of every slot (`None`: absent or null).
 pub fn walk<'a>(plan: &Plan, text: &'a str) -> Result<Vec<Option<Found<'a>>>, Unread> {
+    match fast::walk(plan, text) {
+        Some(caps) => Ok(caps),
+        None => walk_serde(plan, text),
+    }
+}
+
+/// `walk` with serde_json alone: what it reads, and in its words why not.
+pub fn walk_serde<'a>(plan: &Plan, text: &'a str) -> Result<Vec<Option<Found<'a>>>, Unread> {
     let mut w = Walk { plan, caps: vec![None; plan.accepts.len()], failed_at: None };
     let mut de = serde_json::Deserializer::from_str(text);
     let walked = NodeSeed { walk: &mut w, node: 0 }.deserialize(&mut de).and_then(|()| de.end());
@@ -335,12 +358,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
         let plan = walk.plan;
         let mut index = 0;
         loop {
-            let child = plan.nodes[node]
-                .children
-                .iter()
-                .copied()
-                .find(|&c| pointer::array_index(&plan.nodes[c].segment) == Some(index));
-            let more = match child {
+            let more = match plan.element(node, index) {
                 Some(c) => seq.next_element_seed(NodeSeed { walk: &mut *walk, node: c })?.is_some(),
                 None => seq.next_element::<IgnoredAny>()?.is_some(),
             };

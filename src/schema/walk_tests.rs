@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use proptest::prelude::*;
+
 use super::decode::*;
 use super::pointer::*;
 
@@ -78,4 +80,107 @@ fn pointers_read_as_rfc_6901_says() {
     for bad in ["", "01", "-1", "x"] {
         assert_eq!(array_index(bad), None, "{bad}");
     }
+}
+
+/// Any JSON value (nested up to 4 deep): scalars of every kind, strings with escapes (a lone
+/// surrogate too) and multi-byte characters, objects whose keys the plans below name (one of them
+/// escaped), whitespace between tokens.
+fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("false".to_string()),
+        "-?(0|[1-9][0-9]{0,5})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+        "\"([a-z ]|\\\\[nt\"/\\\\]|\\\\u00e9|\\\\ud83d\\\\ude00|\\\\ud800|é|😀){0,6}\"",
+    ];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec(("(a|b|c|user|name|id|0|1|a\\\\u0062)", inner), 0..5).prop_map(|v| {
+                let members: Vec<String> = v.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                format!("{{{}}}", members.join(" ,"))
+            }),
+        ]
+    })
+}
+
+/// Up to 6 pointers over those keys (array indexes too), each read as some JSON kinds.
+fn pointers() -> impl Strategy<Value = Vec<(String, Kinds)>> {
+    let kinds = prop_oneof![
+        Just(STRING),
+        Just(INTEGER),
+        Just(FRACTION | INTEGER),
+        Just(BOOLEAN),
+        Just(OBJECT),
+        Just(ARRAY),
+        Just(ANY),
+        Just(STRING | INTEGER),
+    ];
+    prop::collection::vec((prop::collection::vec("(a|b|c|user|name|id|0|1)", 0..4), kinds), 0..6).prop_map(|v| {
+        v.into_iter().map(|(segments, k)| (segments.iter().map(|s| format!("/{s}")).collect(), k)).collect()
+    })
+}
+
+/// `text` with one byte deleted, inserted or replaced (by one that matters to JSON): near misses.
+fn mutate(text: &str, at: usize, how: u8, byte: u8) -> String {
+    let mut b = text.as_bytes().to_vec();
+    if b.is_empty() {
+        return text.to_string();
+    }
+    let at = at % b.len();
+    let pool = b"{}[],:\"\\ 0-.eE+tfnu\x01\tx";
+    let c = pool[usize::from(byte) % pool.len()];
+    match how % 3 {
+        0 => drop(b.remove(at)),
+        1 => b.insert(at, c),
+        _ => b[at] = c,
+    }
+    String::from_utf8(b).unwrap_or_else(|_| text.to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "tests/proptest-regressions/walk.txt",
+        ))),
+        cases: 4000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Whenever the byte walk reads a text (valid or a near miss), serde_json's walk reads it too
+    /// and captures the same; when it does not, `walk` is serde_json's walk.
+    #[test]
+    fn the_byte_walk_reads_only_what_serde_json_reads_and_the_same(
+        value in json_value(), ptrs in pointers(), ws in "[ \t\n\r]{0,2}",
+        at in 0usize..1000, how in 0u8..3, byte in any::<u8>(),
+    ) {
+        let mut p = Plan::default();
+        for (ptr, k) in &ptrs {
+            let _ = p.add(ptr, *k);
+        }
+        let valid = format!("{ws}{value}{ws}");
+        for text in [mutate(&valid, at, how, byte), valid] {
+            let serde = walk_serde(&p, &text);
+            if let Some(caps) = walk_fast(&p, &text) {
+                prop_assert_eq!(Ok(caps), serde.clone(), "{}", text);
+            }
+            prop_assert_eq!(walk(&p, &text), serde);
+        }
+    }
+}
+
+/// Pointers deeper than the byte walk goes are left to serde_json, which refuses an event nested
+/// past its recursion limit (128) in its own words.
+#[test]
+fn deep_pointers_are_serde_jsons_to_walk() {
+    let deep = |n: usize| {
+        let mut p = Plan::default();
+        p.add(&"/a".repeat(n), ANY).expect("a pointer");
+        (p, format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n)))
+    };
+    let (p, text) = deep(60);
+    assert_eq!(walk_fast(&p, &text).map(|c| c[0].clone()), Some(Some(Found::Num("1"))));
+    let (p, text) = deep(130);
+    assert_eq!(walk_fast(&p, &text), None);
+    assert!(walk(&p, &text).expect_err("too deep").0.starts_with("recursion limit exceeded"), "{:?}", walk(&p, &text));
 }
