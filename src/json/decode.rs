@@ -255,7 +255,7 @@ impl<'a> Walk<'_, 'a> {
 /// A JSON string's content (`raw` is the string with its quotes); borrowed unless it has escapes.
 fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
     let inner = &raw[1..raw.len() - 1];
-    if !inner.contains('\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(raw).map(Cow::Owned).map_err(|e| e.to_string())

@@ -49,6 +49,9 @@ const TARGET_FLOOR_RATIO: f64 = 1.2;
 /// invocation payload limit, under it either way it is counted.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
 const FULL_EVENT_BYTES: usize = 6_000_000;
+/// The largest event Lambda delivers (6 MB, counted in MiB, the larger reading): issue 13's
+/// peak-RSS target holds on events Lambda can send, so a larger event's row prints without it.
+const LAMBDA_EVENT_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
 /// CPU time of this process so far (every live thread), from the kernel's scheduler statistics.
 fn process_cpu_ns(pid: &str) -> u64 {
@@ -507,12 +510,13 @@ fn main() {
                     Some(TARGET_INIT_MS),
                     None,
                 );
-                table.row(
-                    &format!("static binary vs {name}: peak RSS (MB)"),
-                    m(|f| f.rss_mb),
-                    Some(TARGET_RSS_MB),
-                    None,
-                );
+                let (rss_label, rss_target) = if body.len() > LAMBDA_EVENT_LIMIT_BYTES {
+                    let mb = body.len() as f64 / 1e6;
+                    (format!("peak RSS (MB; a {mb:.1} MB event, above Lambda's 6 MB limit: no target)"), None)
+                } else {
+                    ("peak RSS (MB)".to_string(), Some(TARGET_RSS_MB))
+                };
+                table.row(&format!("static binary vs {name}: {rss_label}"), m(|f| f.rss_mb), rss_target, None);
                 table.row(
                     &format!("static binary vs {name}: process CPU µs/record (init + 1 invocation)"),
                     m(|f| f.cpu_us),

@@ -381,7 +381,7 @@ fn the_record_path_is_compiled_for_speed_and_the_rest_for_size() {
         .filter(|(_, p)| p.get("opt-level").and_then(toml::Value::as_integer) == Some(3))
         .map(|(name, _)| name.as_str())
         .collect();
-    for name in ["stream-json", "sha2", "md-5", "base64-simd", "aws-smithy-json"] {
+    for name in ["stream-json", "sha2", "md-5", "base64-simd", "aws-smithy-json", "simdutf8", "memchr"] {
         assert!(fast.contains(name), "{name} is not at opt-level 3: {fast:?}");
     }
     // The walk is in that package, not in the crate, whose opt-level is "z".
