@@ -102,7 +102,7 @@ fn hex_id(rng: &mut SmallRng, digits: usize) -> String {
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    t.format(crate::time::ISO_MILLIS_FORMAT).to_string()
 }
 
 /// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.

@@ -7,6 +7,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, U
 /// Twitter v1.1's `created_at` format: "Wed Oct 10 20:19:24 +0000 2018".
 pub const TWITTER_TIME_FORMAT: &str = "%a %b %d %H:%M:%S %z %Y";
 
+/// The stored time's text, in chrono's terms: ISO-8601 UTC with milliseconds.
+pub const ISO_MILLIS_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 /// A format an event time can come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,7 +82,7 @@ fn parse_one(text: &str, format: Format) -> Option<EventTime> {
     let millis = t.timestamp_millis();
     // A leap second (":60") has no millisecond of its own: chrono's text keeps it, as it always has.
     let iso = if t.timestamp_subsec_nanos() >= 1_000_000_000 {
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        t.format(ISO_MILLIS_FORMAT).to_string()
     } else {
         iso_from_millis(millis)?
     };
@@ -111,7 +114,7 @@ pub fn iso_from_millis(millis: i64) -> Option<String> {
     let t = DateTime::from_timestamp_millis(millis)?.naive_utc();
     let (d, c) = (t.date(), t.time());
     if !(0..=9999).contains(&d.year()) {
-        return Some(t.and_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        return Some(t.and_utc().format(ISO_MILLIS_FORMAT).to_string());
     }
     // Written byte by byte into a buffer of the text's shape: `format!` with six fields was most of
     // a record's time check, and pushing chars one by one still showed in the producer's profile.
@@ -136,10 +139,8 @@ pub fn iso_from_millis(millis: i64) -> Option<String> {
 
 /// Seconds since the epoch (Kinesis arrival times) as ISO-8601 UTC with milliseconds.
 pub fn iso_millis(epoch_secs: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((epoch_secs * 1000.0).round() as i64)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    // Outside chrono's range, the epoch itself (chrono's default time), as before.
+    iso_from_millis((epoch_secs * 1000.0).round() as i64).or_else(|| iso_from_millis(0)).unwrap_or_default()
 }
 
 /// `created_at` (Twitter's format, or RFC 3339) as ISO-8601 UTC with milliseconds:
@@ -154,7 +155,7 @@ fn chrono_iso(created_at: &str) -> Option<String> {
     let t = DateTime::parse_from_str(created_at, TWITTER_TIME_FORMAT)
         .or_else(|_| DateTime::parse_from_rfc3339(created_at))
         .ok()?;
-    Some(t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    Some(t.with_timezone(&Utc).format(ISO_MILLIS_FORMAT).to_string())
 }
 
 /// The common case of a Twitter time without chrono's format interpreter: exactly
