@@ -32,7 +32,8 @@
 //!     every problem named), the key of an event, the item of an event, why one is refused; the
 //!     built-in `tweets` schema is one more value of that data. Its one-pass walk and JSON Pointers
 //!     are the package `stream-json` (src/json), below every layer, compiled at opt-level 3.
-//! 11. Leaves, with no AWS calls: `time` (event times and their formats), `elf` (what an executable
+//! 11. Leaves, with no AWS calls: `time` (event times and their formats; the package
+//!     `stream-time`, src/time, compiled at opt-level 3), `elf` (what an executable
 //!     needs: its architecture, glibc versions and libraries), `kpl` (the KPL aggregate
 //!     format), `template` (the embedded template and schemas, as YAML and as data), `filter`
 //!     (Lambda's event filter patterns: checked, and matched against a record), `credentials` (the

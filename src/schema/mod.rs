@@ -403,11 +403,11 @@ impl Schema {
             fixed[1] = Some(v);
         }
         let event_time = self.event_time(caps)?;
-        if let Some(t) = &event_time {
-            fixed[self.at.time] = Some(Val::S(t.iso.as_str().into()));
-        }
         if let Some(ttl) = self.expiry(caps, event_time.as_ref())? {
             fixed[self.at.ttl] = Some(ttl);
+        }
+        if let Some(t) = event_time {
+            fixed[self.at.time] = Some(Val::S(t.iso.into_boxed_str()));
         }
         if let Some(v) = self.version_of(caps)? {
             fixed[self.at.version] = Some(v);

@@ -381,11 +381,16 @@ fn the_record_path_is_compiled_for_speed_and_the_rest_for_size() {
         .filter(|(_, p)| p.get("opt-level").and_then(toml::Value::as_integer) == Some(3))
         .map(|(name, _)| name.as_str())
         .collect();
-    for name in ["stream-json", "sha2", "md-5", "base64-simd", "aws-smithy-json", "simdutf8", "memchr"] {
+    for name in ["stream-json", "stream-time", "sha2", "md-5", "base64-simd", "aws-smithy-json", "simdutf8", "memchr"] {
         assert!(fast.contains(name), "{name} is not at opt-level 3: {fast:?}");
     }
     // The walk is in that package, not in the crate, whose opt-level is "z".
     let walk = std::fs::read_to_string(repo.join("src/json/decode.rs")).expect("src/json/decode.rs");
     assert!(walk.contains("pub fn walk<'a>(plan: &Plan"), "the walk is in src/json/decode.rs");
     assert!(!repo.join("src/schema/decode.rs").exists(), "a second walk in src/schema");
+    // So are the event times; `time` only re-exports them (and tests them).
+    let times = std::fs::read_to_string(repo.join("src/time/lib.rs")).expect("src/time/lib.rs");
+    assert!(times.contains("pub fn parse(text: &str"), "the event times are in src/time/lib.rs");
+    let module = std::fs::read_to_string(repo.join("src/time.rs")).expect("src/time.rs");
+    assert!(!module.contains("pub fn parse("), "a second time parser in src/time.rs");
 }
