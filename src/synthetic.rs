@@ -101,10 +101,6 @@ fn hex_id(rng: &mut SmallRng, digits: usize) -> String {
     (0..digits).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect()
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format(crate::time::ISO_MILLIS_FORMAT).to_string()
-}
-
 /// v1.1 streams cut `text` at 140 characters and carry the rest in `extended_tweet`.
 const SHORT_TEXT_CHARS: usize = 140;
 /// Tweets hold at most 280 characters.
@@ -430,7 +426,7 @@ impl Clickstream {
             "session_id": session,
             "user_id": user,
             "type": kind,
-            "ts": rfc3339(self.clock),
+            "ts": crate::time::iso_text(self.clock),
             "page": {"url": format!("https://shop.example.com{path}"), "title": title, "referrer": format!("https://shop.example.com{from}")},
             "device": {"user_agent": ua, "os": os, "browser": browser, "viewport": [rng.random_range(360..2560), rng.random_range(640..1600)]},
             "geo": {"country": country, "city": city},
@@ -547,7 +543,7 @@ impl Orders {
             "order_id": format!("o-{id:07}"),
             "version": *state,
             "status": ORDER_STATES[(*state as usize - 1).min(ORDER_STATES.len() - 1)],
-            "updated_at": rfc3339(self.clock),
+            "updated_at": crate::time::iso_text(self.clock),
             "customer": {"id": customer, "tier": tier},
             "currency": "EUR",
             "total": (total * 100.0).round() / 100.0,

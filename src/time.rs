@@ -77,7 +77,9 @@ mod tests {
             ]
         ) {
             let chrono = DateTime::from_timestamp_millis(millis).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
-            proptest::prop_assert_eq!(iso_from_millis(millis), chrono);
+            proptest::prop_assert_eq!(iso_from_millis(millis), chrono.clone());
+            let t = DateTime::from_timestamp_millis(millis).expect("in range");
+            proptest::prop_assert_eq!(Some(iso_text(t)), chrono);
         }
     }
 
@@ -95,6 +97,12 @@ mod tests {
         assert_eq!(twitter_millis("Tue Feb 29 12:00:00 +0000 2000"), Some(951_825_600_000));
         assert_eq!(twitter_millis("Thu Feb 29 12:00:00 +0000 2024"), Some(1_709_208_000_000));
         assert_eq!(twitter_millis("Thu Feb 29 12:00:00 +0000 1900"), None);
+        // A leap second keeps its ":60", as chrono writes it.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .expect("a leap second")
+            .and_utc();
+        assert_eq!(iso_text(leap), "2016-12-31T23:59:60.500Z");
     }
 
     /// Every day number of every month, under every weekday, in leap and common years of each

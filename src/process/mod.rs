@@ -359,7 +359,7 @@ fn quarantine_item(record: &BatchRecord<'_>, p: &Poison<'_>, now: chrono::DateTi
         (rejected_attr::REASON.to_string(), s(&p.reason)),
         (rejected_attr::PARTITION_KEY.to_string(), s(if p.partition_key.is_empty() { "-" } else { &p.partition_key })),
         (rejected_attr::ARRIVAL.to_string(), AttributeValue::S(arrival)),
-        (rejected_attr::QUARANTINED_AT.to_string(), s(&now.format(crate::time::ISO_MILLIS_FORMAT).to_string())),
+        (rejected_attr::QUARANTINED_AT.to_string(), AttributeValue::S(crate::time::iso_text(now))),
         (rejected_attr::PAYLOAD.to_string(), AttributeValue::B(Blob::new(kept))),
         (rejected_attr::PAYLOAD_BYTES.to_string(), AttributeValue::N(p.payload.len().to_string())),
     ]);

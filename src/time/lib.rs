@@ -84,14 +84,17 @@ fn parse_one(text: &str, format: Format) -> Option<EventTime> {
         Format::EpochSeconds => return from_millis(epoch_millis(text, 1000.0)?),
         Format::EpochMillis => return from_millis(epoch_millis(text, 1.0)?),
     };
-    let millis = t.timestamp_millis();
-    // A leap second (":60") has no millisecond of its own: chrono's text keeps it, as it always has.
-    let iso = if t.timestamp_subsec_nanos() >= 1_000_000_000 {
-        t.format(ISO_MILLIS_FORMAT).to_string()
-    } else {
-        iso_from_millis(millis)?
-    };
-    Some(EventTime { millis, iso })
+    Some(EventTime { millis: t.timestamp_millis(), iso: iso_text(t) })
+}
+
+/// `t` as the stored text, ISO-8601 UTC with milliseconds (`iso_from_millis`'s text). A leap second
+/// (":60") has no millisecond of its own: chrono's text keeps it, as it always has.
+pub fn iso_text(t: DateTime<Utc>) -> String {
+    if t.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return t.format(ISO_MILLIS_FORMAT).to_string();
+    }
+    // Every DateTime is within chrono's range, which is iso_from_millis's.
+    iso_from_millis(t.timestamp_millis()).unwrap_or_else(|| t.format(ISO_MILLIS_FORMAT).to_string())
 }
 
 fn from_millis(millis: i64) -> Option<EventTime> {
