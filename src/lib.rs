@@ -12,7 +12,7 @@
 //! 3. Commands, each with its own clap arguments and a `run`: `deploy` (deploy and destroy: flow,
 //!    params, artifact, events, plan, producer_key, destroy), `produce` (source, live,
 //!    delivery, deadletter), `local` (mapping, reader, checkpoint, stats), `capacity` (stream plan:
-//!    model, prices), `tail` (the stream's records), `logs` (the
+//!    model and how it reads, prices), `tail` (the stream's records), `logs` (the
 //!    function's log: cloud, file, pattern, render), `scan`, `status`, `replay`, `redrive`
 //!    (failed batches through the function again), `schemas` (stream schema check and show).
 //! 4. Domain: `process` (the Lambda handler: event, store, lambda, metrics), `stack` (a deployed
@@ -29,7 +29,8 @@
 //!    stream produce, stream plan and the tests.
 //! 9. `tweet`: the v1.1 tweet every tweet source maps to, and its item in tweet terms.
 //! 10. `schema`: event schemas — the one place that knows what a record is: the file (checked,
-//!     every problem named), the key of an event, the item of an event, why one is refused; the
+//!     every problem named: `spec`, its `read`er and `sections`), compiling it (`compile`), loading
+//!     it (`load`), the key of an event, the item of an event, why one is refused; the
 //!     built-in `tweets` schema is one more value of that data. Its one-pass walk and JSON Pointers
 //!     are the package `stream-json` (src/json), below every layer, compiled at opt-level 3.
 //! 11. Leaves, with no AWS calls: `time` (event times and their formats; the package

@@ -6,8 +6,10 @@
 //! item (`item`), or says why it can never be written (`Refusal`); `kinesis_key` is what producers
 //! key records by. The built-in `tweets` schema is today's pipeline, as data, not a code path.
 
+mod compile;
 pub mod doc;
 pub mod item;
+mod load;
 pub mod number;
 pub mod spec;
 
@@ -16,16 +18,15 @@ pub mod spec;
 pub use stream_json::{decode, pointer};
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 
 pub use decode::Found;
 pub use item::{Item, Val};
+pub use load::{Loaded, built_in, from_text, load};
 pub use spec::{KeyType, Problem, Spec, StoreMode, VersionKind};
 
-use crate::error::Error;
 use crate::template;
 use crate::time::{self, Format};
 use decode::{Kinds, Plan};
@@ -210,7 +211,7 @@ impl Schema {
     /// Compiles a checked spec. Problems only a compiled schema shows (one pointer read as two
     /// types that never meet) are returned like the spec's own.
     pub fn compile(spec: Spec) -> Result<Schema, Vec<Problem>> {
-        let mut c = Compiler::default();
+        let mut c = compile::Compiler::default();
         let schema = c.schema(spec);
         if c.problems.is_empty() { Ok(schema) } else { Err(c.problems) }
     }
@@ -591,221 +592,6 @@ fn unstorable(pointer: &str, e: doc::Unstorable) -> Refusal {
         doc::Why::LoneSurrogate => "has a \\u escape that is half of a UTF-16 surrogate pair".into(),
     };
     Refusal::Unstorable { path: path.join("."), why }
-}
-
-/// Turns a spec into a plan and positions, noting what only the whole shows.
-#[derive(Default)]
-struct Compiler {
-    plan: Plan,
-    problems: Vec<Problem>,
-}
-
-impl Compiler {
-    fn sources(
-        &mut self,
-        sources: &[spec::Source],
-        place: &str,
-        missing: Option<&String>,
-        default: impl FnOnce(&str) -> String,
-    ) -> Sources {
-        let mut slots = Vec::new();
-        for s in sources {
-            let kinds: Kinds = spec::kinds(&s.json);
-            match self.plan.add(&s.pointer, kinds) {
-                Ok(slot) => slots.push(slot),
-                Err(other) => self.problems.push(Problem {
-                    what: format!(
-                        "{place}: {} is read as {} here and as {} elsewhere",
-                        s.pointer,
-                        decode::expecting(kinds),
-                        decode::expecting(other)
-                    ),
-                    hint: "read each pointer as one JSON type wherever the schema names it".into(),
-                }),
-            }
-        }
-        let paths: Vec<String> = sources.iter().map(|s| pointer::display(&s.pointer)).collect();
-        Sources {
-            slots,
-            pointers: sources.iter().map(|s| s.pointer.clone()).collect(),
-            missing: missing.cloned().unwrap_or_else(|| default(&either(&paths))),
-        }
-    }
-
-    fn key(&mut self, k: &spec::KeySpec, place: &str, max_bytes: usize) -> KeyPlan {
-        let attribute = k.attribute.clone();
-        KeyPlan {
-            attribute: k.attribute.as_str().into(),
-            key_type: k.key_type,
-            max_bytes,
-            sources: self.sources(&k.from, place, k.missing.as_ref(), |p| format!("no {attribute} ({p})")),
-        }
-    }
-
-    fn schema(&mut self, spec: Spec) -> Schema {
-        let partition = self.key(&spec.partition_key, "partition_key", MAX_PARTITION_KEY_BYTES);
-        let sort = spec.sort_key.as_ref().map(|k| self.key(k, "sort_key", MAX_SORT_KEY_BYTES));
-        let kinesis = self.sources(&spec.kinesis.partition_key, "kinesis", spec.kinesis.missing.as_ref(), |p| {
-            format!("no {p} for a partition key")
-        });
-        let mut names: Vec<Box<str>> = vec![spec.partition_key.attribute.as_str().into()];
-        names.extend(spec.sort_key.as_ref().map(|k| k.attribute.as_str().into()));
-        let mut at = Positions::default();
-        let time = spec.time.as_ref().map(|t| {
-            at.time = names.len();
-            names.push(t.attribute.as_str().into());
-            (
-                self.sources(&t.from, "time", t.missing.as_ref(), |p| format!("no event time ({p})")),
-                t.formats.clone(),
-                t.required,
-            )
-        });
-        let ttl = spec.ttl.as_ref().map(|t| {
-            at.ttl = names.len();
-            names.push(t.attribute.as_str().into());
-            match t.expiry() {
-                spec::TtlFrom::After(secs) => TtlPlan::After(secs as i64),
-                spec::TtlFrom::Field { from, format } => {
-                    TtlPlan::Field(self.sources(&from, "ttl", None, |p| format!("no expiry ({p})")), format)
-                }
-            }
-        });
-        let version = spec.version.as_ref().map(|v| {
-            at.version = names.len();
-            names.push(v.attribute.as_str().into());
-            (
-                self.sources(&v.from, "version", v.missing.as_ref(), |p| format!("no version ({p})")),
-                v.kind,
-                v.formats.clone(),
-            )
-        });
-        at.projected = names.len();
-        let numbers = match spec.numbers {
-            spec::NumberPolicy::Quarantine => Numbers::Refuse,
-            spec::NumberPolicy::String => Numbers::AsString,
-        };
-        let projected = self.projected(&spec, &mut names, numbers);
-        let required = self.required(&spec);
-        let noun: Arc<str> = spec.noun.as_str().into();
-        Schema {
-            plan: std::mem::take(&mut self.plan),
-            spec,
-            noun,
-            names,
-            partition,
-            sort,
-            kinesis,
-            time,
-            ttl,
-            version,
-            projected,
-            required,
-            numbers,
-            at,
-        }
-    }
-
-    /// The projected attributes, their names appended to `names`.
-    fn projected(&mut self, spec: &Spec, names: &mut Vec<Box<str>>, numbers: Numbers) -> Vec<Projected> {
-        spec.item
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                names.push(a.attribute.as_str().into());
-                let attribute = a.attribute.clone();
-                let sources = self.sources(&a.from, &format!("item.attributes[{i}]"), a.missing.as_ref(), |p| {
-                    format!("no {attribute} ({p})")
-                });
-                let default = a.default.as_ref().and_then(|d| self.default_value(d, i, numbers));
-                Projected { sources, default, required: a.required }
-            })
-            .collect()
-    }
-
-    /// The fields every record must have.
-    fn required(&mut self, spec: &Spec) -> Vec<Sources> {
-        spec.require
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let s = spec::Source { pointer: r.pointer.clone(), json: r.json.clone() };
-                self.sources(std::slice::from_ref(&s), &format!("require[{i}]"), r.missing.as_ref(), |p| {
-                    format!("no {p} (required)")
-                })
-            })
-            .collect()
-    }
-
-    /// A projected attribute's default, as a value (it must be storable itself).
-    fn default_value(&mut self, d: &serde_json::Value, i: usize, numbers: Numbers) -> Option<Val> {
-        match doc::convert(&d.to_string(), 0, numbers) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.problems.push(Problem {
-                    what: format!("item.attributes[{i}].default: {}", unstorable("", e)),
-                    hint: "give a default DynamoDB can store".into(),
-                });
-                None
-            }
-        }
-    }
-}
-
-/// A schema as given to a command: compiled, with the text it was read from.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// The compiled schema.
-    pub schema: Arc<Schema>,
-    /// The file's text, as written (what `deploy` keeps and `schema show` prints).
-    pub text: String,
-    /// True for TOML, false for JSON.
-    pub toml: bool,
-    /// Where it came from: a path, or "built-in".
-    pub origin: String,
-}
-
-impl Loaded {
-    /// The file name the text is kept under: `schema.toml` or `schema.json`.
-    pub fn file_name(&self) -> &'static str {
-        if self.toml { "schema.toml" } else { "schema.json" }
-    }
-}
-
-/// The built-in schema `name` as a `Loaded`.
-pub fn built_in(name: &str) -> Option<Loaded> {
-    let text = template::schema_file(name)?;
-    let schema = Schema::parse(text, true).ok()?;
-    Some(Loaded { schema: Arc::new(schema), text: text.to_string(), toml: true, origin: "built-in".into() })
-}
-
-/// Reads `--schema NAME|FILE`: a file (`.json` is JSON, anything else TOML), or a built-in name.
-/// Every problem of the file is in the error, each as a line and a hint.
-pub fn load(arg: &str) -> Result<Loaded, Error> {
-    let path = Path::new(arg);
-    if !path.exists() {
-        return built_in(arg).ok_or_else(|| {
-            Error::usage(
-                format!("no schema file {arg} (and no built-in schema of that name)"),
-                format!("give --schema a TOML or JSON schema file, or one of: {}", BUILT_IN.join(", ")),
-            )
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("cannot read schema file {arg}: {e}"), "give --schema a readable TOML or JSON file")
-    })?;
-    let toml = path.extension().is_none_or(|e| e != "json");
-    from_text(&text, toml, arg)
-}
-
-/// Compiles schema `text` from `origin` (a path, for messages).
-pub fn from_text(text: &str, toml: bool, origin: &str) -> Result<Loaded, Error> {
-    match Schema::parse(text, toml) {
-        Ok(schema) => Ok(Loaded { schema: Arc::new(schema), text: text.to_string(), toml, origin: origin.to_string() }),
-        Err(problems) => Err(Error::Problems {
-            problems: problems.into_iter().map(|p| (format!("{origin}: {}", p.what), p.hint)).collect(),
-        }),
-    }
 }
 
 #[cfg(test)]
