@@ -1,7 +1,8 @@
 //! `stream produce` through the real binary on moto: records land on the shard their key hashes
 //! to, in order per key; aggregates deaggregate to exactly what was produced; a file source sends
 //! every good line and names the bad ones; throttled entries are resent and nothing is lost; what
-//! never succeeds is in the dead-letter file, with exit code 3.
+//! never succeeds is in the dead-letter file, with exit code 3; a partly filled batch leaves after
+//! --linger-ms while the source is still open.
 
 use crate::common;
 use crate::fault_proxy;
@@ -296,5 +297,63 @@ async fn a_terminal_gets_a_live_line() {
     let live: Vec<&str> = text.split('\r').filter(|l| l.contains("records/s") && l.contains("resent")).collect();
     assert!(live.len() >= 3, "a live line refreshed while sending: {text}");
     assert!(text.contains("produced 600 records"), "{text}");
+    w.run(&["destroy", "--yes"], 0);
+}
+
+/// A partly filled batch does not wait for the source to end: once its first record has waited
+/// --linger-ms it is put, plain or packed into an aggregate, while the source (stdin) stays open.
+#[tokio::test]
+#[ignore = "needs moto: scripts/test"]
+async fn a_partly_filled_batch_leaves_after_linger_while_the_source_is_open() {
+    let w = World::new("linger", "eu-north-1");
+    let clients = w.clients().await;
+    // One shard: the records of a run are one batch, in order.
+    w.run(&["deploy", "--shards", "1"], 0);
+    let stream_name = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs.stream_name;
+    let mut landed = 0;
+    for (seed, extra) in [(21, None), (22, Some("--aggregate"))] {
+        let mut args = vec!["produce", "--source", "stdin", "--linger-ms", "200", "--output", "json"];
+        args.extend(extra);
+        let mut child = w
+            .cmd(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let tweets: Vec<Vec<u8>> = Synthetic::new(Some(seed)).take(3).map(|t| t.to_bytes()).collect();
+        for t in &tweets {
+            stdin.write_all(t).and_then(|()| stdin.write_all(b"\n")).expect("pipe");
+        }
+        stdin.flush().expect("flush");
+        // Three records of a batch of 500: only the linger sends them before stdin closes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (fresh, got) = loop {
+            let fresh = read_all(&clients.kinesis, &stream_name).await.split_off(landed);
+            let mut got = Vec::new();
+            for (_, _, data) in &fresh {
+                if stream::kpl::is_aggregate(data) {
+                    got.extend(stream::kpl::deaggregate(data).expect("our aggregate").iter().map(|s| s.data.to_vec()));
+                } else {
+                    got.push(data.clone());
+                }
+            }
+            if got.len() >= tweets.len() {
+                break (fresh, got);
+            }
+            assert!(std::time::Instant::now() < deadline, "{extra:?}: {} of 3 put while stdin stayed open", got.len());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(child.try_wait().expect("child state").is_none(), "{extra:?}: the producer is still reading stdin");
+        assert_eq!(got, tweets, "{extra:?}: the three lines, whole and in order");
+        assert_eq!(fresh.len(), if extra.is_some() { 1 } else { 3 }, "{extra:?}: one aggregate, or three records");
+        landed += fresh.len();
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        let (stdout, _) = common::check(&out, 0, &args);
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary printed");
+        assert_eq!((summary["sent"].as_u64(), summary["failed"].as_u64()), (Some(3), Some(0)), "{summary}");
+    }
     w.run(&["destroy", "--yes"], 0);
 }
