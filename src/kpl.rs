@@ -450,4 +450,40 @@ mod tests {
         assert_eq!(recs[0].explicit_hash_key, Some("340282366920938463463374607431768211455"));
         assert_eq!(recs[0].data, b"payload");
     }
+
+    /// Fields of numbers the format does not use are skipped whatever their wire type (varint,
+    /// 64-bit, length-delimited, 32-bit), in the aggregate and in a record, as protobuf readers do;
+    /// a fixed-width field cut short is `Truncated`.
+    #[test]
+    fn unknown_fields_of_every_wire_type_are_skipped() {
+        let unknown = |out: &mut Vec<u8>, field: u64| {
+            put_varint(out, field << 3);
+            put_varint(out, 300);
+            put_varint(out, (field + 1) << 3 | 1);
+            out.extend_from_slice(&[7; 8]);
+            put_bytes(out, field + 2, b"skip me");
+            put_varint(out, (field + 3) << 3 | 5);
+            out.extend_from_slice(&[9; 4]);
+        };
+        let mut rec = Vec::new();
+        unknown(&mut rec, 10);
+        put_varint(&mut rec, 1 << 3);
+        put_varint(&mut rec, 0);
+        put_bytes(&mut rec, 3, b"payload");
+        unknown(&mut rec, 20);
+        let mut body = Vec::new();
+        unknown(&mut body, 10);
+        put_bytes(&mut body, 1, b"pk");
+        unknown(&mut body, 20);
+        put_bytes(&mut body, 3, &rec);
+        unknown(&mut body, 30);
+        let agg = wrap(&body);
+        let recs = deaggregate(&agg).expect("valid");
+        assert_eq!(recs, [SubRecord { partition_key: "pk", explicit_hash_key: None, data: b"payload" }]);
+        for (wire, width) in [(1u8, 8usize), (5, 4)] {
+            let mut cut = vec![(10 << 3) | wire];
+            cut.extend(std::iter::repeat_n(0, width - 1));
+            assert_eq!(deaggregate(&wrap(&cut)), Err(KplError::Truncated), "wire type {wire}");
+        }
+    }
 }

@@ -53,20 +53,6 @@ impl ShardMap {
         Ok(ShardMap { ranges })
     }
 
-    /// A map of `n` shards splitting the key space evenly, as CreateStream does.
-    pub fn even(n: usize) -> Self {
-        let n = n.max(1) as u128;
-        let width = u128::MAX / n;
-        let ranges = (0..n)
-            .map(|i| {
-                let start = i * width;
-                let end = if i == n - 1 { u128::MAX } else { (i + 1) * width - 1 };
-                (start, end, format!("shardId-{i:012}"))
-            })
-            .collect();
-        ShardMap { ranges }
-    }
-
     /// Number of open shards.
     pub fn len(&self) -> usize {
         self.ranges.len()
@@ -210,17 +196,6 @@ mod tests {
         for key in ["a", "b", "zoe", "山田", "🦀", ""] {
             let expected = if hash_key(key) <= half { "shardId-000000000000" } else { "shardId-000000000001" };
             assert_eq!(map.id(map.shard_for(key)), expected, "{key}");
-        }
-    }
-
-    #[test]
-    fn even_split_covers_the_key_space() {
-        let map = ShardMap::even(4);
-        assert_eq!(map.len(), 4);
-        assert_eq!(map.ranges[0].0, 0);
-        assert_eq!(map.ranges[3].1, u128::MAX);
-        for w in map.ranges.windows(2) {
-            assert_eq!(w[0].1 + 1, w[1].0);
         }
     }
 }
