@@ -90,6 +90,7 @@ mod tests {
         let path = dir.path().join("dead.jsonl");
         let mut dl = DeadLetter::new(&path);
         assert!(!path.exists(), "nothing is created before a failure");
+        assert_eq!(dl.written(), 0, "no failure, no dead letter reported");
         dl.add(
             &Entry { key: "k".into(), data: b"payload".to_vec().into() },
             "ProvisionedThroughputExceededException",
@@ -104,5 +105,15 @@ mod tests {
         assert_eq!(line["error_code"], "ProvisionedThroughputExceededException");
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
         assert_eq!(dl.written(), 1);
+        // A second failure appends its own line, and the count follows the lines.
+        dl.add(&Entry { key: "k2".into(), data: b"two".to_vec().into() }, "InternalFailure", "5xx").expect("add");
+        dl.flush().expect("flush");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let keys: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line")["partition_key"].to_string())
+            .collect();
+        assert_eq!(keys, ["\"k\"", "\"k2\""]);
+        assert_eq!(dl.written(), 2);
     }
 }
