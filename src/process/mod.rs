@@ -713,7 +713,7 @@ mod tests {
         assert!(resp.batch_item_failures.is_empty());
         let sizes: Vec<usize> = store.calls.lock().expect("lock").iter().map(|c| c.1.len()).collect();
         assert_eq!(sizes, vec![25, 25, 10]);
-        assert_eq!(stats.written, 60);
+        assert_eq!((stats.records, stats.user_records, stats.written, stats.duplicates), (60, 60, 60, 0));
         assert_eq!(stats.oldest_arrival, 1_700_000_000.0);
     }
 
@@ -943,6 +943,239 @@ mod tests {
         assert_eq!(rule.num_calls(), 1);
         let err = store.write(Target::Rejected, vec![a]).await.expect_err("no quarantine table");
         assert_eq!(err.disposition(), Disposition::Fatal);
+    }
+
+    /// An orders table answering conditional puts as DynamoDB does (a put never replaces a higher
+    /// version); it refuses or throttles the orders it is told to, keeps what is quarantined, and
+    /// counts the puts in flight at once.
+    #[derive(Default)]
+    struct OrdersStore {
+        held: Mutex<HashMap<String, String>>,
+        refuse: &'static [&'static str],
+        throttle: &'static [&'static str],
+        quarantined: Mutex<Vec<Attrs>>,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for OrdersStore {
+        async fn write(&self, target: Target, items: Vec<Attrs>) -> Result<Vec<usize>, Error> {
+            assert_eq!(target, Target::Rejected, "an ordered schema writes its items by conditional puts only");
+            self.quarantined.lock().expect("lock").extend(items);
+            Ok(Vec::new())
+        }
+
+        async fn put_if_newer(&self, item: Attrs, guard: &Guard<'_>) -> Result<Put, Error> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            tokio::task::yield_now().await; // the other puts start meanwhile
+            self.in_flight.fetch_sub(1, SeqCst);
+            let id = item[guard.key].as_s().expect("s").clone();
+            if self.refuse.contains(&id.as_str()) {
+                return Err(error(Failure::Refused));
+            }
+            if self.throttle.contains(&id.as_str()) {
+                return Err(error(Failure::Transient));
+            }
+            let number = |v: &str| v.parse::<f64>().expect("a version");
+            let mut held = self.held.lock().expect("lock");
+            if held.get(&id).is_some_and(|v| number(v) > number(guard.value)) {
+                return Ok(Put::Superseded);
+            }
+            held.insert(id, guard.value.to_string());
+            Ok(Put::Written)
+        }
+    }
+
+    fn order(id: u32, version: u32) -> Vec<u8> {
+        serde_json::json!({
+            "order_id": format!("o-{id}"), "version": version, "status": format!("s{version}"),
+            "updated_at": "2025-01-01T00:00:00Z"
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// A schema with a version writes each item by a conditional put, four per write slot in
+    /// flight: the highest version of a key in the batch is the one put, a put the table holds a
+    /// newer version for is counted as superseded, a refused item is quarantined, and a throttled
+    /// one is reported for Lambda to deliver again.
+    #[tokio::test(start_paused = true)]
+    async fn ordered_items_are_put_one_by_one_and_never_over_a_newer_version() {
+        let store = OrdersStore { refuse: &["o-4"], throttle: &["o-5"], ..OrdersStore::default() };
+        store.held.lock().expect("lock").insert("o-2".into(), "5".into());
+        let mut records = vec![
+            record(0, &order(1, 2)),
+            record(1, &order(1, 1)),
+            record(2, &order(2, 3)),
+            record(3, &order(3, 1)),
+            record(4, &order(4, 1)),
+            record(5, &order(5, 1)),
+        ];
+        records.extend((6..14).map(|i| record(i, &order(i as u32, 1))));
+        let schema = Schema::built_in("orders").expect("built in");
+        let BatchOutcome { response, stats, fatal } = handle(&event(records), schema, &store, &far()).await;
+        assert_eq!(fatal, None);
+        assert_eq!(failures(&response), vec!["00005"], "the throttled put is delivered again");
+        assert_eq!(
+            (stats.written, stats.superseded, stats.duplicates, stats.quarantined, stats.not_done),
+            (10, 1, 1, 1, 9)
+        );
+        let held = store.held.lock().expect("lock");
+        assert_eq!(held["o-1"], "2", "the higher version of the batch wins, though it came first");
+        assert_eq!(held["o-2"], "5", "a newer version held is kept");
+        assert_eq!(held.len(), 11);
+        let quarantined = store.quarantined.lock().expect("lock");
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0][rejected_attr::SEQUENCE].as_s().expect("s"), "00004");
+        assert!(quarantined[0][rejected_attr::REASON].as_s().expect("s").starts_with("DynamoDB refused the item"));
+        let most = store.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, PUTS_PER_BATCH_SLOT, "one write slot holds this many puts in flight");
+    }
+
+    /// Keys of any type are told apart: binary keys too (a batch holding one key twice is refused
+    /// whole by BatchWriteItem).
+    #[tokio::test]
+    async fn duplicate_binary_keys_are_written_once() {
+        let text = "name = \"b\"\n[partition_key]\nattribute = \"Id\"\ntype = \"B\"\nfrom = \"/id\"\n";
+        let schema = Schema::parse(text, true).expect("schema");
+        let store = MemoryStore::for_schema(&schema);
+        let ids = ["AQID", "AQIE", "AQID"];
+        let ev =
+            event(ids.iter().enumerate().map(|(i, id)| record(i, format!(r#"{{"id":"{id}"}}"#).as_bytes())).collect());
+        let BatchOutcome { stats, .. } = handle(&ev, &schema, &store, &far()).await;
+        assert_eq!((stats.written, stats.duplicates, store.calls()), (2, 1, 1));
+        let keys: Vec<(String, String)> = store.items(Target::Events).into_keys().collect();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains(&("AQID".into(), String::new())) && keys.contains(&("AQIE".into(), String::new())));
+    }
+
+    /// Records without an arrival time (0) do not count as the oldest.
+    #[test]
+    fn the_oldest_arrival_is_the_earliest_known_one() {
+        let at = |seq: usize, t: f64| {
+            let mut r = record(seq, b"x");
+            r.kinesis.approximate_arrival_timestamp = t;
+            BatchRecord::from(r)
+        };
+        assert_eq!(oldest_arrival(&[at(0, 0.0), at(1, 1_700_000_005.0), at(2, 1_700_000_002.5)]), 1_700_000_002.5);
+        assert_eq!(oldest_arrival(&[at(0, 0.0)]), 0.0);
+        assert_eq!(oldest_arrival(&[]), 0.0);
+    }
+
+    /// What DynamoDB counts of an item: names and values, in bytes.
+    fn item_bytes(item: &Attrs) -> usize {
+        item.iter()
+            .map(|(name, v)| {
+                name.len()
+                    + match v {
+                        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                        AttributeValue::B(b) => b.as_ref().len(),
+                        AttributeValue::Bool(_) => 1,
+                        other => panic!("unexpected {other:?}"),
+                    }
+            })
+            .sum()
+    }
+
+    /// A poison record larger than an item is quarantined with as much of its payload as fits under
+    /// DynamoDB's 400 KB, marked truncated, with its full size and the stream it came from.
+    #[tokio::test]
+    async fn a_poison_record_larger_than_an_item_is_kept_truncated_within_the_item_limit() {
+        let store = MemoryStore::default();
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/s";
+        let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut records = vec![record(1, &big), record(2, b"small poison")];
+        records.iter_mut().for_each(|r| r.event_source_arn = arn.into());
+        let BatchOutcome { stats, .. } = handle_batch(&event(records), &store, &far()).await;
+        assert_eq!(stats.quarantined, 2);
+        let rejected = store.items(Target::Rejected);
+        let item = |seq: &str| rejected[&("shardId-000000000000".to_string(), seq.to_string())].clone();
+        let (large, small) = (item("00001"), item("00002"));
+        assert!(item_bytes(&large) <= MAX_ITEM_BYTES, "{} bytes", item_bytes(&large));
+        let kept = large[rejected_attr::PAYLOAD].as_b().expect("b").as_ref();
+        assert!(kept.len() >= MAX_ITEM_BYTES - 16 * 1024, "all but room for the other attributes: {}", kept.len());
+        assert_eq!(kept, &big[..kept.len()]);
+        assert_eq!(large[rejected_attr::TRUNCATED], AttributeValue::Bool(true));
+        assert_eq!(large[rejected_attr::PAYLOAD_BYTES], AttributeValue::N((1024 * 1024).to_string()));
+        assert_eq!(large[rejected_attr::SOURCE].as_s().expect("s"), arn);
+        assert_eq!(small[rejected_attr::PAYLOAD].as_b().expect("b").as_ref(), b"small poison");
+        assert!(!small.contains_key(rejected_attr::TRUNCATED), "a payload kept whole is not marked");
+    }
+
+    /// A record with no source ARN (as sandbox tests send) is quarantined without the attribute.
+    #[test]
+    fn a_quarantine_item_names_its_source_only_when_known() {
+        let record = BatchRecord::from(record(1, b"x"));
+        let p = Poison {
+            pos: 0,
+            sub: None,
+            partition_key: Cow::Borrowed("k"),
+            payload: Cow::Borrowed(b"x"),
+            reason: "r".into(),
+        };
+        let item = quarantine_item(&record, &p, chrono::Utc::now());
+        assert!(!item.contains_key(rejected_attr::SOURCE));
+    }
+
+    #[test]
+    fn options_within_a_timeout_end_after_it() {
+        let opts = Options::within(Duration::from_secs(60));
+        assert!(opts.deadline > Instant::now() + Duration::from_secs(59));
+        assert_eq!(opts.concurrency, DEFAULT_WRITE_CONCURRENCY);
+    }
+
+    /// Resends count wherever they happen: an item tried alone after its chunk was refused, and the
+    /// quarantine of the item DynamoDB refused.
+    #[tokio::test(start_paused = true)]
+    async fn resends_of_items_tried_alone_and_of_their_quarantine_are_counted() {
+        let store = ScriptedStore::default();
+        // 0: the chunk refused; 1: item 0 alone, left unprocessed; 2: resent; 3: item 1 alone,
+        // refused; 4: item 2 alone; 5: the quarantine of item 1, left unprocessed; 6: resent.
+        store.errors.lock().expect("lock").extend([(0, Failure::Refused), (3, Failure::Refused)]);
+        store.unprocessed.lock().expect("lock").extend([(1, 1), (5, 1)]);
+        let ev = event((0..3).map(|i| record(i, &tweet(i, "u", "t"))).collect());
+        let BatchOutcome { response, stats, fatal } = handle_batch(&ev, &store, &far()).await;
+        assert!(response.batch_item_failures.is_empty() && fatal.is_none());
+        assert_eq!((stats.written, stats.quarantined, stats.retries), (2, 1, 2));
+        let targets: Vec<Target> = store.calls.lock().expect("lock").iter().map(|c| c.0).collect();
+        assert_eq!(targets.len(), 7);
+        assert_eq!(&targets[5..], [Target::Rejected, Target::Rejected]);
+    }
+
+    /// When the function cannot work at all, the items DynamoDB refused are not quarantined:
+    /// Lambda delivers the whole batch again, and they are found again then.
+    #[tokio::test]
+    async fn nothing_is_quarantined_when_the_function_cannot_work() {
+        let store = ScriptedStore::default();
+        // Chunk 0 (25 items) refused: 25 calls alone, the first refused; then chunk 1: no table.
+        store.errors.lock().expect("lock").extend([(0, Failure::Refused), (1, Failure::Refused), (26, Failure::Fatal)]);
+        let ev = event((0..30).map(|i| record(i, &tweet(i, "u", "t"))).collect());
+        let BatchOutcome { fatal, .. } = handle_batch(&ev, &store, &far()).await;
+        assert!(fatal.is_some());
+        let calls = store.calls.lock().expect("lock");
+        assert_eq!(calls.len(), 27);
+        assert!(calls.iter().all(|c| c.0 == Target::Events), "no quarantine written");
+    }
+
+    /// A store for another schema maps UnprocessedItems back by that schema's keys, not the tweets'.
+    #[tokio::test]
+    async fn dynamo_store_for_a_schema_returns_unprocessed_indices_by_its_keys() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let orders = Schema::built_in("orders").expect("built in");
+        let item = |id: u32| orders.item(&order(id, 1)).expect("an order").attributes(orders.attribute_names());
+        let (a, b) = (item(1), item(2));
+        let left = WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(b.clone())).build().expect("put"))
+            .build();
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_output(move || BatchWriteItemOutput::builder().unprocessed_items("T", vec![left.clone()]).build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        let store = DynamoStore::new(client, "T", None).for_schema(orders);
+        assert_eq!(store.write(Target::Events, vec![a, b]).await.expect("call succeeds"), vec![1]);
     }
 
     proptest::proptest! {
