@@ -258,3 +258,32 @@ impl Store for MemoryStore {
         Ok(Put::Written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory store's conditional put is DynamoDB's: versions compare as numbers ("10" is above
+    /// "9"), an equal version is written again, a lower one is superseded; each put is a call.
+    #[tokio::test]
+    async fn memory_puts_keep_the_higher_version_by_value() {
+        let orders = Schema::built_in("orders").expect("built in");
+        let store = MemoryStore::for_schema(orders);
+        let put = |version: &'static str, status: &str| {
+            let item = Attrs::from([
+                ("OrderId".to_string(), AttributeValue::S("o-1".into())),
+                ("Version".to_string(), AttributeValue::N(version.into())),
+                ("Status".to_string(), AttributeValue::S(status.into())),
+            ]);
+            let store = &store;
+            async move { store.put_if_newer(item, &Guard { key: "OrderId", version: "Version", value: version }).await }
+        };
+        assert_eq!(put("9", "a").await.expect("put"), Put::Written);
+        assert_eq!(put("10", "b").await.expect("put"), Put::Written);
+        assert_eq!(put("9", "late").await.expect("put"), Put::Superseded);
+        assert_eq!(put("10", "again").await.expect("put"), Put::Written);
+        let items = store.items(Target::Events);
+        assert_eq!(items[&("o-1".to_string(), String::new())]["Status"], AttributeValue::S("again".into()));
+        assert_eq!(store.calls(), 4);
+    }
+}
