@@ -207,15 +207,23 @@ struct Pace {
 }
 
 impl Pace {
+    /// Waits until a batch of `records` and `bytes` may start.
     async fn wait(&mut self, records: usize, bytes: usize) {
-        let needed = (records as f64 / SHARD_RECORDS_PER_S).max(bytes as f64 / SHARD_BYTES_PER_S);
         let now = Instant::now();
-        let burst = Duration::from_secs(1);
-        let start = self.free_at.max(now.checked_sub(burst).unwrap_or(now));
+        let start = self.book(records, bytes, now);
         if start > now {
             tokio::time::sleep_until(start.into()).await;
         }
+    }
+
+    /// Books the shard's time for a batch and says when it may start: once the batches before it
+    /// have had theirs, or up to a second before `now` after a pause (the burst).
+    fn book(&mut self, records: usize, bytes: usize, now: Instant) -> Instant {
+        let needed = (records as f64 / SHARD_RECORDS_PER_S).max(bytes as f64 / SHARD_BYTES_PER_S);
+        let burst = Duration::from_secs(1);
+        let start = self.free_at.max(now.checked_sub(burst).unwrap_or(now));
         self.free_at = start + Duration::from_secs_f64(needed);
+        start
     }
 }
 
@@ -380,5 +388,47 @@ async fn account(shared: &Shared, batch: &[Outgoing], put: kinesis::Put) {
     if let Some(e) = put.stopped_by.filter(|e| e.disposition() == Disposition::Fatal) {
         shared.stop.store(true, Ordering::Relaxed);
         shared.fatal.lock().await.get_or_insert(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A shard takes 1,000 records and 1 MiB a second: each batch starts when the ones before it
+    /// have had their time, by whichever limit it reaches first.
+    #[test]
+    fn batches_are_paced_at_the_shards_records_and_bytes() {
+        let t = Instant::now();
+        let mut pace = Pace { free_at: t };
+        assert_eq!(pace.book(500, 1_000, t), t);
+        assert_eq!(pace.book(500, 1_000, t), t + 500 * MS, "500 records take half a second");
+        assert_eq!(pace.book(10, 512 * 1024, t), t + 1_000 * MS);
+        assert_eq!(pace.book(1, 0, t), t + 1_500 * MS, "512 KiB take half a second");
+        assert_eq!(pace.book(1, 0, t + 1_700 * MS), t + 1_501 * MS, "later than booked: starts now, within the burst");
+    }
+
+    /// After a pause a shard takes a second's worth at once (the burst), then the pace again.
+    #[test]
+    fn after_a_pause_one_second_of_burst_goes_at_once() {
+        let t = Instant::now() + Duration::from_secs(60);
+        let mut pace = Pace { free_at: t - Duration::from_secs(10) };
+        let starts: Vec<Instant> = (0..4).map(|_| pace.book(500, 0, t)).collect();
+        assert_eq!(starts, [t - 1_000 * MS, t - 500 * MS, t, t + 500 * MS]);
+    }
+
+    /// `wait` sleeps until the booked start, and not at all when it has passed.
+    #[tokio::test(start_paused = true)]
+    async fn wait_sleeps_until_the_batch_may_start() {
+        let mut pace = Pace { free_at: Instant::now() + Duration::from_secs(3) };
+        let before = tokio::time::Instant::now();
+        pace.wait(1, 0).await;
+        assert!(before.elapsed() >= 2_900 * MS, "{:?}", before.elapsed());
+        let mut idle = Pace { free_at: Instant::now() - Duration::from_secs(10) };
+        let before = tokio::time::Instant::now();
+        idle.wait(500, 0).await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
     }
 }
