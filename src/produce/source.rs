@@ -283,6 +283,30 @@ mod tests {
         assert_eq!(file_record(long.as_bytes()).expect("valid"), "é".repeat(256), "cut at 256 characters");
     }
 
+    /// `--count` synthetic events leave in full chunks and a last partial one, each keyed by the
+    /// schema; the same seed makes the same events; a schema the events do not fit is refused.
+    #[test]
+    fn synthetic_events_leave_in_chunks_of_the_count() {
+        let made = |kind: Kind, count: u64, schema: &Schema| {
+            let (tx, mut rx) = mpsc::channel(8);
+            synthetic(kind, Some(7), count, schema, &tx).map(|()| {
+                drop(tx);
+                std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<Chunk>>()
+            })
+        };
+        let chunks = made(Kind::Tweets, 300, Schema::tweets()).expect("made");
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [CHUNK_RECORDS, 300 - CHUNK_RECORDS]);
+        let again = made(Kind::Tweets, 300, Schema::tweets()).expect("made");
+        assert_eq!(chunks, again, "one seed, one sequence");
+        for (key, data) in chunks.iter().flatten() {
+            assert_eq!(key, &file_record(Schema::tweets(), data).expect("a tweet"));
+        }
+        assert!(made(Kind::Tweets, 0, Schema::tweets()).expect("none").is_empty());
+        let orders = Schema::built_in("orders").expect("built in");
+        let refused = made(Kind::Tweets, 10, orders).expect_err("tweets are no orders");
+        assert!(refused.to_string().starts_with("synthetic tweets events do not fit"), "{refused}");
+    }
+
     /// Lines come out whole and trimmed, in order, in chunks; blank lines are passed over, bad
     /// lines counted, a last line without a newline kept, and `--count` stops the reading.
     #[test]
