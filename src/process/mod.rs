@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod store;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::primitives::Blob;
@@ -260,45 +262,43 @@ fn decode<'r>(records: &'r [BatchRecord<'_>], schema: &Schema) -> Decoded<'r> {
 
 /// For each key the last occurrence (the highest sequence number) — or, when the schema orders by
 /// version, the one with the highest version (the later of equal ones) — in batch order; and how
-/// many were dropped. Sorting indices by borrowed keys avoids copying any key.
+/// many were dropped. One pass in batch order with each key's winner so far in a table of borrowed
+/// keys (nothing copied): a batch without duplicates, the common case, costs a hash per item.
 fn dedupe(items: Vec<(usize, Item)>, schema: &Schema) -> (Vec<(usize, Pending)>, usize) {
-    // Keys and versions looked up once, not at each of the sort's comparisons.
-    let keys: Vec<(&Val, Option<&Val>, Option<&str>)> = items
-        .iter()
-        .map(|(_, item)| (item.partition_key(), schema.sort_value(item), schema.version_value(item)))
+    let mut keep = vec![true; items.len()];
+    {
+        let version = |i: usize| schema.version_value(&items[i].1);
+        let mut winner: HashMap<(&Val, Option<&Val>), usize> = HashMap::with_capacity(items.len());
+        for (i, (_, item)) in items.iter().enumerate() {
+            match winner.entry((item.partition_key(), schema.sort_value(item))) {
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+                Entry::Occupied(mut slot) => {
+                    // The earlier item stays only with a strictly higher version.
+                    let held = *slot.get();
+                    let held_is_newer = match (version(held), version(i)) {
+                        (Some(x), Some(y)) => schema::number::compare(x, y) == Some(std::cmp::Ordering::Greater),
+                        _ => false,
+                    };
+                    if held_is_newer {
+                        keep[i] = false;
+                    } else {
+                        keep[held] = false;
+                        slot.insert(i);
+                    }
+                }
+            }
+        }
+    }
+    let total = items.len();
+    let kept: Vec<(usize, Pending)> = items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|((pos, item), kept)| kept.then_some((pos, Pending::Item(item))))
         .collect();
-    let key = |i: usize| (keys[i].0, keys[i].1);
-    let newer = |a: usize, b: usize| match (keys[a].2, keys[b].2) {
-        (Some(x), Some(y)) => schema::number::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
-        _ => std::cmp::Ordering::Equal,
-    };
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_unstable_by(|&a, &b| key_order(key(a), key(b)).then_with(|| newer(a, b)).then(a.cmp(&b)));
-    let mut keep: Vec<usize> = order
-        .iter()
-        .enumerate()
-        .filter(|&(n, &i)| order.get(n + 1).is_none_or(|&next| key(next) != key(i)))
-        .map(|(_, &i)| i)
-        .collect();
-    drop(keys);
-    keep.sort_unstable();
-    let dropped = items.len() - keep.len();
-    let mut items: Vec<Option<(usize, Item)>> = items.into_iter().map(Some).collect();
-    let kept = keep.into_iter().filter_map(|i| items[i].take()).map(|(pos, item)| (pos, Pending::Item(item))).collect();
+    let dropped = total - kept.len();
     (kept, dropped)
-}
-
-/// A total order of keys (values of one key attribute always have one type).
-fn key_order(a: (&Val, Option<&Val>), b: (&Val, Option<&Val>)) -> std::cmp::Ordering {
-    let one = |x: &Val, y: &Val| match (x, y) {
-        (Val::S(x), Val::S(y)) | (Val::N(x), Val::N(y)) => x.cmp(y),
-        (Val::B(x), Val::B(y)) => x.cmp(y),
-        _ => std::cmp::Ordering::Equal,
-    };
-    one(a.0, b.0).then_with(|| match (a.1, b.1) {
-        (Some(x), Some(y)) => one(x, y),
-        _ => std::cmp::Ordering::Equal,
-    })
 }
 
 /// Earliest arrival time in the batch (seconds since the epoch), 0 when none is known.
@@ -1032,6 +1032,23 @@ mod tests {
         assert!(quarantined[0][rejected_attr::REASON].as_s().expect("s").starts_with("DynamoDB refused the item"));
         let most = store.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(most, PUTS_PER_BATCH_SLOT, "one write slot holds this many puts in flight");
+    }
+
+    /// Per key, the highest version wins, and of equal versions (or with no version) the later
+    /// record; the winners keep batch order.
+    #[test]
+    fn dedupe_keeps_the_highest_version_and_the_later_of_equal_ones() {
+        let positions = |schema: &Schema, payloads: Vec<Vec<u8>>| {
+            let items = payloads.iter().enumerate().map(|(pos, p)| (pos, schema.item(p).expect("an item"))).collect();
+            let (kept, dropped) = dedupe(items, schema);
+            (kept.iter().map(|(pos, _)| *pos).collect::<Vec<_>>(), dropped)
+        };
+        let orders = Schema::built_in("orders").expect("built in");
+        let batch = [(1, 1), (1, 3), (2, 4), (1, 2), (2, 4), (3, 1)].map(|(id, v)| order(id, v)).to_vec();
+        assert_eq!(positions(orders, batch), (vec![1, 4, 5], 3));
+        let tweets = [(7, "a"), (8, "b"), (7, "a"), (7, "a")].map(|(id, user)| tweet(id, user, "t")).to_vec();
+        assert_eq!(positions(Schema::tweets(), tweets), (vec![1, 3], 2));
+        assert_eq!(positions(Schema::tweets(), Vec::new()), (vec![], 0));
     }
 
     /// Keys of any type are told apart: binary keys too (a batch holding one key twice is refused
