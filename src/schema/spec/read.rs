@@ -222,3 +222,53 @@ pub(super) fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "a table",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parser's error becomes one line: its first line, and for TOML the last one (what was
+    /// expected at the line it points at), never a blank or a repeat; JSON's is one line already.
+    #[test]
+    fn a_parsers_error_is_one_line_with_what_it_expected() {
+        let toml =
+            "TOML parse error at line 2, column 15\n  |\n2 | [partition_key\n  |               ^\nexpected `.`, `]`\n";
+        let cases = [
+            ("TOML", toml, "not valid TOML: TOML parse error at line 2, column 15: expected `.`, `]`"),
+            ("TOML", "unexpected end:\n\n", "not valid TOML: unexpected end"),
+            ("TOML", "bad value", "not valid TOML: bad value"),
+            ("TOML", "", "not valid TOML: cannot be read"),
+            (
+                "JSON",
+                "EOF while parsing a value at line 1 column 9\nat the end",
+                "not valid JSON: EOF while parsing a value at line 1 column 9",
+            ),
+        ];
+        for (format, message, what) in cases {
+            let p = syntax(format, message);
+            assert_eq!(p.what, what, "{message:?}");
+            assert_eq!(p.hint, format!("fix the {format} syntax (see template/schemas/ for examples)"));
+        }
+    }
+
+    /// An attribute name is 1 to `max` bytes, both ends included; the message shows the first 40
+    /// characters and the length.
+    #[test]
+    fn attribute_names_are_1_to_max_bytes() {
+        let mut r = Reader::default();
+        assert_eq!(r.attribute_name("K".repeat(255), "partition_key.attribute", 255), Some("K".repeat(255)));
+        assert_eq!(r.attribute_name("é".into(), "x", 2), Some("é".into()));
+        assert!(r.problems.is_empty(), "{:?}", r.problems.iter().map(|p| &p.what).collect::<Vec<_>>());
+        assert_eq!(r.attribute_name("K".repeat(256), "partition_key.attribute", 255), None);
+        assert_eq!(r.attribute_name(String::new(), "sort_key.attribute", 255), None);
+        let what: Vec<&str> = r.problems.iter().map(|p| p.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                format!("partition_key.attribute: \"{}\" is 256 bytes, not 1 to 255", "K".repeat(40)).as_str(),
+                "sort_key.attribute: \"\" is 0 bytes, not 1 to 255",
+            ]
+        );
+        assert_eq!(r.problems[0].hint, "give partition_key.attribute a name of 1 to 255 bytes");
+    }
+}
