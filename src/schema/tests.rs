@@ -290,3 +290,45 @@ fn ttl_is_epoch_seconds() {
     assert!(item(&field, json!({"k": "a"})).get("E").is_none(), "no expiry: the item never expires");
     assert_eq!(refusal(&field, r#"{"k":"a","exp":"soon"}"#), r#"exp "soon" is not an RFC 3339 time"#);
 }
+
+/// A schema's name is 1 to 64 lowercase letters, digits, - or _; a missing name is named as
+/// missing, and one that is not a string only as that.
+#[test]
+fn schema_names_are_lowercase_letters_digits_dashes_and_underscores() {
+    let with_name = |line: &str| format!("{line}\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"");
+    let whats = |found: Vec<Problem>| found.into_iter().map(|p| p.what).collect::<Vec<_>>();
+    let longest = "x".repeat(64);
+    for good in ["iot-v2_1", "a", "2024", longest.as_str()] {
+        assert_eq!(schema(&with_name(&format!("name = \"{good}\""))).name(), good);
+    }
+    let too_long = "x".repeat(65);
+    for bad in ["Clicks", "a.b", "", too_long.as_str()] {
+        assert_eq!(
+            whats(problems(&with_name(&format!("name = \"{bad}\"")))),
+            [format!("name: \"{bad}\" is not 1-64 lowercase letters, digits, - or _")]
+        );
+    }
+    assert_eq!(whats(problems(&with_name(""))), ["name: missing"]);
+    assert_eq!(whats(problems(&with_name("name = 1"))), ["name: is a number, not a string"]);
+}
+
+/// A time version takes its own formats when it names them, and the event time's otherwise.
+#[test]
+fn a_time_version_reads_its_own_formats_before_the_times() {
+    use crate::time::Format;
+    let base = "name = \"x\"\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"\n[time]\nfrom = \"/t\"\nformats = [\"twitter\"]\n[version]\nfrom = \"/v\"\ntype = \"time\"";
+    let formats = |text: &str| schema(text).spec().version.as_ref().expect("a version").formats.clone();
+    assert_eq!(
+        formats(&format!("{base}\nformats = [\"epoch_millis\", \"rfc3339\"]")),
+        [Format::EpochMillis, Format::Rfc3339]
+    );
+    assert_eq!(formats(base), [Format::Twitter]);
+}
+
+/// A requirement without its pointer is named as missing, once.
+#[test]
+fn a_requirement_without_a_pointer_is_named() {
+    let text = "name = \"x\"\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"\n[[require]]\njson = \"string\"";
+    let whats: Vec<String> = problems(text).into_iter().map(|p| p.what).collect();
+    assert_eq!(whats, ["require[0].pointer: missing"]);
+}
