@@ -15,8 +15,9 @@ fn main() {
         mode::Mode::Lambda => {
             // One invocation at a time, its writes concurrent on one thread: no worker threads to
             // start at init, no hand-offs between them.
-            let runtime = runtime(tokio::runtime::Builder::new_current_thread());
-            runtime.block_on(process::lambda::run_lambda()).map_or_else(|e| e.report(false), |()| exit::OK)
+            runtime(tokio::runtime::Builder::new_current_thread())
+                .and_then(|runtime| runtime.block_on(process::lambda::run_lambda()))
+                .map_or_else(|e| e.report(false), |()| exit::OK)
         }
         mode::Mode::BootstrapOutsideLambda => Error::usage(
             "started as `bootstrap` outside Lambda (AWS_LAMBDA_RUNTIME_API is not set)",
@@ -33,8 +34,7 @@ fn main() {
                     Command::Produce(_) => tokio::runtime::Builder::new_current_thread(),
                     _ => tokio::runtime::Builder::new_multi_thread(),
                 };
-                let runtime = runtime(builder);
-                runtime.block_on(run(cli)).unwrap_or_else(|e| e.report(verbose))
+                runtime(builder).and_then(|runtime| runtime.block_on(run(cli))).unwrap_or_else(|e| e.report(verbose))
             }
             Err(code) => code,
         },
@@ -42,10 +42,15 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Builds the runtime. It fails only when the OS refuses threads or an epoll instance: nothing to
-/// recover from.
-fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
-    builder.enable_all().build().expect("tokio runtime starts")
+/// Builds the runtime. It fails only when the OS refuses a thread or an epoll instance (a process
+/// or open-file limit): said in two lines, as any other error, not as a panic.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Error> {
+    builder.enable_all().build().map_err(|e| {
+        Error::failed(
+            format!("cannot start: the system refused a thread or an epoll instance ({e})"),
+            "raise the process's limits (ulimit -n for open files, ulimit -u for processes) and run it again",
+        )
+    })
 }
 
 /// Runs the commands that need no AWS at all; `None` for the others.

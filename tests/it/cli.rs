@@ -241,3 +241,17 @@ fn bad_filters_are_refused_before_any_call() {
     let (_, err) = offline(&args, 2);
     assert_error_lines(&err, "6 --filter patterns are more than a mapping takes (5)", "at most 5");
 }
+
+/// A process the system refuses its runtime (here: no file descriptor left for the epoll
+/// instance's waker) gets the two lines and exit 1, not a panic.
+#[test]
+fn a_runtime_the_system_refuses_is_an_error_not_a_panic() {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 4 && exec \"$0\" status --stack x", common::bin()])
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("sh runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_error_lines(&err, "cannot start: the system refused a thread or an epoll instance", "ulimit -n");
+}
