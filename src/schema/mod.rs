@@ -441,9 +441,10 @@ impl Schema {
                     None => return Err(self.bad_number(pointer, n)),
                 },
                 (KeyType::B, Found::Str(s)) if !s.is_empty() => {
+                    // Not empty, so it decodes to at least one byte or is refused (padding alone is).
                     match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
-                        Ok(bytes) if !bytes.is_empty() => Val::B(bytes.into()),
-                        _ => {
+                        Ok(bytes) => Val::B(bytes.into()),
+                        Err(_) => {
                             return Err(Refusal::Unstorable {
                                 path: pointer::display(pointer),
                                 why: "is not base64 (a binary key is written in base64)".into(),

@@ -241,9 +241,40 @@ partition_key = ["/route", "/a"]
         s.kinesis_key(br#"{"b":5,"n":1}"#).expect_err("no key").to_string(),
         "no route or a for a partition key"
     );
-    let b = schema("name = \"b\"\n[partition_key]\nattribute = \"Id\"\ntype = \"B\"\nfrom = \"/id\"\n");
-    assert_eq!(item(&b, json!({"id": "AQID"}))["Id"], json!({"B": "AQID"}));
-    assert_eq!(refusal(&b, r#"{"id":"%%"}"#), "id: is not base64 (a binary key is written in base64)");
+    // The producer refuses what the function would quarantine: a document that DynamoDB cannot
+    // hold is refused for its key too; a projection never stores the field, so its key is read.
+    let clicks = Schema::built_in("clickstream").expect("built in");
+    let doc = r#"{"session_id":"s","event_id":"e","ts":"2025-01-01T00:00:00Z","type":"click","x":1e200}"#;
+    let why = "x: 1e200 is outside DynamoDB's number range (1E-130 to 9.99E+125)";
+    assert_eq!(refusal(clicks, doc), why);
+    assert_eq!(clicks.kinesis_key(doc.as_bytes()).expect_err("unstorable document").to_string(), why);
+    let orders = Schema::built_in("orders").expect("built in");
+    let projected = r#"{"order_id":"o-1","version":1,"status":"paid","updated_at":"2025-01-01T00:00:00Z","x":1e200}"#;
+    assert!(orders.item(projected.as_bytes()).is_ok(), "a projection leaves x out");
+    assert_eq!(orders.kinesis_key(projected.as_bytes()).expect("key"), "o-1");
+    let b = schema(
+        "name = \"b\"\n[partition_key]\nattribute = \"Id\"\ntype = \"B\"\nfrom = [\"/id\", \"/alt\"]\n[sort_key]\nattribute = \"S\"\nfrom = \"/s\"\n",
+    );
+    assert_eq!(item(&b, json!({"id": "AQID", "s": "x"}))["Id"], json!({"B": "AQID"}));
+    assert_eq!(refusal(&b, r#"{"id":"%%","s":"x"}"#), "id: is not base64 (a binary key is written in base64)");
+    // An empty binary key is no key (DynamoDB refuses empty key values): the next source is read.
+    assert_eq!(item(&b, json!({"id": "", "alt": "BAU=", "s": "x"}))["Id"], json!({"B": "BAU="}));
+    assert_eq!(refusal(&b, r#"{"id":"","s":"x"}"#), "no Id (id or alt)");
+    for padding in ["=", "==", "===", "===="] {
+        assert_eq!(
+            refusal(&b, &format!(r#"{{"id":"{padding}","s":"x"}}"#)),
+            "id: is not base64 (a binary key is written in base64)"
+        );
+    }
+    // Keys up to DynamoDB's limits, and not a byte over, binary keys by their decoded bytes:
+    // 2,048 for the partition key, 1,024 for the sort key.
+    let bytes = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+    let (at, over) = (bytes(MAX_PARTITION_KEY_BYTES), bytes(MAX_PARTITION_KEY_BYTES + 1));
+    assert!(b.item(format!(r#"{{"id":"{at}","s":"x"}}"#).as_bytes()).is_ok(), "2,048 bytes is a partition key");
+    assert_eq!(refusal(&b, &format!(r#"{{"id":"{over}","s":"x"}}"#)), "Id is 2049 bytes, over DynamoDB's key limit");
+    let (at, over) = ("s".repeat(MAX_SORT_KEY_BYTES), "s".repeat(MAX_SORT_KEY_BYTES + 1));
+    assert!(b.item(format!(r#"{{"id":"AQID","s":"{at}"}}"#).as_bytes()).is_ok(), "1,024 bytes is a sort key");
+    assert_eq!(refusal(&b, &format!(r#"{{"id":"AQID","s":"{over}"}}"#)), "S is 1025 bytes, over DynamoDB's key limit");
 }
 
 /// A projection stores only its attributes: renamed, defaulted, required; document fields named
@@ -289,6 +320,42 @@ fn ttl_is_epoch_seconds() {
     assert_eq!(item(&field, json!({"k": "a", "exp": "2030-01-01T00:00:00Z"}))["E"], json!({"N": "1893456000"}));
     assert!(item(&field, json!({"k": "a"})).get("E").is_none(), "no expiry: the item never expires");
     assert_eq!(refusal(&field, r#"{"k":"a","exp":"soon"}"#), r#"exp "soon" is not an RFC 3339 time"#);
+    // What deploy turns on as the table's TTL: the attribute, or none for a schema without one.
+    assert_eq!((iot.ttl_attribute(), field.ttl_attribute()), (Some("ExpiresAt"), Some("E")));
+    assert_eq!(Schema::tweets().ttl_attribute(), None);
+}
+
+/// A time the schema does not require may be absent: the item is written without it.
+#[test]
+fn an_event_time_not_required_may_be_absent() {
+    let s = schema(
+        "name = \"t\"\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"\n[time]\nattribute = \"T\"\nfrom = \"/ts\"\nformats = [\"rfc3339\"]\nrequired = false\n",
+    );
+    assert!(item(&s, json!({"k": "a"})).get("T").is_none(), "no time, no attribute");
+    assert_eq!(
+        item(&s, json!({"k": "a", "ts": "2025-01-01T00:00:00Z"}))["T"],
+        json!({"S": "2025-01-01T00:00:00.000Z"})
+    );
+    let required = schema(
+        "name = \"t\"\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"\n[time]\nattribute = \"T\"\nfrom = \"/ts\"\nformats = [\"rfc3339\"]\n",
+    );
+    assert_eq!(refusal(&required, r#"{"k":"a"}"#), "no event time (ts)");
+}
+
+/// An item of exactly 400 KB, as DynamoDB counts it (names and values), is written; a byte more is refused.
+#[test]
+fn an_item_of_400_kb_is_written_and_a_byte_more_is_not() {
+    let s = schema("name = \"t\"\n[partition_key]\nattribute = \"K\"\nfrom = \"/k\"\n");
+    // A document: "K" and "a", the event's own "k" and "a", and "m": 5 bytes beside the message.
+    let event = |n: usize| format!(r#"{{"k":"a","m":"{}"}}"#, "y".repeat(n));
+    assert!(s.item(event(MAX_ITEM_BYTES - 5).as_bytes()).is_ok(), "exactly 400 KB");
+    assert_eq!(refusal(&s, &event(MAX_ITEM_BYTES - 4)), "item is 409601 bytes, over DynamoDB's 400 KB limit");
+}
+
+/// A schema shows itself by name only in debug output (logs, panics), never its whole compiled plan.
+#[test]
+fn a_schema_debugs_as_its_name() {
+    assert_eq!(format!("{:?}", Schema::built_in("iot").expect("built in")), r#"Schema { name: "iot", .. }"#);
 }
 
 /// A schema's name is 1 to 64 lowercase letters, digits, - or _; a missing name is named as
