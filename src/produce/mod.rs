@@ -193,7 +193,7 @@ impl ProduceArgs {
             (SourceKind::Synthetic | SourceKind::Stdin | SourceKind::Bluesky | SourceKind::X, Some(_)) => {
                 Err(Error::usage("--file is only read with --source file", "add --source file, or leave --file out"))
             }
-            (source, None) if source != SourceKind::Synthetic && self.kind.is_some() => Err(Error::usage(
+            (source, _) if source != SourceKind::Synthetic && self.kind.is_some() => Err(Error::usage(
                 "--kind is only read with --source synthetic",
                 "leave --kind out, or add --source synthetic",
             )),
@@ -426,4 +426,58 @@ fn live_line(delivery: &Delivery, started: Instant) -> LiveLine {
             c.failed
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(sent: u64, kinesis_records: u64, failed: u64, seconds: f64) -> ProduceOutput {
+        ProduceOutput {
+            stream: "s-Stream".into(),
+            shards: 2,
+            made: sent + failed,
+            counts: Counts { sent, bytes: 2 * 1048576, kinesis_records, retried: 4, failed, calls: 3 },
+            bad_lines: 0,
+            seconds,
+            dead_letter: None,
+            interrupted: false,
+        }
+    }
+
+    /// The summary line: rates over the run's seconds (none for a run of no time), and the
+    /// Kinesis records, bad lines and interruption only when there is something to say.
+    #[test]
+    fn the_summary_says_rates_and_only_what_happened() {
+        let plain = output(1000, 1000, 0, 2.0);
+        assert_eq!(
+            plain.to_string(),
+            "produced 1000 records to s-Stream (2 shard(s)) in 2.00 s (500 records/s, 1.00 MiB/s, 3 PutRecords calls, 4 resent, 0 failed)"
+        );
+        let mut busy = output(1000, 10, 0, 0.0);
+        busy.bad_lines = 3;
+        busy.interrupted = true;
+        assert_eq!(
+            busy.to_string(),
+            "produced 1000 records to s-Stream (2 shard(s)) in 0.00 s (0 records/s, 0.00 MiB/s, 3 PutRecords calls, 4 resent, 0 failed, 10 Kinesis records, 3 bad input lines skipped, interrupted)"
+        );
+    }
+
+    /// The exit code's error: Ctrl-C first, then records that never landed (exit 3, naming the
+    /// dead-letter file), else none.
+    #[test]
+    fn records_that_never_landed_or_an_interruption_decide_the_exit() {
+        assert!(output(10, 10, 0, 1.0).problem().is_none());
+        let mut failed = output(10, 10, 2, 1.0);
+        failed.dead_letter = Some("dead.jsonl".into());
+        match failed.problem() {
+            Some(Error::Partial { what, hint }) => {
+                assert_eq!(what, "2 of 12 records were not accepted after retries");
+                assert!(hint.starts_with("they are in dead.jsonl; "), "{hint}");
+            }
+            other => panic!("not a partial failure: {other:?}"),
+        }
+        failed.interrupted = true;
+        assert!(matches!(failed.problem(), Some(Error::Interrupted)));
+    }
 }

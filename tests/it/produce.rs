@@ -138,6 +138,18 @@ async fn file_source_sends_good_lines_and_names_bad_ones() {
     assert!(stdout.contains("produced 10 records"), "{stdout}");
     assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len(), 110);
 
+    // --rate paces the total: record n leaves n/rate seconds after the start, so 30 records at
+    // 20/s take at least 29/20 s. A lower bound only: a slow machine makes a run longer, never shorter.
+    let (out, _) = w.run(&["produce", "--count", "30", "--seed", "6", "--rate", "20"], 0);
+    let seconds: f64 = out
+        .split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s ").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no run time in the summary: {out}"));
+    assert!(out.contains("produced 30 records") && seconds >= 1.45, "30 records at 20/s in {seconds} s: {out}");
+    assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len(), 140);
+
     let (_, err) = w.run(&["produce", "--source", "file", "--endpoint-url", common::DEAD_ENDPOINT], 2);
     common::assert_error_lines(&err, "--source file needs --file", "--file PATH");
     w.run(&["destroy", "--yes"], 0);
@@ -232,6 +244,46 @@ fn bad_producer_input_is_refused_before_any_call() {
     common::assert_error_lines(&err, "--batch-size 501 is out of range", "from 1 to 500");
     let (_, err) = common::run_plain(&["produce", "--rate", "0", "--endpoint-url", common::DEAD_ENDPOINT], &[], 2);
     common::assert_error_lines(&err, "--rate 0 is out of range", "at least 1");
+    // Flags that do not go together, and what a live source needs, each named with what to do.
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, "{}\n").expect("write");
+    let file = file.to_str().expect("utf8 path");
+    // (flags, environment, error line, hint line)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let refused: [Case<'_>; 5] = [
+        (&["--file", file], &[], "--file is only read with --source file", "add --source file"),
+        (
+            &["--source", "file", "--file", file, "--kind", "iot"],
+            &[],
+            "--kind is only read with --source synthetic",
+            "add --source synthetic",
+        ),
+        (
+            &["--source", "x", "--track", "rust"],
+            &[("X_BEARER_TOKEN", " ")],
+            "--source x needs an X API bearer token",
+            "export X_BEARER_TOKEN",
+        ),
+        (
+            &["--source", "x"],
+            &[("X_BEARER_TOKEN", "sekret-bearer-7")],
+            "--source x needs at least one --track rule",
+            "--track 'rust lang:en'",
+        ),
+        (
+            &["--source", "bluesky", "--bluesky-url", "ftp://127.0.0.1:9/"],
+            &[],
+            "--bluesky-url ftp://127.0.0.1:9/ is not a ws:// or wss:// URL",
+            "leave it out",
+        ),
+    ];
+    for (flags, env, what, hint) in refused {
+        let args: Vec<&str> =
+            ["produce"].iter().chain(flags).chain(&["--endpoint-url", common::DEAD_ENDPOINT]).copied().collect();
+        let (_, err) = common::run_plain(&args, env, 2);
+        common::assert_error_lines(&err, what, hint);
+        assert!(!err.contains("sekret-bearer-7"), "the token is never printed: {err}");
+    }
 }
 
 /// Ctrl-C while records are in flight: every record taken from the source (`made`) is either in
