@@ -431,6 +431,68 @@ fn live_line(delivery: &Delivery, started: Instant) -> LiveLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Produce {
+        #[command(flatten)]
+        args: ProduceArgs,
+    }
+
+    /// What `validate` says of these flags: Ok, or the error's two lines.
+    fn validate(flags: &[&str]) -> Result<(), (String, String)> {
+        let args = Produce::try_parse_from(std::iter::once("produce").chain(flags.iter().copied()))
+            .unwrap_or_else(|e| panic!("{flags:?} parse: {e}"))
+            .args;
+        args.validate().map_err(|e| (e.to_string(), e.hint()))
+    }
+
+    /// Flags that do not go together are refused with what to do; the ones that do pass. (The X
+    /// source's token is read from the environment: the offline test of the binary covers it.)
+    #[test]
+    fn flags_that_do_not_go_together_are_refused() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let file = file.path().to_str().expect("utf8 path");
+        for ok in [
+            &[][..],
+            &["--kind", "iot"],
+            &["--source", "file", "--file", file],
+            &["--source", "file", "--file", "-"],
+            &["--source", "stdin"],
+            &["--source", "bluesky"],
+            &["--source", "bluesky", "--bluesky-url", "wss://example.com/subscribe"],
+        ] {
+            assert_eq!(validate(ok), Ok(()), "{ok:?}");
+        }
+        let refused = |flags: &[&str], what: &str, hint: &str| {
+            let (got_what, got_hint) = validate(flags).expect_err("refused");
+            assert_eq!(got_what, what, "{flags:?}");
+            assert!(got_hint.contains(hint), "{flags:?}: {got_hint}");
+        };
+        refused(&["--source", "file"], "--source file needs --file", "--file PATH");
+        refused(
+            &["--source", "file", "--file", "/no/such.jsonl"],
+            "/no/such.jsonl is not a readable file",
+            "JSON-lines",
+        );
+        refused(&["--source", "file", "--file", "/tmp"], "/tmp is not a readable file", "JSON-lines");
+        for source in ["synthetic", "stdin", "bluesky", "x"] {
+            refused(
+                &["--source", source, "--file", file],
+                "--file is only read with --source file",
+                "add --source file",
+            );
+        }
+        for source in [&["--source", "file", "--file", file][..], &["--source", "stdin"], &["--source", "bluesky"]] {
+            let flags: Vec<&str> = source.iter().copied().chain(["--kind", "iot"]).collect();
+            refused(&flags, "--kind is only read with --source synthetic", "add --source synthetic");
+        }
+        refused(
+            &["--source", "bluesky", "--bluesky-url", "ftp://example.com/"],
+            "--bluesky-url ftp://example.com/ is not a ws:// or wss:// URL",
+            "leave it out",
+        );
+    }
 
     fn output(sent: u64, kinesis_records: u64, failed: u64, seconds: f64) -> ProduceOutput {
         ProduceOutput {
