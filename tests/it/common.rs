@@ -94,6 +94,16 @@ pub fn run_plain(args: &[&str], env: &[(&str, &str)], code: i32) -> (String, Str
     check(&out, code, args)
 }
 
+/// The number in `text` between the first `before` and the next `after` (a summary line's figure),
+/// or a panic naming the text.
+pub fn number_after<T: std::str::FromStr>(text: &str, before: &str, after: &str) -> T {
+    text.split(before)
+        .nth(1)
+        .and_then(|rest| rest.split(after).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {before:?} in: {text}"))
+}
+
 /// Every record of every shard of `stream`, oldest first per shard: (shard id, partition key, data).
 pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
     use aws_sdk_kinesis::types::ShardIteratorType;

@@ -316,12 +316,7 @@ async fn ctrl_c_stops_cleanly_and_a_new_run_resumes_where_it_stopped() {
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{screen}");
     assert!(screen.contains("invocations") && screen.contains("records/s") && screen.contains("lag"), "{screen}");
-    let first: u64 = screen
-        .split("processed ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("summary: {screen}"));
+    let first: u64 = common::number_after(&screen, "processed ", " ");
 
     // The next run starts after the checkpoint: together the two runs did the stream once.
     let summary = finish(start_local(&w, &[]), 0);

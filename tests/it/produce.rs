@@ -141,12 +141,7 @@ async fn file_source_sends_good_lines_and_names_bad_ones() {
     // --rate paces the total: record n leaves n/rate seconds after the start, so 30 records at
     // 20/s take at least 29/20 s. A lower bound only: a slow machine makes a run longer, never shorter.
     let (out, _) = w.run(&["produce", "--count", "30", "--seed", "6", "--rate", "20"], 0);
-    let seconds: f64 = out
-        .split(" in ")
-        .nth(1)
-        .and_then(|rest| rest.split(" s ").next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no run time in the summary: {out}"));
+    let seconds: f64 = common::number_after(&out, " in ", " s ");
     assert!(out.contains("produced 30 records") && seconds >= 1.45, "30 records at 20/s in {seconds} s: {out}");
     assert_eq!(read_all(&clients.kinesis, &outputs.stream_name).await.len(), 140);
 
