@@ -295,13 +295,17 @@ async fn redrive_one(
     };
     let event: Vec<Record> = records.iter().map(|r| Record::from_kinesis(r, source)).collect();
     let failed = target.send(&event).await?;
-    batch.failed = failed.as_ref().map_or(0, |(n, _)| *n);
-    batch.problem = failed.map(|(_, why)| why).or(why_lost.clone());
-    batch.deleted = batch.failed == 0 && (batch.lost == 0 || args.forget_lost);
-    if batch.deleted && lost > 0 {
-        batch.problem = why_lost;
-    }
+    settle(&mut batch, failed, why_lost, args.forget_lost);
     Ok(batch)
+}
+
+/// What the function's answer makes of a batch: its message is deleted only when no record failed
+/// and none is lost to the stream, or the lost ones are to be forgotten (`--forget-lost`); the
+/// reason shown is the failure's, else the loss's.
+fn settle(batch: &mut Batch, failed: Option<(u64, String)>, why_lost: Option<String>, forget_lost: bool) {
+    batch.deleted = failed.is_none() && (batch.lost == 0 || forget_lost);
+    batch.failed = failed.as_ref().map_or(0, |(n, _)| *n);
+    batch.problem = failed.map(|(_, why)| why).or(why_lost);
 }
 
 /// The records from the batch's first to its last sequence number, how many of the batch the
@@ -555,6 +559,96 @@ mod tests {
         r
     }
 
+    fn info() -> BatchInfo {
+        BatchInfo {
+            shard_id: "shardId-000000000001".into(),
+            start_sequence_number: "10".into(),
+            end_sequence_number: "14".into(),
+            batch_size: 5,
+            stream_arn: "arn".into(),
+        }
+    }
+
+    fn batch(deleted: bool, problem: Option<&str>) -> Batch {
+        let shown = Shown { sequence: "10".into(), partition_key: "user-7".into(), data: "caf\u{e9}\n".into() };
+        Batch { info: info(), records: vec![shown], lost: 2, failed: 3, problem: problem.map(str::to_string), deleted }
+    }
+
+    fn output(target: &str, batches: Vec<Batch>) -> RedriveOutput {
+        RedriveOutput { queue: "s-FailedBatches".into(), target: target.into(), batches }
+    }
+
+    /// Exit 3 when a batch stays in the queue after a run that sent; never for a dry run or when
+    /// every message was deleted.
+    #[test]
+    fn batches_left_in_the_queue_decide_the_exit() {
+        let sent = "function s-Function (Invoke)";
+        assert!(output(sent, vec![batch(true, None), batch(true, None)]).problem().is_none());
+        assert!(output(sent, Vec::new()).problem().is_none());
+        assert!(output("nowhere (dry run)", vec![batch(false, None)]).problem().is_none());
+        let err = output(sent, vec![batch(true, None), batch(false, None), batch(false, None)]).problem();
+        let err = err.expect("two batches kept");
+        assert_eq!(err.exit_code(), 3);
+        assert_eq!(err.to_string(), "2 of 3 failed batches did not succeed and stay in the queue");
+        assert_eq!(err.hint(), "see why above; fix it, then run `stream redrive` again");
+        let one = output(sent, vec![batch(false, None)]).problem().expect("one batch kept");
+        assert_eq!(one.to_string(), "1 of 1 failed batches did not succeed and stay in the queue");
+    }
+
+    /// A batch's line, its records only in a dry run (escaped, one line each), and the count line.
+    #[test]
+    fn the_summary_names_each_batch_and_what_became_of_it() {
+        let shown = output("nowhere (dry run)", vec![batch(false, Some("2 records lost"))]).to_string();
+        assert_eq!(
+            shown,
+            "shardId-000000000001  10..14  5 records in the batch, 1 read back, 2 lost to the stream, 3 failed: \
+             2 records lost\n  10  user-7  caf\\u{e9}\\n\n1 failed batches from s-FailedBatches; 0 redriven to \
+             nowhere (dry run)"
+        );
+        let sent = output("function f (Invoke)", vec![batch(true, None), batch(false, Some("timed out"))]).to_string();
+        let lines: Vec<&str> = sent.lines().collect();
+        assert_eq!(lines.len(), 3, "{sent}");
+        assert!(lines[0].ends_with("3 failed, done (message deleted)"), "{sent}");
+        assert!(lines[1].ends_with("3 failed: timed out"), "{sent}");
+        assert_eq!(lines[2], "2 failed batches from s-FailedBatches; 1 redriven to function f (Invoke)");
+        assert_eq!(output("x", Vec::new()).to_string(), "nothing to redrive: s-FailedBatches is empty");
+    }
+
+    /// A record's data shown as text when it is UTF-8, else as base64 with its prefix.
+    #[test]
+    fn records_are_shown_as_text_or_base64() {
+        let record = |data: &[u8]| {
+            aws_sdk_kinesis::types::Record::builder()
+                .sequence_number("42")
+                .partition_key("k")
+                .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                .build()
+                .expect("record")
+        };
+        let text = shown(&record("café".as_bytes()));
+        assert_eq!(text, Shown { sequence: "42".into(), partition_key: "k".into(), data: "café".into() });
+        assert_eq!(shown(&record(&[0xff, 0x00, 0x01])).data, "base64:/wAB");
+    }
+
+    /// Deleted only when nothing failed and nothing is lost, or the lost are forgotten; the
+    /// failure's reason before the loss's.
+    #[test]
+    fn a_batch_is_deleted_only_when_it_succeeded() {
+        let settled = |lost: u64, failed: Option<(u64, &str)>, forget_lost: bool| {
+            let mut b = batch(false, None);
+            b.lost = lost;
+            let why_lost = (lost > 0).then(|| format!("{lost} lost"));
+            settle(&mut b, failed.map(|(n, why)| (n, why.to_string())), why_lost, forget_lost);
+            (b.deleted, b.failed, b.problem)
+        };
+        assert_eq!(settled(0, None, false), (true, 0, None));
+        assert_eq!(settled(0, None, true), (true, 0, None));
+        assert_eq!(settled(0, Some((2, "reported")), false), (false, 2, Some("reported".into())));
+        assert_eq!(settled(3, None, false), (false, 0, Some("3 lost".into())));
+        assert_eq!(settled(3, None, true), (true, 0, Some("3 lost".into())));
+        assert_eq!(settled(3, Some((1, "reported")), true), (false, 1, Some("reported".into())));
+    }
+
     #[test]
     fn sequence_numbers_compare_as_numbers() {
         assert!(seq_after("10", "9") && !seq_after("9", "10") && !seq_after("5", "5"));
@@ -590,6 +684,19 @@ mod tests {
         let small: Vec<Record> = (0..25_000).map(|i| record(&i.to_string(), 10)).collect();
         assert_eq!(chunks(&small).iter().map(|c| c.len()).collect::<Vec<_>>(), [10_000, 10_000, 5_000]);
         assert!(chunks(&[]).is_empty());
+        // Each record counts its data, its partition key and 600 bytes of the event's fields: two
+        // records of exactly the limit together share an event; a byte of key more splits them.
+        let half = MAX_INVOKE_PAYLOAD / 2 - 600;
+        let pair = |key: usize| {
+            let mut second = record("2", half - 10);
+            second.kinesis.partition_key = "k".repeat(key);
+            chunks(&[record("1", half), second]).iter().map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(pair(10), [2]);
+        assert_eq!(pair(11), [1, 1]);
+        // A record over the limit alone is an event of its own (Invoke refuses it), never an empty one.
+        let big = [record("1", MAX_INVOKE_PAYLOAD + 1), record("2", 1)];
+        assert_eq!(chunks(&big).iter().map(|c| c.len()).collect::<Vec<_>>(), [1, 1]);
     }
 
     /// A batch read back whole has nothing lost; one whose first record is gone lost what is missing.
@@ -611,7 +718,8 @@ mod tests {
                 .expect("record")
         };
         let whole: Vec<_> = ["10", "11", "12", "13", "14"].iter().map(|s| r(s)).collect();
-        assert_eq!(judge(whole, &info).1, 0);
+        let (_, lost, why) = judge(whole, &info);
+        assert_eq!((lost, why), (0, None));
         let trimmed: Vec<_> = ["13", "14"].iter().map(|s| r(s)).collect();
         let (_, lost, why) = judge(trimmed, &info);
         assert_eq!(lost, 3);

@@ -207,10 +207,10 @@ impl ProduceArgs {
                 "--source x needs at least one --track rule",
                 "add --track 'rust lang:en' (repeat for more rules)",
             )),
-            (SourceKind::Bluesky, None) if crate::net::endpoint(&self.bluesky_url).is_err() => Err(Error::usage(
-                format!("--bluesky-url {} is not a ws:// or wss:// URL", self.bluesky_url),
-                format!("leave it out for {BLUESKY_URL}"),
-            )),
+            // What `net::endpoint` takes, named as it refuses it: ws, wss, and their http(s) spelling.
+            (SourceKind::Bluesky, None) => crate::net::endpoint(&self.bluesky_url)
+                .map(drop)
+                .map_err(|why| Error::usage(format!("--bluesky-url {why}"), format!("leave it out for {BLUESKY_URL}"))),
             _ => Ok(()),
         }
     }
@@ -489,7 +489,12 @@ mod tests {
         }
         refused(
             &["--source", "bluesky", "--bluesky-url", "ftp://example.com/"],
-            "--bluesky-url ftp://example.com/ is not a ws:// or wss:// URL",
+            "--bluesky-url ftp://example.com/: scheme ftp is not ws, wss, http or https",
+            "leave it out",
+        );
+        refused(
+            &["--source", "bluesky", "--bluesky-url", "jetstream"],
+            "--bluesky-url jetstream is not a URL: relative URL without a base",
             "leave it out",
         );
     }

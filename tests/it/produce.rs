@@ -268,7 +268,7 @@ fn bad_producer_input_is_refused_before_any_call() {
         (
             &["--source", "bluesky", "--bluesky-url", "ftp://127.0.0.1:9/"],
             &[],
-            "--bluesky-url ftp://127.0.0.1:9/ is not a ws:// or wss:// URL",
+            "--bluesky-url ftp://127.0.0.1:9/: scheme ftp is not ws, wss, http or https",
             "leave it out",
         ),
     ];

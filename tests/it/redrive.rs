@@ -2,7 +2,9 @@
 //! fault proxy) uses up its retries and ends in FailedBatches; with the fault gone, `redrive
 //! --local` reads it back from the stream and writes it; the queue is empty; a second run is a
 //! no-op. Through the deployed function's Invoke (moto answers what it is told), a batch the
-//! function reports failed stays in the queue, and goes once it succeeds.
+//! function reports failed stays in the queue, and goes once it succeeds. A batch the stream no
+//! longer holds, and one of another stream, stay (visible again at once); `--forget-lost` lets the
+//! lost one go.
 
 use crate::common::{self, World};
 use crate::fault_proxy::{FaultProxy, Faults};
@@ -103,5 +105,41 @@ async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
         "{out}"
     );
     assert!(queue_bodies(&clients.sqs, &queue).await.is_empty());
+
+    // A batch of a shard the stream no longer has (lost to the stream) and one of another stream:
+    // both kept, visible again at once; --limit takes one; --forget-lost deletes the lost one only.
+    let failed: Value = serde_json::from_str(&bodies[0]).expect("on-failure record");
+    let forged = |shard: &str, stream_arn: &str| {
+        let mut body = failed.clone();
+        let info = &mut body["KinesisBatchInfo"];
+        (info["shardId"], info["batchSize"], info["streamArn"]) = (shard.into(), 3.into(), stream_arn.into());
+        body.to_string()
+    };
+    let other = outputs.stream_arn.replace(&outputs.stream_name, "another-stream");
+    for body in [forged("shardId-000000000099", &outputs.stream_arn), forged("shardId-000000000000", &other)] {
+        clients.sqs.send_message().queue_url(&queue).message_body(body).send().await.expect("forged batch");
+    }
+    let (out, _) = w.run(&["redrive", "--limit", "1", "-o", "json"], 3);
+    let one: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(one["batches"].as_array().map(Vec::len), Some(1), "{one}");
+    let (out, err) = w.run(&["redrive", "-o", "json"], 3);
+    common::assert_error_lines(&err, "2 of 2 failed batches did not succeed", "run `stream redrive` again");
+    let kept: Value = serde_json::from_str(&out).expect("json");
+    let batch = |v: &Value, shard: &str| {
+        let found = v["batches"].as_array().and_then(|b| b.iter().find(|b| b["shard_id"] == shard).cloned());
+        found.unwrap_or_else(|| panic!("no batch of {shard}: {v}"))
+    };
+    let lost = batch(&kept, "shardId-000000000099");
+    assert_eq!((lost["lost"].as_u64(), lost["deleted"].as_bool()), (Some(3), Some(false)), "{lost}");
+    assert!(lost["problem"].as_str().is_some_and(|p| p.contains("no longer holds this batch")), "{lost}");
+    let foreign = batch(&kept, "shardId-000000000000");
+    assert!(foreign["problem"].as_str().is_some_and(|p| p.contains("from another stream")), "{foreign}");
+    assert_eq!(queue_bodies(&clients.sqs, &queue).await.len(), 2, "both kept, visible again at once");
+    let (out, _) = w.run(&["redrive", "--forget-lost", "-o", "json"], 3);
+    let forgot: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(batch(&forgot, "shardId-000000000099")["deleted"], true, "{forgot}");
+    assert_eq!(batch(&forgot, "shardId-000000000000")["deleted"], false, "{forgot}");
+    let left = queue_bodies(&clients.sqs, &queue).await;
+    assert!(left.len() == 1 && left[0].contains("another-stream"), "{left:?}");
     w.run(&["destroy", "--yes"], 0);
 }
