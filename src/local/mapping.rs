@@ -591,6 +591,140 @@ mod tests {
         assert_eq!((s.batch_size, s.filters.len(), s.on_failure.as_deref()), (7, 1, Some("arn:aws:sqs:us-east-1:1:q")));
     }
 
+    /// Lambda's defaults where the mapping leaves a value out, -1 as "no limit", and values clamped
+    /// to the ranges Lambda allows.
+    #[test]
+    fn a_mappings_settings_are_read_with_lambdas_defaults() {
+        use aws_sdk_lambda::types::{
+            DestinationConfig, EventSourceMappingConfiguration as Mapping, EventSourcePosition, FunctionResponseType,
+            OnFailure,
+        };
+        let s = Settings::from_mapping(&Mapping::builder().build()).expect("defaults");
+        assert_eq!(
+            (s.batch_size, s.window, s.start, s.report_item_failures, s.bisect),
+            (100, Duration::ZERO, Position::TrimHorizon, false, false)
+        );
+        assert_eq!((s.max_retries, s.max_record_age, s.parallelization, s.on_failure), (None, None, 1, None));
+        let set = Mapping::builder()
+            .uuid("u-1")
+            .batch_size(20_000)
+            .maximum_batching_window_in_seconds(5)
+            .starting_position(EventSourcePosition::Latest)
+            .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+            .bisect_batch_on_function_error(true)
+            .maximum_retry_attempts(0)
+            .maximum_record_age_in_seconds(60)
+            .parallelization_factor(11)
+            .build();
+        let s = Settings::from_mapping(&set).expect("set");
+        assert_eq!(
+            (s.uuid.as_str(), s.batch_size, s.window, s.start),
+            ("u-1", 10_000, Duration::from_secs(5), Position::Latest)
+        );
+        assert_eq!((s.report_item_failures, s.bisect, s.max_retries), (true, true, Some(0)));
+        assert_eq!((s.max_record_age, s.parallelization), (Some(Duration::from_secs(60)), 10));
+        let blank = DestinationConfig::builder().on_failure(OnFailure::builder().destination("").build()).build();
+        let unlimited = Mapping::builder()
+            .batch_size(0)
+            .maximum_batching_window_in_seconds(-3)
+            .starting_position(EventSourcePosition::AtTimestamp)
+            .starting_position_timestamp(aws_smithy_types::DateTime::from_secs_f64(1_700_000_000.5))
+            .maximum_retry_attempts(-1)
+            .maximum_record_age_in_seconds(-1)
+            .parallelization_factor(0)
+            .destination_config(blank)
+            .build();
+        let s = Settings::from_mapping(&unlimited).expect("unlimited");
+        assert_eq!((s.batch_size, s.window, s.start), (1, Duration::ZERO, Position::AtTimestamp(1_700_000_000.5)));
+        assert_eq!((s.max_retries, s.max_record_age, s.parallelization, s.on_failure), (None, None, 1, None));
+    }
+
+    /// What a finished invocation does to its lane: a partial failure finishes the records before
+    /// the lowest reported one (the checkpoint moves) and redoes the rest with a retry used; a
+    /// function error bisects without using one; a record that fails past MaximumRetryAttempts is
+    /// given up and checkpointed past; success resets the count.
+    #[tokio::test]
+    async fn a_finished_invocation_moves_its_lane_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = "shardId-000000000000";
+        let ctx = crate::local::test_ctx(Settings { max_retries: Some(1), ..settings() }, dir.path());
+        let mut d = Dispatcher::new(ctx.clone(), shard.into());
+        let batch: Vec<Rec> =
+            ["1", "2", "3"].iter().map(|seq| Rec { ord: d.progress.read(seq), ..rec(seq, 0.0) }).collect();
+        let redo = |d: &Dispatcher| -> Vec<Vec<String>> {
+            d.lanes[0].redo.iter().map(|b| b.iter().map(|r| r.seq.clone()).collect()).collect()
+        };
+        let next = |d: &mut Dispatcher| {
+            let batch = d.lanes[0].take_batch(&ctx.settings, Instant::now()).expect("a batch to redo");
+            d.lanes[0].busy = true;
+            batch
+        };
+        d.lanes[0].busy = true;
+        let partial = response(r#"{"batchItemFailures":[{"itemIdentifier":"3"},{"itemIdentifier":"2"}]}"#);
+        d.settle((0, batch, partial)).await.expect("settle");
+        assert!(!d.lanes[0].busy);
+        assert_eq!((ctx.checkpoints.get(shard).as_deref(), ctx.stats.snapshot().records), (Some("1"), 1));
+        assert_eq!((redo(&d), d.lanes[0].attempts), (vec![vec!["2".to_string(), "3".into()]], 1));
+        assert!(!d.idle(), "a batch to redo");
+        let rest = next(&mut d);
+        d.settle((0, rest, Outcome::Timeout)).await.expect("settle");
+        assert_eq!((redo(&d), d.lanes[0].attempts), (vec![vec!["2".to_string()], vec!["3".into()]], 1));
+        let two = next(&mut d);
+        d.settle((0, two, Outcome::Timeout)).await.expect("settle");
+        let counts = ctx.stats.snapshot();
+        assert_eq!((counts.skipped, counts.records, counts.retries), (1, 2, 1), "{counts:?}");
+        assert_eq!((ctx.checkpoints.get(shard).as_deref(), d.lanes[0].attempts), (Some("2"), 0));
+        let three = next(&mut d);
+        d.settle((0, three, Outcome::Timeout)).await.expect("settle");
+        assert_eq!((d.lanes[0].attempts, ctx.stats.snapshot().retries), (1, 2), "one retry of 3");
+        let three = next(&mut d);
+        d.settle((0, three, response("{}"))).await.expect("settle");
+        assert_eq!((ctx.checkpoints.get(shard).as_deref(), d.lanes[0].attempts), (Some("3"), 0));
+        assert_eq!((ctx.stats.snapshot().records, ctx.stats.snapshot().skipped), (3, 1));
+        assert!(d.idle() && redo(&d).is_empty());
+    }
+
+    /// Records past MaximumRecordAgeInSeconds are given up before the invocation (counted skipped,
+    /// checkpointed past) and the rest of the batch is invoked; the records read bound what may be
+    /// read next, and the shard is idle only with nothing queued or in flight.
+    #[tokio::test]
+    async fn records_past_their_age_are_given_up_before_the_invocation() {
+        use aws_sdk_kinesis::primitives::{Blob, DateTime};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = "shardId-000000000000";
+        let s = Settings { batch_size: 10, max_record_age: Some(Duration::from_secs(60)), ..settings() };
+        let ctx = crate::local::test_ctx(s, dir.path());
+        let mut d = Dispatcher::new(ctx.clone(), shard.into());
+        assert!(d.idle() && d.next_due().is_none());
+        assert_eq!(d.room(), 1_000, "at least 1,000 records may be read ahead");
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        let records: Vec<aws_sdk_kinesis::types::Record> = [now - 120.0, now - 90.0, now - 5.0]
+            .iter()
+            .enumerate()
+            .map(|(i, at)| {
+                aws_sdk_kinesis::types::Record::builder()
+                    .sequence_number((i + 1).to_string())
+                    .partition_key("k")
+                    .data(Blob::new(r#"{"id":1}"#))
+                    .approximate_arrival_timestamp(DateTime::from_secs_f64(*at))
+                    .build()
+                    .expect("record")
+            })
+            .collect();
+        d.enqueue(&records).expect("enqueue");
+        assert!(!d.idle() && d.next_due().is_some());
+        assert_eq!(d.room(), 997);
+        assert!(d.lanes[0].queue.iter().all(|r| r.bytes == r.record.kinesis.data.len() + 512), "data and fields");
+        d.start_due().await.expect("start");
+        let counts = ctx.stats.snapshot();
+        assert_eq!((counts.skipped, counts.records), (2, 2), "{counts:?}");
+        assert_eq!(ctx.checkpoints.get(shard).as_deref(), Some("2"));
+        assert_eq!((d.inflight.len(), d.lanes[0].busy, d.room()), (1, true, 999), "the third is invoked");
+        assert!(!d.idle(), "an invocation in flight");
+        let wide = crate::local::test_ctx(Settings { batch_size: 1_000, parallelization: 2, ..settings() }, dir.path());
+        assert_eq!(Dispatcher::new(wide, shard.into()).room(), 4_000, "two batches per lane");
+    }
+
     fn response(json: &str) -> Outcome {
         Outcome::Response(Bytes::from(json.to_string()))
     }
@@ -808,5 +942,19 @@ mod tests {
         assert_eq!(lane.take_batch(&s, now).expect("redo first")[0].seq, "9");
         lane.busy = true;
         assert!(lane.take_batch(&s, now + Duration::from_secs(5)).is_none(), "one batch at a time per lane");
+        // 6 MB of records is due at once, window open and batch not full, and is what one event holds.
+        let s = Settings { batch_size: 100, ..s };
+        let mut lane = Lane::default();
+        lane.queue.extend((0..7).map(|i| Rec { bytes: 1024 * 1024, ..rec(&i.to_string(), 0.0) }));
+        lane.first_queued = Some(now);
+        assert_eq!(lane.take_batch(&s, now).map(|b| b.len()), Some(6), "6 MB due, a 7th MB waits");
+        assert!(lane.take_batch(&s, now).is_none(), "1 MB left: not due");
+        // The lane wakes its shard when its window ends; not while busy or with a batch to redo.
+        assert_eq!(lane.due_at(&s), Some(now + Duration::from_secs(1)));
+        lane.redo.push_back(Vec::new());
+        assert_eq!(lane.due_at(&s), None);
+        lane.redo.clear();
+        lane.busy = true;
+        assert_eq!(lane.due_at(&s), None);
     }
 }
