@@ -150,10 +150,20 @@ mod tests {
         f.set("shardId-0", "49").expect("save");
         let again = CheckpointFile::open(&path, "arn:s", "uuid", false).expect("reopen");
         assert_eq!(again.get("shardId-0").as_deref(), Some("49"));
+        assert_eq!(again.path(), path);
+        let shards = BTreeMap::from([("shardId-0".to_string(), "49".to_string())]);
+        assert_eq!(again.all(), Checkpoints { stream_arn: "arn:s".into(), mapping: "uuid".into(), shards });
+        assert!(!path.with_extension("json.tmp").exists(), "written through a temporary file, renamed");
         assert_eq!(CheckpointFile::open(&path, "arn:other", "uuid", false).expect("other").get("shardId-0"), None);
+        assert_eq!(CheckpointFile::open(&path, "arn:s", "another", false).expect("mapping").get("shardId-0"), None);
         assert_eq!(CheckpointFile::open(&path, "arn:s", "uuid", true).expect("reset").get("shardId-0"), None);
         std::fs::write(&path, "not json").expect("break it");
         let err = CheckpointFile::open(&path, "arn:s", "uuid", false).err().expect("unreadable");
-        assert!(err.hint().contains("--reset"));
+        assert!(err.to_string().contains("is not readable") && err.hint().contains("--reset"), "{err}");
+        let reset = CheckpointFile::open(&path, "arn:s", "uuid", true).expect("--reset opens a broken file afresh");
+        assert_eq!(reset.all().shards.len(), 0);
+        // Only a missing file starts afresh; one that cannot be read is an error.
+        let err = CheckpointFile::open(dir.path(), "arn:s", "uuid", false).err().expect("a directory");
+        assert_eq!(err.exit_code(), 1, "{err}");
     }
 }
