@@ -574,6 +574,16 @@ mod tests {
         Batch { info: info(), records: vec![shown], lost: 2, failed: 3, problem: problem.map(str::to_string), deleted }
     }
 
+    /// A record as GetRecords returns it, of partition key "k".
+    fn stream_record(seq: &str, data: &[u8]) -> aws_sdk_kinesis::types::Record {
+        aws_sdk_kinesis::types::Record::builder()
+            .sequence_number(seq)
+            .partition_key("k")
+            .data(aws_sdk_kinesis::primitives::Blob::new(data))
+            .build()
+            .expect("record")
+    }
+
     fn output(target: &str, batches: Vec<Batch>) -> RedriveOutput {
         RedriveOutput { queue: "s-FailedBatches".into(), target: target.into(), batches }
     }
@@ -617,17 +627,9 @@ mod tests {
     /// A record's data shown as text when it is UTF-8, else as base64 with its prefix.
     #[test]
     fn records_are_shown_as_text_or_base64() {
-        let record = |data: &[u8]| {
-            aws_sdk_kinesis::types::Record::builder()
-                .sequence_number("42")
-                .partition_key("k")
-                .data(aws_sdk_kinesis::primitives::Blob::new(data))
-                .build()
-                .expect("record")
-        };
-        let text = shown(&record("café".as_bytes()));
+        let text = shown(&stream_record("42", "café".as_bytes()));
         assert_eq!(text, Shown { sequence: "42".into(), partition_key: "k".into(), data: "café".into() });
-        assert_eq!(shown(&record(&[0xff, 0x00, 0x01])).data, "base64:/wAB");
+        assert_eq!(shown(&stream_record("42", &[0xff, 0x00, 0x01])).data, "base64:/wAB");
     }
 
     /// Deleted only when nothing failed and nothing is lost, or the lost are forgotten; the
@@ -702,21 +704,8 @@ mod tests {
     /// A batch read back whole has nothing lost; one whose first record is gone lost what is missing.
     #[test]
     fn records_past_retention_are_counted_lost() {
-        let info = BatchInfo {
-            shard_id: "s".into(),
-            start_sequence_number: "10".into(),
-            end_sequence_number: "14".into(),
-            batch_size: 5,
-            stream_arn: "arn".into(),
-        };
-        let r = |seq: &str| {
-            aws_sdk_kinesis::types::Record::builder()
-                .sequence_number(seq)
-                .partition_key("k")
-                .data(aws_sdk_kinesis::primitives::Blob::new("d"))
-                .build()
-                .expect("record")
-        };
+        let info = info();
+        let r = |seq: &str| stream_record(seq, b"d");
         let whole: Vec<_> = ["10", "11", "12", "13", "14"].iter().map(|s| r(s)).collect();
         let (_, lost, why) = judge(whole, &info);
         assert_eq!((lost, why), (0, None));
