@@ -1,22 +1,148 @@
 //! Lambda's event filtering for a Kinesis source, as the mapping's FilterCriteria holds it: each
 //! filter a pattern in EventBridge's grammar on the record's `data` (the only key Kinesis mappings
 //! filter on). `parse` checks a pattern before any call (`deploy --filter`, `stream local`);
-//! `matches` decides a record as Lambda does: the filters are ORed, data that is not JSON matches
-//! no `data` pattern, and a record that matches nothing is dropped and checkpointed past.
+//! `matches` decides a record as Lambda does: the filters are ORed, data that is not a JSON object
+//! matches no pattern, and a record that matches nothing is dropped and checkpointed past.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html>
+//!
+//! A pattern's fields are paths: a list in the record is crossed as if each element stood there
+//! (`{"items":{"id":["1"]}}` matches `{"items":[{"id":"1"}]}`), a field's values are every leaf at
+//! its path, and a field no leaf reaches does not exist (`{"exists":false}`), parents missing
+//! included. Numbers compare as written ("For numbers, Lambda also uses string representation":
+//! 300, 300.0 and 3.0e2 are three values); `numeric` compares their values.
 
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
-/// Filters a mapping takes by default (a quota AWS can raise to 10).
-pub const MAX_FILTERS: usize = 5;
+/// Filters a mapping takes by default. More is an error from Lambda unless the account's quota
+/// was raised, which it can be up to [`MAX_FILTERS`].
+pub const DEFAULT_FILTERS: usize = 5;
+/// Filters a mapping takes at most, with a raised quota.
+pub const MAX_FILTERS: usize = 10;
 /// Longest pattern Lambda takes, in characters.
 pub const MAX_PATTERN_CHARS: usize = 4096;
+
+/// A JSON value as filtering reads it: a number keeps its text.
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    /// Fields in order; a key given twice keeps its last value, as serde_json does.
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn read(text: &[u8]) -> Result<Json, serde_json::Error> {
+        let raw: &RawValue = serde_json::from_slice(text)?;
+        Json::from_raw(raw)
+    }
+
+    /// Each level reads its own text again (a record is walked once per level of nesting), which
+    /// keeps a number's text without serde_json's arbitrary_precision for the whole binary.
+    fn from_raw(raw: &RawValue) -> Result<Json, serde_json::Error> {
+        let text = raw.get().trim();
+        Ok(match text.as_bytes().first() {
+            Some(b'{') => Json::Object(serde_json::from_str::<Fields>(text)?.0),
+            Some(b'[') => Json::Array(
+                serde_json::from_str::<Vec<&RawValue>>(text)?
+                    .into_iter()
+                    .map(Json::from_raw)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(b'"') => Json::String(serde_json::from_str(text)?),
+            Some(b't') => Json::Bool(true),
+            Some(b'f') => Json::Bool(false),
+            Some(b'n') => Json::Null,
+            _ => Json::Number(text.to_string()),
+        })
+    }
+
+    fn field(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Json::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn is_scalar(&self) -> bool {
+        !matches!(self, Json::Array(_) | Json::Object(_))
+    }
+
+    /// Compact JSON, numbers as written.
+    fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(text) => out.push_str(text),
+            Json::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(fields) => {
+                out.push('{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    Json::String(key.clone()).write(out);
+                    out.push(':');
+                    value.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// An object's fields, each value read from its own text.
+struct Fields(Vec<(String, Json)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields: Vec<(String, Json)> = Vec::new();
+                while let Some((key, raw)) = map.next_entry::<String, &RawValue>()? {
+                    let value = Json::from_raw(raw).map_err(serde::de::Error::custom)?;
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = value,
+                        None => fields.push((key, value)),
+                    }
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 /// A checked filter pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pattern {
     text: String,
-    data: Map<String, Value>,
+    top: Json,
 }
 
 impl Pattern {
@@ -24,59 +150,98 @@ impl Pattern {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The pattern on one line, numbers and key order as given.
+    pub fn compact(&self) -> String {
+        let mut out = String::with_capacity(self.text.len());
+        self.top.write(&mut out);
+        out
+    }
 }
 
-/// Checks one pattern: JSON, an object whose only key is `data`, and within it nested objects
-/// down to arrays of matchers Lambda's filtering supports. The error says what is wrong.
+/// Checks one pattern: JSON, an object whose only key is `data` (or `$or` of such objects), and
+/// within it nested objects down to lists of matchers Lambda's filtering supports. The error says
+/// what is wrong.
 pub fn parse(text: &str) -> Result<Pattern, String> {
     if text.chars().count() > MAX_PATTERN_CHARS {
         return Err(format!("is over Lambda's {MAX_PATTERN_CHARS} characters"));
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
-    let Value::Object(top) = value else { return Err("is not a JSON object".into()) };
-    if let Some(other) = top.keys().find(|k| *k != "data") {
-        return Err(format!("filters on \"{other}\"; a Kinesis source filters on \"data\" only"));
+    let top = Json::read(text.as_bytes()).map_err(|e| format!("is not JSON: {e}"))?;
+    if !matches!(top, Json::Object(_)) {
+        return Err("is not a JSON object".into());
     }
-    let Some(Value::Object(data)) = top.get("data") else {
-        return Err("has no \"data\" object to filter on".into());
-    };
-    check_object(data, "data")?;
-    Ok(Pattern { text: text.to_string(), data: data.clone() })
+    check_top(&top)?;
+    Ok(Pattern { text: text.to_string(), top })
 }
 
-fn check_object(pattern: &Map<String, Value>, path: &str) -> Result<(), String> {
-    if pattern.is_empty() {
+/// The pattern's top: `data` and `$or`, nothing else; `data` somewhere.
+fn check_top(top: &Json) -> Result<(), String> {
+    let Json::Object(fields) = top else { return Err("has a $or whose items are not objects".into()) };
+    if fields.is_empty() {
+        return Err("has no \"data\" object to filter on".into());
+    }
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("data", Json::Object(_)) => check_object(value, "data")?,
+            ("data", _) => return Err("has no \"data\" object to filter on".into()),
+            (OR, _) => or_branches(value, "the top")?.iter().try_for_each(check_top)?,
+            (other, _) => return Err(format!("filters on \"{other}\"; a Kinesis source filters on \"data\" only")),
+        }
+    }
+    Ok(())
+}
+
+const OR: &str = "$or";
+
+/// A `$or`'s branches: a list of two objects or more.
+fn or_branches<'a>(value: &'a Json, path: &str) -> Result<&'a [Json], String> {
+    match value {
+        Json::Array(items) if items.len() >= 2 && items.iter().all(|i| matches!(i, Json::Object(_))) => Ok(items),
+        _ => Err(format!("has a $or at {path} that is not a list of 2 objects or more")),
+    }
+}
+
+fn check_object(pattern: &Json, path: &str) -> Result<(), String> {
+    let Json::Object(fields) = pattern else { return Err(format!("has a $or at {path} whose items are not objects")) };
+    if fields.is_empty() {
         return Err(format!("has an empty object at {path}"));
     }
-    for (key, value) in pattern {
+    for (key, value) in fields {
+        if key == OR {
+            or_branches(value, path)?.iter().try_for_each(|b| check_object(b, path))?;
+            continue;
+        }
         let here = format!("{path}.{key}");
         match value {
-            Value::Object(inner) => check_object(inner, &here)?,
-            Value::Array(matchers) if matchers.is_empty() => return Err(format!("has an empty list at {here}")),
-            Value::Array(matchers) => matchers.iter().try_for_each(|m| check_matcher(m, &here))?,
+            Json::Object(_) => check_object(value, &here)?,
+            Json::Array(matchers) if matchers.is_empty() => return Err(format!("has an empty list at {here}")),
+            Json::Array(matchers) => matchers.iter().try_for_each(|m| check_matcher(m, &here))?,
             _ => return Err(format!("has a single value at {here}: matchers go in a list, e.g. [\"en\"]")),
         }
     }
     Ok(())
 }
 
-fn check_matcher(m: &Value, path: &str) -> Result<(), String> {
-    let Value::Object(op) = m else {
+fn check_matcher(m: &Json, path: &str) -> Result<(), String> {
+    let Json::Object(op) = m else {
         // Strings, numbers, booleans and null match exactly.
-        return if m.is_array() { Err(format!("has a list inside a list at {path}")) } else { Ok(()) };
+        return if matches!(m, Json::Array(_)) { Err(format!("has a list inside a list at {path}")) } else { Ok(()) };
     };
-    let (Some((name, arg)), 1) = (op.iter().next(), op.len()) else {
+    let [(name, arg)] = op.as_slice() else {
         return Err(format!("has a matcher with {} operators at {path}; give one", op.len()));
     };
     let ok = match name.as_str() {
-        "prefix" | "suffix" => {
-            arg.is_string() || arg.get("equals-ignore-case").is_some_and(Value::is_string) && name == "prefix"
-        }
-        "equals-ignore-case" => arg.is_string(),
-        "exists" => arg.is_boolean(),
+        "prefix" => matches!(arg, Json::String(_)) || ignore_case(arg).is_some(),
+        "suffix" | "equals-ignore-case" => matches!(arg, Json::String(_)),
+        "exists" => matches!(arg, Json::Bool(_)),
         "anything-but" => match arg {
-            Value::String(_) | Value::Number(_) => true,
-            Value::Array(list) => !list.is_empty() && list.iter().all(|v| v.is_string() || v.is_number()),
+            Json::String(_) | Json::Number(_) => true,
+            // Only strings or only numbers.
+            Json::Array(list) => {
+                !list.is_empty()
+                    && (list.iter().all(|v| matches!(v, Json::String(_)))
+                        || list.iter().all(|v| matches!(v, Json::Number(_))))
+            }
             _ => false,
         },
         "numeric" => numeric_ok(arg),
@@ -85,80 +250,150 @@ fn check_matcher(m: &Value, path: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("has a malformed \"{name}\" at {path}")) }
 }
 
-/// `[op, n]` or `[op, n, op, n]` with op one of =, <, <=, >, >=.
-fn numeric_ok(arg: &Value) -> bool {
-    let Value::Array(parts) = arg else { return false };
-    (parts.len() == 2 || parts.len() == 4)
-        && parts.chunks(2).all(|c| matches!(c[0].as_str(), Some("=" | "<" | "<=" | ">" | ">=")) && c[1].is_number())
+/// `{"equals-ignore-case": "text"}`, the argument of a prefix that ignores case.
+fn ignore_case(arg: &Json) -> Option<&str> {
+    match arg {
+        Json::Object(op) => match op.as_slice() {
+            [(name, Json::String(text))] if name == "equals-ignore-case" => Some(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `["=", n]`, one bound (`[op, n]`, op one of <, <=, >, >=), or a range: a lower bound (> or >=)
+/// then an upper one (< or <=) above it.
+fn numeric_ok(arg: &Json) -> bool {
+    let Json::Array(parts) = arg else { return false };
+    let op = |i: usize| match &parts[i] {
+        Json::String(s) => s.as_str(),
+        _ => "",
+    };
+    let Some(bounds) = parts.iter().skip(1).step_by(2).map(Json::number).collect::<Option<Vec<f64>>>() else {
+        return false;
+    };
+    match parts.len() {
+        2 => matches!(op(0), "=" | "<" | "<=" | ">" | ">="),
+        4 => matches!(op(0), ">" | ">=") && matches!(op(2), "<" | "<=") && bounds[0] < bounds[1],
+        _ => false,
+    }
 }
 
 /// True when `data` (a record's decoded bytes) matches any of `patterns` (all of them, when there
-/// are none). Data that is not JSON matches no pattern.
+/// are none). Data that is not a JSON object matches no pattern.
 pub fn matches(patterns: &[Pattern], data: &[u8]) -> bool {
     if patterns.is_empty() {
         return true;
     }
-    let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(data) else { return false };
-    patterns.iter().any(|p| object_matches(&p.data, &event))
+    let Ok(record @ Json::Object(_)) = Json::read(data) else { return false };
+    patterns.iter().any(|p| top_matches(&p.top, &record))
 }
 
-fn object_matches(pattern: &Map<String, Value>, event: &Map<String, Value>) -> bool {
-    pattern.iter().all(|(key, want)| match want {
-        Value::Object(inner) => event.get(key).and_then(Value::as_object).is_some_and(|e| object_matches(inner, e)),
-        Value::Array(matchers) => matchers.iter().any(|m| field_matches(m, event.get(key))),
-        _ => false,
+fn top_matches(top: &Json, record: &Json) -> bool {
+    let Json::Object(fields) = top else { return false };
+    fields.iter().all(|(key, value)| match key.as_str() {
+        OR => branches(value).iter().any(|b| top_matches(b, record)),
+        _ => object_matches(value, record, &mut Vec::new()),
     })
 }
 
-/// One matcher against a field (missing when `None`); a list field matches when any element does.
-fn field_matches(matcher: &Value, field: Option<&Value>) -> bool {
-    if let Some(Value::Object(op)) = Some(matcher)
-        && op.get("exists").is_some()
-    {
-        let present = field.is_some_and(|f| !f.is_object());
-        return op["exists"].as_bool() == Some(present);
-    }
-    match field {
-        None => false,
-        Some(Value::Array(items)) => items.iter().any(|v| leaf_matches(matcher, v)),
-        Some(v) => leaf_matches(matcher, v),
+fn branches(value: &Json) -> &[Json] {
+    match value {
+        Json::Array(items) => items,
+        _ => &[],
     }
 }
 
-fn leaf_matches(matcher: &Value, v: &Value) -> bool {
-    let Value::Object(op) = matcher else {
-        // Exact: same type and value (the string "300" is not the number 300).
+/// A pattern's object at `path` (from the record's top): every field's condition holds.
+fn object_matches<'p>(pattern: &'p Json, record: &Json, path: &mut Vec<&'p str>) -> bool {
+    let Json::Object(fields) = pattern else { return false };
+    fields.iter().all(|(key, value)| {
+        if key == OR {
+            return branches(value).iter().any(|b| object_matches(b, record, path));
+        }
+        path.push(key);
+        let holds = match value {
+            Json::Object(_) => object_matches(value, record, path),
+            Json::Array(matchers) => {
+                let mut leaves = Vec::new();
+                collect_leaves(record, path, &mut leaves);
+                matchers.iter().any(|m| matcher_holds(m, &leaves))
+            }
+            _ => false,
+        };
+        path.pop();
+        holds
+    })
+}
+
+/// Every leaf (a value that is not a list or an object) at `path`, lists crossed.
+fn collect_leaves<'r>(value: &'r Json, path: &[&str], out: &mut Vec<&'r Json>) {
+    match (value, path.split_first()) {
+        (Json::Array(items), _) => items.iter().for_each(|i| collect_leaves(i, path, out)),
+        (Json::Object(_), Some((key, rest))) => {
+            if let Some(v) = value.field(key) {
+                collect_leaves(v, rest, out);
+            }
+        }
+        (leaf, None) if leaf.is_scalar() => out.push(leaf),
+        _ => {}
+    }
+}
+
+/// One matcher against a field's leaves (none: the field does not exist).
+fn matcher_holds(matcher: &Json, leaves: &[&Json]) -> bool {
+    match matcher {
+        Json::Object(op) if op.len() == 1 && op[0].0 == "exists" => {
+            let present = !leaves.is_empty();
+            op[0].1 == Json::Bool(present)
+        }
+        _ => leaves.iter().any(|leaf| leaf_matches(matcher, leaf)),
+    }
+}
+
+fn leaf_matches(matcher: &Json, v: &Json) -> bool {
+    let Json::Object(op) = matcher else {
+        // Exact: same type and value, a number as written (the string "300" is not the number 300).
         return matcher == v;
     };
-    let Some((name, arg)) = op.iter().next() else { return false };
-    let text = v.as_str();
+    let Some((name, arg)) = op.first() else { return false };
+    let text = match v {
+        Json::String(s) => Some(s.as_str()),
+        _ => None,
+    };
+    let string_arg = match arg {
+        Json::String(s) => Some(s.as_str()),
+        _ => None,
+    };
     match name.as_str() {
-        "prefix" => match (arg, text) {
-            (Value::String(p), Some(t)) => t.starts_with(p.as_str()),
-            (Value::Object(o), Some(t)) => o["equals-ignore-case"]
-                .as_str()
-                .is_some_and(|p| t.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p))),
+        "prefix" => match (string_arg, ignore_case(arg), text) {
+            (Some(p), _, Some(t)) => t.starts_with(p),
+            (_, Some(p), Some(t)) => t.to_lowercase().starts_with(&p.to_lowercase()),
             _ => false,
         },
-        "suffix" => arg.as_str().zip(text).is_some_and(|(s, t)| t.ends_with(s)),
-        "equals-ignore-case" => arg.as_str().zip(text).is_some_and(|(s, t)| t.to_lowercase() == s.to_lowercase()),
-        "anything-but" => match arg {
-            Value::Array(list) => (v.is_string() || v.is_number()) && !list.contains(v),
-            other => (v.is_string() || v.is_number()) && other != v,
-        },
-        "numeric" => v.as_f64().is_some_and(|x| {
-            arg.as_array().is_some_and(|parts| {
-                parts.chunks(2).all(|c| {
-                    let n = c[1].as_f64().unwrap_or(f64::NAN);
-                    match c[0].as_str() {
-                        Some("=") => x == n,
-                        Some("<") => x < n,
-                        Some("<=") => x <= n,
-                        Some(">") => x > n,
-                        Some(">=") => x >= n,
+        "suffix" => string_arg.zip(text).is_some_and(|(s, t)| t.ends_with(s)),
+        "equals-ignore-case" => string_arg.zip(text).is_some_and(|(s, t)| t.to_lowercase() == s.to_lowercase()),
+        "anything-but" => {
+            let listed = match arg {
+                Json::Array(list) => list.contains(v),
+                other => other == v,
+            };
+            matches!(v, Json::String(_) | Json::Number(_)) && !listed
+        }
+        "numeric" => v.number().is_some_and(|x| {
+            branches(arg).chunks(2).all(|c| {
+                let n = c.get(1).and_then(Json::number).unwrap_or(f64::NAN);
+                match &c[0] {
+                    Json::String(op) => match op.as_str() {
+                        "=" => x == n,
+                        "<" => x < n,
+                        "<=" => x <= n,
+                        ">" => x > n,
+                        ">=" => x >= n,
                         _ => false,
-                    }
-                })
+                    },
+                    _ => false,
+                }
             })
         }),
         _ => false,
@@ -197,11 +432,177 @@ mod tests {
             (r#"{"data":{"lang":[{"wildcard":"e*"}]}}"#, "\"wildcard\""),
             (r#"{"data":{"n":[{"numeric":["!=",1]}]}}"#, "malformed \"numeric\""),
             (r#"{"data":{"n":[{"prefix":"a","suffix":"b"}]}}"#, "2 operators"),
+            ("{}", "no \"data\" object"),
+            (r#"{"data":["x"]}"#, "no \"data\" object"),
+            (r#"{"data":{}}"#, "empty object at data"),
+            (r#"{"data":{"a":{}}}"#, "empty object at data.a"),
+            (r#"{"data":{"a":[["x"]]}}"#, "list inside a list at data.a"),
+            (r#"{"data":{"n":[{}]}}"#, "0 operators"),
+            // numeric: "=" alone, one bound, or a lower bound then an upper one above it.
+            (r#"{"data":{"n":[{"numeric":["<",5,">",1]}]}}"#, "malformed \"numeric\" at data.n"),
+            (r#"{"data":{"n":[{"numeric":[">",5,"<",5]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":[">",10,"<",5]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":["=",1,"=",2]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":[">",1,">",2]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":["=","1"]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":[">"]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":[">",1,"<"]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":[1,">"]}]}}"#, "malformed \"numeric\""),
+            (r#"{"data":{"n":[{"numeric":">"}]}}"#, "malformed \"numeric\""),
+            // anything-but: a string, a number, or a list of only strings or only numbers.
+            (r#"{"data":{"n":[{"anything-but":["a",1]}]}}"#, "malformed \"anything-but\""),
+            (r#"{"data":{"n":[{"anything-but":[]}]}}"#, "malformed \"anything-but\""),
+            (r#"{"data":{"n":[{"anything-but":true}]}}"#, "malformed \"anything-but\""),
+            (r#"{"data":{"n":[{"anything-but":{"prefix":"a"}}]}}"#, "malformed \"anything-but\""),
+            (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":"a","x":1}}]}}"#, "malformed \"prefix\""),
+            (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":1}}]}}"#, "malformed \"prefix\""),
+            (r#"{"data":{"n":[{"prefix":1}]}}"#, "malformed \"prefix\""),
+            (r#"{"data":{"n":[{"suffix":{"equals-ignore-case":"a"}}]}}"#, "malformed \"suffix\""),
+            (r#"{"data":{"n":[{"equals-ignore-case":1}]}}"#, "malformed \"equals-ignore-case\""),
+            (r#"{"data":{"n":[{"exists":"yes"}]}}"#, "malformed \"exists\""),
+            // $or: a list of 2 objects or more, each checked as its level is.
+            (r#"{"data":{"$or":[{"a":["x"]}]}}"#, "$or at data that is not a list of 2"),
+            (r#"{"data":{"$or":[{"a":["x"]},"b"]}}"#, "$or at data that is not a list of 2"),
+            (r#"{"data":{"$or":{"a":["x"]}}}"#, "$or at data that is not a list of 2"),
+            (r#"{"data":{"$or":[{"a":["x"]},{"b":"y"}]}}"#, "single value at data.b"),
+            (r#"{"data":{"$or":[{"a":["x"]},{}]}}"#, "empty object at data"),
+            (r#"{"$or":[{"data":{"a":["x"]}}]}"#, "$or at the top"),
+            (r#"{"$or":[{"data":{"a":["x"]}},{"partitionKey":["k"]}]}"#, "filters on \"partitionKey\""),
+            (r#"{"$or":[{"data":{"a":["x"]}},{}]}"#, "no \"data\" object"),
         ] {
             let err = parse(bad).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");
         }
-        assert!(parse(&format!(r#"{{"data":{{"t":["{}"]}}}}"#, "x".repeat(MAX_PATTERN_CHARS))).is_err());
+        // Lambda's length, in characters: exactly 4,096 is taken, one more is not.
+        let sized = |chars: usize| format!(r#"{{"data":{{"t":["{}"]}}}}"#, "é".repeat(chars - 19));
+        assert_eq!(sized(MAX_PATTERN_CHARS).chars().count(), MAX_PATTERN_CHARS);
+        ok(&sized(MAX_PATTERN_CHARS));
+        assert!(parse(&sized(MAX_PATTERN_CHARS + 1)).expect_err("long").contains("over Lambda's 4096 characters"));
+        for good in [
+            r#"{"data":{"n":[{"numeric":["=",3.0e2]}]}}"#,
+            r#"{"data":{"n":[{"numeric":[">=",0,"<",5]}]}}"#,
+            r#"{"data":{"n":[{"numeric":["<",-1.5]}]}}"#,
+            r#"{"data":{"n":[{"anything-but":[1,2.5]}]}}"#,
+            r#"{"data":{"n":[{"anything-but":3}]}}"#,
+            r#"{"data":{"n":[{"prefix":{"equals-ignore-case":"ab"}}]}}"#,
+            r#"{"data":{"$or":[{"a":["x"]},{"b":{"c":[1]}}]}}"#,
+            r#"{"data":{"a":["x"],"$or":[{"b":["y"]},{"$or":[{"c":["z"]},{"d":["w"]}]}]}}"#,
+            r#"{"$or":[{"data":{"a":["x"]}},{"data":{"b":["y"]}}]}"#,
+        ] {
+            ok(good);
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_made_compact_as_written() {
+        let p = ok("{ \"data\" : {\n  \"n\": [3.0e2, 1.50, -0],\n  \"b\": [\"a\\\"b\\u00e9\", null, true, false] } }");
+        assert_eq!(p.compact(), r#"{"data":{"n":[3.0e2,1.50,-0],"b":["a\"bé",null,true,false]}}"#);
+        assert_eq!(ok(&p.compact()).compact(), p.compact(), "compact again is the same");
+        assert!(p.text().starts_with("{ \"data\""), "the text stays as given");
+    }
+
+    #[test]
+    fn numbers_match_as_written_and_numeric_by_value() {
+        for (data, exact_300) in [(r#"{"n":300}"#, true), (r#"{"n":300.0}"#, false), (r#"{"n":3.0e2}"#, false)] {
+            assert_eq!(hit(r#"{"data":{"n":[300]}}"#, data), exact_300, "{data}");
+            assert!(hit(r#"{"data":{"n":[{"numeric":["=",300]}]}}"#, data), "numeric compares values: {data}");
+            assert_eq!(hit(r#"{"data":{"n":[{"anything-but":[300]}]}}"#, data), !exact_300, "{data}");
+            assert_eq!(hit(r#"{"data":{"n":[{"anything-but":300}]}}"#, data), !exact_300, "{data}");
+        }
+        assert!(hit(r#"{"data":{"n":[3.0e2]}}"#, r#"{"n":3.0e2}"#));
+        assert!(!hit(r#"{"data":{"n":[300.0]}}"#, r#"{"n":3.0e2}"#));
+        assert!(!hit(r#"{"data":{"n":[{"numeric":[">",0]}]}}"#, r#"{"n":"5"}"#), "a string is not a number");
+        // Each bound at the value 15, and beside it.
+        for (op, at, below, above) in [
+            ("=", true, false, false),
+            ("<", false, true, false),
+            ("<=", true, true, false),
+            (">", false, false, true),
+            (">=", true, false, true),
+        ] {
+            let p = format!(r#"{{"data":{{"n":[{{"numeric":["{op}",15]}}]}}}}"#);
+            assert_eq!(hit(&p, r#"{"n":15}"#), at, "15 {op} 15");
+            assert_eq!(hit(&p, r#"{"n":14.5}"#), below, "14.5 {op} 15");
+            assert_eq!(hit(&p, r#"{"n":1.55e1}"#), above, "15.5 {op} 15");
+        }
+        let range = r#"{"data":{"n":[{"numeric":[">=",10,"<",20]}]}}"#;
+        for (n, inside) in [("9.99", false), ("10", true), ("19.9", true), ("20", false)] {
+            assert_eq!(hit(range, &format!(r#"{{"n":{n}}}"#)), inside, "{n}");
+        }
+    }
+
+    #[test]
+    fn fields_are_paths_through_lists_and_missing_parents() {
+        let order = r#"{"items":[{"id":"1","tags":["a","b"]},{"id":"2"}],"meta":"m","empty":[],"nums":[[1,2],[3]]}"#;
+        assert!(hit(r#"{"data":{"items":{"id":["2"]}}}"#, order), "a list of objects is crossed");
+        assert!(hit(r#"{"data":{"items":{"tags":["b"]}}}"#, order));
+        assert!(!hit(r#"{"data":{"items":{"id":["3"]}}}"#, order));
+        assert!(hit(r#"{"data":{"nums":[3]}}"#, order), "lists in lists are crossed");
+        assert!(hit(r#"{"data":{"items":{"id":[{"exists":true}]}}}"#, order));
+        assert!(!hit(r#"{"data":{"items":[{"exists":true}]}}"#, order), "objects are not leaves");
+        assert!(hit(r#"{"data":{"items":[{"exists":false}]}}"#, order));
+        assert!(!hit(r#"{"data":{"empty":[{"exists":true}]}}"#, order), "an empty list has no leaf");
+        assert!(hit(r#"{"data":{"empty":[{"exists":false}]}}"#, order));
+        assert!(hit(r#"{"data":{"user":{"email":[{"exists":false}]}}}"#, order), "a missing parent");
+        assert!(!hit(r#"{"data":{"user":{"email":[{"exists":true}]}}}"#, order));
+        assert!(hit(r#"{"data":{"meta":{"x":[{"exists":false}]}}}"#, order), "a leaf has no fields");
+        assert!(!hit(r#"{"data":{"meta":{"x":["m"]}}}"#, order));
+        assert!(hit(r#"{"data":{"user":{"email":[{"exists":false},"x"]}}}"#, order), "matchers are ORed");
+        // Exists beside other matchers: either holds.
+        assert!(hit(r#"{"data":{"meta":["z",{"exists":true}]}}"#, order));
+        // A key given twice keeps its last value, in the record and in the pattern.
+        assert!(hit(r#"{"data":{"k":["b"]}}"#, r#"{"k":"a","k":"b"}"#));
+        assert!(!hit(r#"{"data":{"k":["a"]}}"#, r#"{"k":"a","k":"b"}"#));
+        assert!(!hit(r#"{"data":{"k":["a"],"k":["c"]}}"#, r#"{"k":"a"}"#));
+    }
+
+    #[test]
+    fn or_takes_any_branch_at_any_level() {
+        let or =
+            r#"{"data":{"lang":["en"],"$or":[{"retweets":[{"numeric":[">",100]}]},{"user":{"verified":[true]}}]}}"#;
+        assert!(hit(or, r#"{"lang":"en","retweets":101}"#));
+        assert!(hit(or, r#"{"lang":"en","retweets":1,"user":{"verified":true}}"#));
+        assert!(!hit(or, r#"{"lang":"en","retweets":1,"user":{"verified":false}}"#), "no branch");
+        assert!(!hit(or, r#"{"lang":"de","retweets":101}"#), "the field beside $or too");
+        let nested = r#"{"data":{"$or":[{"a":["x"]},{"$or":[{"b":["y"]},{"c":["z"]}]}]}}"#;
+        assert!(hit(nested, r#"{"c":"z"}"#));
+        assert!(!hit(nested, r#"{"d":"z"}"#));
+        let top = r#"{"$or":[{"data":{"a":["x"]}},{"data":{"b":["y"]}}]}"#;
+        assert!(hit(top, r#"{"b":"y"}"#));
+        assert!(!hit(top, r#"{"a":"y","b":"x"}"#));
+    }
+
+    #[test]
+    fn strings_match_by_operator() {
+        let t = r#"{"s":"Éclair au café","n":5,"z":null,"b":true}"#;
+        assert!(hit(r#"{"data":{"s":[{"prefix":"Écl"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"s":[{"prefix":"écl"}]}}"#, t), "prefix is exact");
+        assert!(hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"éCL"}}]}}"#, t), "beyond ASCII");
+        assert!(!hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"au"}}]}}"#, t));
+        assert!(hit(r#"{"data":{"s":[{"suffix":"café"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"s":[{"suffix":"CAFÉ"}]}}"#, t));
+        assert!(hit(r#"{"data":{"s":[{"equals-ignore-case":"ÉCLAIR AU CAFÉ"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"s":[{"equals-ignore-case":"eclair au cafe"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"n":[{"prefix":"5"}]}}"#, t), "a number is not a string");
+        assert!(!hit(r#"{"data":{"n":[{"suffix":"5"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"n":[{"equals-ignore-case":"5"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"z":[{"anything-but":"x"}]}}"#, t), "anything-but takes strings and numbers only");
+        assert!(!hit(r#"{"data":{"b":[{"anything-but":"x"}]}}"#, t));
+        assert!(!hit(r#"{"data":{"gone":[{"anything-but":"x"}]}}"#, t), "nor a missing field");
+        assert!(hit(r#"{"data":{"b":[true],"z":[null]}}"#, t));
+        assert!(!hit(r#"{"data":{"b":["true"]}}"#, t));
+        assert!(hit(r#"{"data":{"s":["Éclair au caf\u00e9"]}}"#, t), "escapes are read");
+    }
+
+    #[test]
+    fn data_that_is_not_a_json_object_matches_nothing() {
+        let none = r#"{"data":{"a":[{"exists":false}]}}"#;
+        assert!(hit(none, "{}"));
+        for data in ["[1]", "\"text\"", "3", "null", "{", ""] {
+            assert!(!hit(none, data), "{data}");
+        }
+        assert!(!matches(&[ok(none)], b"{\"a\":\"\xff\"}"), "not UTF-8");
+        assert!(matches(&[], b"\xff"), "no filter: every record");
     }
 
     #[test]

@@ -295,6 +295,9 @@ pub(super) async fn request(
     code: &Code<'_>,
 ) -> Result<Request, Error> {
     let mut given = args.params.values()?;
+    if let Some(warning) = args.params.filter_warning() {
+        progress::status(warning);
+    }
     params::resolve_local_principals(clients, &mut given, existing.is_none()).await?;
     let parameters = params::for_operation(&given, existing, &code.parameters());
     let retention = params::retention(&parameters, existing);

@@ -210,7 +210,8 @@ pub struct StackParams {
     pub data_retention: Option<DataRetention>,
 
     /// Only records whose data matches (Lambda's filter grammar, e.g. '{"data":{"lang":["en"]}}');
-    /// repeat for up to 5 filters, ORed; '' removes them (default: keep, or none)
+    /// repeat for up to 10 filters, ORed (Lambda takes 5 unless the account's quota was raised);
+    /// '' removes them (default: keep, or none)
     #[arg(long, value_name = "PATTERN", value_parser = filter_pattern)]
     pub filter: Vec<String>,
 
@@ -253,9 +254,8 @@ fn filter_pattern(text: &str) -> Result<String, BadValue> {
         what,
         hint: "give {flag} a JSON pattern on data, e.g. '{\"data\":{\"lang\":[\"en\"]}}'".into(),
     };
-    let pattern = filter::parse(text).map_err(refuse)?;
-    let value: serde_json::Value = serde_json::from_str(pattern.text()).map_err(|e| refuse(e.to_string()))?;
-    Ok(value.to_string())
+    // Compact as written: a number keeps its text, which is what Lambda compares.
+    Ok(filter::parse(text).map_err(refuse)?.compact())
 }
 
 /// `--arch`: the instruction set Lambda runs the function on.
@@ -373,6 +373,8 @@ mod tests {
     fn filters_are_checked_and_made_compact() {
         let args = parse(&["--filter", "{ \"data\" : {\n \"lang\": [\"en\"] } }", "--filter", ""]).expect("valid");
         assert_eq!(args.params.filter, [r#"{"data":{"lang":["en"]}}"#, ""]);
+        let args = parse(&["--filter", r#"{ "data": { "n": [3.0e2, 1.50] } }"#]).expect("valid");
+        assert_eq!(args.params.filter, [r#"{"data":{"n":[3.0e2,1.50]}}"#], "numbers as written");
         let err = parse(&["--filter", r#"{"partitionKey":["a"]}"#]).expect_err("not on data");
         let bad = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BadValue>()).expect("our error");
         assert!(bad.what.contains("filters on \"partitionKey\""), "{bad:?}");

@@ -18,6 +18,19 @@ use crate::template::{self, MANAGED_TAG, Retention, param};
 const MAX_PARAMETER_BYTES: usize = 4096;
 
 impl StackParams {
+    /// A warning when more filters are given than Lambda takes by default: the mapping's create
+    /// or update fails unless the account's quota was raised (up to 10), as `aws lambda` would.
+    pub fn filter_warning(&self) -> Option<String> {
+        let given = self.filter.iter().filter(|p| !p.is_empty()).count();
+        (given > filter::DEFAULT_FILTERS).then(|| {
+            format!(
+                "warning: {given} --filter patterns: Lambda takes {} per mapping unless the account's quota was raised (up to {}); without it the mapping's update fails and the stack rolls back",
+                filter::DEFAULT_FILTERS,
+                filter::MAX_FILTERS
+            )
+        })
+    }
+
     /// The values given on the command line, as (template parameter, value). Filters beyond what
     /// the mapping and its one parameter take are refused here, before any call.
     pub fn values(&self) -> Result<Vec<(&'static str, String)>, Error> {
@@ -302,8 +315,20 @@ mod tests {
         assert_eq!(revoke.values().expect("valid"), vec![(param::LOCAL_PRINCIPALS, String::new())]);
         let clear = StackParams { filter: vec![String::new()], ..Default::default() };
         assert_eq!(clear.values().expect("valid"), vec![(param::FILTER_PATTERNS, String::new())]);
-        let six = StackParams { filter: vec!["{\"data\":{\"a\":[1]}}".into(); 6], ..Default::default() };
-        assert_eq!(six.values().expect_err("six").exit_code(), 2);
+        // Up to 10 filters (a raised quota); more than the default 5 is warned of, 11 refused.
+        let filters = |n: usize| StackParams {
+            filter: (0..n).map(|i| format!("{{\"data\":{{\"a\":[{i}]}}}}")).chain([String::new()]).collect(),
+            ..Default::default()
+        };
+        assert_eq!(filters(5).filter_warning(), None, "the default quota");
+        let warning = filters(6).filter_warning().expect("over the default quota");
+        assert!(warning.starts_with("warning: 6 --filter patterns: Lambda takes 5 per mapping"), "{warning}");
+        assert!(warning.contains("raised (up to 10)"), "{warning}");
+        let ten = filters(10).values().expect("ten");
+        assert_eq!(ten[0].1.lines().count(), 10, "one pattern per line, '' left out");
+        let eleven = filters(11).values().expect_err("eleven");
+        assert_eq!(eleven.exit_code(), 2);
+        assert!(eleven.to_string().contains("11 --filter patterns are more than a mapping takes (10)"), "{eleven}");
         let long = StackParams {
             filter: vec![format!("{{\"data\":{{\"a\":[\"{}\"]}}}}", "x".repeat(4090))],
             ..Default::default()

@@ -235,11 +235,13 @@ fn bad_filters_are_refused_before_any_call() {
     assert_error_lines(&err, "filters on \"partitionKey\"", "--filter a JSON pattern on data");
     let pattern = r#"{"data":{"lang":["en"]}}"#;
     let mut args = vec!["deploy"];
-    for _ in 0..6 {
+    for _ in 0..11 {
         args.extend(["--filter", pattern]);
     }
     let (_, err) = offline(&args, 2);
-    assert_error_lines(&err, "6 --filter patterns are more than a mapping takes (5)", "at most 5");
+    assert_error_lines(&err, "11 --filter patterns are more than a mapping takes (10)", "at most 10");
+    let (_, err) = offline(&["deploy", "--filter", r#"{"data":{"n":[{"numeric":[">",10,"<",5]}]}}"#], 2);
+    assert_error_lines(&err, "has a malformed \"numeric\" at data.n", "--filter a JSON pattern on data");
 }
 
 /// A process the system refuses its runtime (here: no file descriptor left for the epoll

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use common::World;
 use stream::produce::source::Synthetic;
 
-const ENGLISH: &str = r#"{"data":{"lang":["en"]}}"#;
+/// English tweets, through a `$or` whose other branch never matches (a language that is a number):
+/// its `1.50` must reach the mapping as written, since Lambda compares numbers as written.
+const ENGLISH: &str = r#"{"data":{"$or":[{"lang":["en"]},{"lang":[1.50]}]}}"#;
 
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
@@ -54,6 +56,20 @@ async fn filters_are_the_mappings_and_drop_what_does_not_match() {
         table.insert((s("Username"), s("Id")));
     }
     assert_eq!(table, english, "only the English tweets landed");
+
+    // More than Lambda's default 5 are sent with a warning (a raised quota takes up to 10).
+    let mut six = vec!["deploy", "--yes"];
+    let patterns: Vec<String> = (0..6).map(|i| format!(r#"{{"data":{{"n":[{i}]}}}}"#)).collect();
+    patterns.iter().for_each(|p| six.extend(["--filter", p.as_str()]));
+    let (_, err) = w.run(&six, 0);
+    assert!(err.contains("warning: 6 --filter patterns: Lambda takes 5 per mapping unless"), "{err}");
+    let mappings =
+        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
+    let held: Vec<&str> = mappings.event_source_mappings()[0]
+        .filter_criteria()
+        .map(|c| c.filters().iter().filter_map(|f| f.pattern()).collect())
+        .unwrap_or_default();
+    assert_eq!(held, patterns);
 
     // Removed with '': the mapping has no filter any more.
     w.run(&["deploy", "--filter", "", "--yes"], 0);
