@@ -1,18 +1,11 @@
-//! Lambda's event filtering for a Kinesis source, as the mapping's FilterCriteria holds it: each
-//! filter a pattern in EventBridge's grammar on the record's `data` (the only key Kinesis mappings
-//! filter on). `parse` checks a pattern before any call (`deploy --filter`, `stream local`);
-//! `matches` decides a record as Lambda does: the filters are ORed, data that is not a JSON object
-//! matches no pattern, and a record that matches nothing is dropped and checkpointed past.
+//! Lambda's event filtering for a Kinesis source (FilterCriteria: patterns in EventBridge's grammar
+//! on the record's `data`, the only key Kinesis filters on): `parse` checks a pattern before any call
+//! (`deploy --filter`, `stream local`), `matches` decides a record as Lambda does. Fields are paths
+//! through lists and objects, numbers compare as written ("300, 300.0 and 3.0e2 are not considered
+//! equal"), `numeric` by value; data that is not a JSON object matches nothing.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html>
-//!
-//! A pattern's fields are paths: a list in the record is crossed as if each element stood there
-//! (`{"items":{"id":["1"]}}` matches `{"items":[{"id":"1"}]}`), a field's values are every leaf at
-//! its path, and a field no leaf reaches does not exist (`{"exists":false}`), parents missing
-//! included. Numbers compare as written ("For numbers, Lambda also uses string representation":
-//! 300, 300.0 and 3.0e2 are three values); `numeric` compares their values.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
 
 /// Filters a mapping takes by default. More is an error from Lambda unless the account's quota
 /// was raised, which it can be up to [`MAX_FILTERS`].
@@ -21,6 +14,8 @@ pub const DEFAULT_FILTERS: usize = 5;
 pub const MAX_FILTERS: usize = 10;
 /// Longest pattern Lambda takes, in characters.
 pub const MAX_PATTERN_CHARS: usize = 4096;
+/// Deepest nesting read (serde_json's own limit): a record nested deeper matches no pattern.
+const MAX_DEPTH: usize = 128;
 
 /// A JSON value as filtering reads it: a number keeps its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,34 +25,17 @@ enum Json {
     Number(String),
     String(String),
     Array(Vec<Json>),
-    /// Fields in order; a key given twice keeps its last value, as serde_json does.
+    /// Fields in order; a key given twice keeps its last value (in its first place), as serde_json.
     Object(Vec<(String, Json)>),
 }
 
 impl Json {
-    fn read(text: &[u8]) -> Result<Json, serde_json::Error> {
-        let raw: &RawValue = serde_json::from_slice(text)?;
-        Json::from_raw(raw)
-    }
-
-    /// Each level reads its own text again (a record is walked once per level of nesting), which
-    /// keeps a number's text without serde_json's arbitrary_precision for the whole binary.
-    fn from_raw(raw: &RawValue) -> Result<Json, serde_json::Error> {
-        let text = raw.get().trim();
-        Ok(match text.as_bytes().first() {
-            Some(b'{') => Json::Object(serde_json::from_str::<Fields>(text)?.0),
-            Some(b'[') => Json::Array(
-                serde_json::from_str::<Vec<&RawValue>>(text)?
-                    .into_iter()
-                    .map(Json::from_raw)
-                    .collect::<Result<_, _>>()?,
-            ),
-            Some(b'"') => Json::String(serde_json::from_str(text)?),
-            Some(b't') => Json::Bool(true),
-            Some(b'f') => Json::Bool(false),
-            Some(b'n') => Json::Null,
-            _ => Json::Number(text.to_string()),
-        })
+    /// Reads JSON text: checked by serde_json first (syntax, UTF-8), then read once, in one pass,
+    /// no deeper than [`MAX_DEPTH`].
+    fn read(bytes: &[u8]) -> Result<Json, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+        Reader { text, at: 0 }.value(0)
     }
 
     fn field(&self, key: &str) -> Option<&Json> {
@@ -101,7 +79,7 @@ impl Json {
                     if i > 0 {
                         out.push(',');
                     }
-                    Json::String(key.clone()).write(out);
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
                     out.push(':');
                     value.write(out);
                 }
@@ -111,31 +89,126 @@ impl Json {
     }
 }
 
-/// An object's fields, each value read from its own text.
-struct Fields(Vec<(String, Json)>);
+/// One pass over JSON that serde_json has already checked; anything unexpected is an error, never
+/// a panic.
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
 
-impl<'de> Deserialize<'de> for Fields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-                let mut fields: Vec<(String, Json)> = Vec::new();
-                while let Some((key, raw)) = map.next_entry::<String, &RawValue>()? {
-                    let value = Json::from_raw(raw).map_err(serde::de::Error::custom)?;
-                    match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = value,
-                        None => fields.push((key, value)),
+impl Reader<'_> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.text.as_bytes().get(self.at) {
+            self.at += 1;
+        }
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        if self.eat(byte) { Ok(()) } else { Err(format!("expected {:?} at byte {}", byte as char, self.at)) }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, String> {
+        let nested = |r: &mut Self| {
+            r.at += 1;
+            if depth == MAX_DEPTH { Err(format!("nests deeper than {MAX_DEPTH} levels")) } else { Ok(()) }
+        };
+        match self.peek() {
+            Some(b'{') => {
+                nested(self)?;
+                let mut fields = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        let key = self.string()?;
+                        self.expect(b':')?;
+                        fields.push((key, self.value(depth + 1)?));
+                        if !self.eat(b',') {
+                            break;
+                        }
                     }
+                    self.expect(b'}')?;
                 }
-                Ok(Fields(fields))
+                Ok(Json::Object(last_wins(fields)))
+            }
+            Some(b'[') => {
+                nested(self)?;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        if !self.eat(b',') {
+                            break;
+                        }
+                    }
+                    self.expect(b']')?;
+                }
+                Ok(Json::Array(items))
+            }
+            Some(b'"') => self.string().map(Json::String),
+            _ => {
+                let rest = self.text.as_bytes().get(self.at..).unwrap_or_default();
+                let len = rest.iter().position(|b| !matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E'));
+                let word = self.text.get(self.at..self.at + len.unwrap_or(rest.len())).unwrap_or_default();
+                self.at += word.len();
+                match word {
+                    "true" => Ok(Json::Bool(true)),
+                    "false" => Ok(Json::Bool(false)),
+                    "null" => Ok(Json::Null),
+                    "" => Err(format!("no value at byte {}", self.at)),
+                    number => Ok(Json::Number(number.to_string())),
+                }
             }
         }
-        d.deserialize_map(V)
     }
+
+    /// A string, its escapes read by serde_json (only when it has some).
+    fn string(&mut self) -> Result<String, String> {
+        self.peek();
+        let start = self.at;
+        self.expect(b'"')?;
+        let mut escaped = false;
+        loop {
+            match self.text.as_bytes().get(self.at) {
+                Some(b'"') => break,
+                Some(b'\\') => (escaped, self.at) = (true, self.at + 2),
+                Some(_) => self.at += 1,
+                None => return Err("unterminated string".into()),
+            }
+        }
+        self.at += 1;
+        let quoted = self.text.get(start..self.at).ok_or("a string cut inside a character")?;
+        if escaped {
+            serde_json::from_str(quoted).map_err(|e| e.to_string())
+        } else {
+            Ok(quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default().to_string())
+        }
+    }
+}
+
+/// An object's fields with each key once, its last value in its first place.
+fn last_wins(fields: Vec<(String, Json)>) -> Vec<(String, Json)> {
+    let mut seen = HashSet::with_capacity(fields.len());
+    if fields.iter().all(|(k, _)| seen.insert(k.as_str())) {
+        return fields;
+    }
+    let mut out: Vec<(String, Json)> = Vec::with_capacity(fields.len());
+    let mut place: HashMap<String, usize> = HashMap::with_capacity(fields.len());
+    for (key, value) in fields {
+        match place.get(&key) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                place.insert(key.clone(), out.len());
+                out.push((key, value));
+            }
+        }
+    }
+    out
 }
 
 /// A checked filter pattern.
@@ -159,61 +232,70 @@ impl Pattern {
     }
 }
 
-/// Checks one pattern: JSON, an object whose only key is `data` (or `$or` of such objects), and
-/// within it nested objects down to lists of matchers Lambda's filtering supports. The error says
-/// what is wrong.
+/// Checks one pattern: JSON, an object of `data` (and `$or`s of such objects, ANDed with it), and
+/// within `data` nested objects down to lists of matchers Lambda's filtering supports. The error
+/// says what is wrong.
 pub fn parse(text: &str) -> Result<Pattern, String> {
     if text.chars().count() > MAX_PATTERN_CHARS {
         return Err(format!("is over Lambda's {MAX_PATTERN_CHARS} characters"));
     }
     let top = Json::read(text.as_bytes()).map_err(|e| format!("is not JSON: {e}"))?;
-    if !matches!(top, Json::Object(_)) {
-        return Err("is not a JSON object".into());
-    }
-    check_top(&top)?;
+    let Json::Object(fields) = &top else { return Err("is not a JSON object".into()) };
+    check_top(fields)?;
     Ok(Pattern { text: text.to_string(), top })
 }
 
+/// An object's fields.
+type Fields = [(String, Json)];
+
+const OR: &str = "$or";
+
+fn fields_of(value: &Json) -> Option<&Fields> {
+    match value {
+        Json::Object(fields) => Some(fields),
+        _ => None,
+    }
+}
+
 /// The pattern's top: `data` and `$or`, nothing else; `data` somewhere.
-fn check_top(top: &Json) -> Result<(), String> {
-    let Json::Object(fields) = top else { return Err("has a $or whose items are not objects".into()) };
+fn check_top(fields: &Fields) -> Result<(), String> {
     if fields.is_empty() {
         return Err("has no \"data\" object to filter on".into());
     }
     for (key, value) in fields {
-        match (key.as_str(), value) {
-            ("data", Json::Object(_)) => check_object(value, "data")?,
-            ("data", _) => return Err("has no \"data\" object to filter on".into()),
-            (OR, _) => or_branches(value, "the top")?.iter().try_for_each(check_top)?,
+        match (key.as_str(), fields_of(value)) {
+            ("data", Some(data)) => check_object(data, "data")?,
+            ("data", None) => return Err("has no \"data\" object to filter on".into()),
+            (OR, _) => or_branches(value, "the top")?.into_iter().try_for_each(check_top)?,
             (other, _) => return Err(format!("filters on \"{other}\"; a Kinesis source filters on \"data\" only")),
         }
     }
     Ok(())
 }
 
-const OR: &str = "$or";
-
 /// A `$or`'s branches: a list of two objects or more.
-fn or_branches<'a>(value: &'a Json, path: &str) -> Result<&'a [Json], String> {
-    match value {
-        Json::Array(items) if items.len() >= 2 && items.iter().all(|i| matches!(i, Json::Object(_))) => Ok(items),
-        _ => Err(format!("has a $or at {path} that is not a list of 2 objects or more")),
-    }
+fn or_branches<'a>(value: &'a Json, path: &str) -> Result<Vec<&'a Fields>, String> {
+    let branches = match value {
+        Json::Array(items) => items.iter().map(fields_of).collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    branches
+        .filter(|b| b.len() >= 2)
+        .ok_or_else(|| format!("has a $or at {path} that is not a list of 2 objects or more"))
 }
 
-fn check_object(pattern: &Json, path: &str) -> Result<(), String> {
-    let Json::Object(fields) = pattern else { return Err(format!("has a $or at {path} whose items are not objects")) };
+fn check_object(fields: &Fields, path: &str) -> Result<(), String> {
     if fields.is_empty() {
         return Err(format!("has an empty object at {path}"));
     }
     for (key, value) in fields {
         if key == OR {
-            or_branches(value, path)?.iter().try_for_each(|b| check_object(b, path))?;
+            or_branches(value, path)?.into_iter().try_for_each(|b| check_object(b, path))?;
             continue;
         }
         let here = format!("{path}.{key}");
         match value {
-            Json::Object(_) => check_object(value, &here)?,
+            Json::Object(inner) => check_object(inner, &here)?,
             Json::Array(matchers) if matchers.is_empty() => return Err(format!("has an empty list at {here}")),
             Json::Array(matchers) => matchers.iter().try_for_each(|m| check_matcher(m, &here))?,
             _ => return Err(format!("has a single value at {here}: matchers go in a list, e.g. [\"en\"]")),
@@ -286,34 +368,35 @@ pub fn matches(patterns: &[Pattern], data: &[u8]) -> bool {
         return true;
     }
     let Ok(record @ Json::Object(_)) = Json::read(data) else { return false };
-    patterns.iter().any(|p| top_matches(&p.top, &record))
+    patterns.iter().any(|p| fields_of(&p.top).is_some_and(|top| top_matches(top, &record)))
 }
 
-fn top_matches(top: &Json, record: &Json) -> bool {
-    let Json::Object(fields) = top else { return false };
-    fields.iter().all(|(key, value)| match key.as_str() {
-        OR => branches(value).iter().any(|b| top_matches(b, record)),
-        _ => object_matches(value, record, &mut Vec::new()),
+/// Branches of a checked `$or`.
+fn branches(value: &Json) -> impl Iterator<Item = &Fields> {
+    let items = match value {
+        Json::Array(items) => items.as_slice(),
+        _ => &[],
+    };
+    items.iter().filter_map(fields_of)
+}
+
+fn top_matches(top: &Fields, record: &Json) -> bool {
+    top.iter().all(|(key, value)| match (key.as_str(), fields_of(value)) {
+        (OR, _) => branches(value).any(|b| top_matches(b, record)),
+        (_, Some(data)) => object_matches(data, record, &mut Vec::new()),
+        _ => false,
     })
 }
 
-fn branches(value: &Json) -> &[Json] {
-    match value {
-        Json::Array(items) => items,
-        _ => &[],
-    }
-}
-
 /// A pattern's object at `path` (from the record's top): every field's condition holds.
-fn object_matches<'p>(pattern: &'p Json, record: &Json, path: &mut Vec<&'p str>) -> bool {
-    let Json::Object(fields) = pattern else { return false };
+fn object_matches<'p>(fields: &'p Fields, record: &Json, path: &mut Vec<&'p str>) -> bool {
     fields.iter().all(|(key, value)| {
         if key == OR {
-            return branches(value).iter().any(|b| object_matches(b, record, path));
+            return branches(value).any(|b| object_matches(b, record, path));
         }
         path.push(key);
         let holds = match value {
-            Json::Object(_) => object_matches(value, record, path),
+            Json::Object(inner) => object_matches(inner, record, path),
             Json::Array(matchers) => {
                 let mut leaves = Vec::new();
                 collect_leaves(record, path, &mut leaves);
@@ -351,6 +434,11 @@ fn matcher_holds(matcher: &Json, leaves: &[&Json]) -> bool {
     }
 }
 
+/// Text folded character by character (Σ is σ wherever it stands), without copying it.
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().flat_map(char::to_lowercase)
+}
+
 fn leaf_matches(matcher: &Json, v: &Json) -> bool {
     let Json::Object(op) = matcher else {
         // Exact: same type and value, a number as written (the string "300" is not the number 300).
@@ -368,11 +456,14 @@ fn leaf_matches(matcher: &Json, v: &Json) -> bool {
     match name.as_str() {
         "prefix" => match (string_arg, ignore_case(arg), text) {
             (Some(p), _, Some(t)) => t.starts_with(p),
-            (_, Some(p), Some(t)) => t.to_lowercase().starts_with(&p.to_lowercase()),
+            (_, Some(p), Some(t)) => {
+                let mut t = folded(t);
+                folded(p).all(|c| t.next() == Some(c))
+            }
             _ => false,
         },
         "suffix" => string_arg.zip(text).is_some_and(|(s, t)| t.ends_with(s)),
-        "equals-ignore-case" => string_arg.zip(text).is_some_and(|(s, t)| t.to_lowercase() == s.to_lowercase()),
+        "equals-ignore-case" => string_arg.zip(text).is_some_and(|(s, t)| folded(t).eq(folded(s))),
         "anything-but" => {
             let listed = match arg {
                 Json::Array(list) => list.contains(v),
@@ -381,7 +472,11 @@ fn leaf_matches(matcher: &Json, v: &Json) -> bool {
             matches!(v, Json::String(_) | Json::Number(_)) && !listed
         }
         "numeric" => v.number().is_some_and(|x| {
-            branches(arg).chunks(2).all(|c| {
+            let parts = match arg {
+                Json::Array(parts) => parts.as_slice(),
+                _ => &[],
+            };
+            parts.chunks(2).all(|c| {
                 let n = c.get(1).and_then(Json::number).unwrap_or(f64::NAN);
                 match &c[0] {
                     Json::String(op) => match op.as_str() {
@@ -412,6 +507,7 @@ mod tests {
         matches(&[ok(p)], data.as_bytes())
     }
 
+    /// Patterns Lambda takes are taken; every other is refused with what is wrong and where.
     #[test]
     fn patterns_are_checked_before_any_call() {
         for good in [
@@ -453,6 +549,7 @@ mod tests {
             (r#"{"data":{"n":[{"anything-but":["a",1]}]}}"#, "malformed \"anything-but\""),
             (r#"{"data":{"n":[{"anything-but":[]}]}}"#, "malformed \"anything-but\""),
             (r#"{"data":{"n":[{"anything-but":true}]}}"#, "malformed \"anything-but\""),
+            (r#"{"data":{"n":[{"anything-but":[true,false]}]}}"#, "malformed \"anything-but\""),
             (r#"{"data":{"n":[{"anything-but":{"prefix":"a"}}]}}"#, "malformed \"anything-but\""),
             (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":"a","x":1}}]}}"#, "malformed \"prefix\""),
             (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":1}}]}}"#, "malformed \"prefix\""),
@@ -493,14 +590,17 @@ mod tests {
         }
     }
 
+    /// `--filter` sends the pattern on one line, numbers and key order as written.
     #[test]
     fn a_pattern_is_made_compact_as_written() {
         let p = ok("{ \"data\" : {\n  \"n\": [3.0e2, 1.50, -0],\n  \"b\": [\"a\\\"b\\u00e9\", null, true, false] } }");
         assert_eq!(p.compact(), r#"{"data":{"n":[3.0e2,1.50,-0],"b":["a\"bé",null,true,false]}}"#);
         assert_eq!(ok(&p.compact()).compact(), p.compact(), "compact again is the same");
         assert!(p.text().starts_with("{ \"data\""), "the text stays as given");
+        assert_eq!(ok(r#"{"data":{"k":["a"],"j":[1],"k":["c"]}}"#).compact(), r#"{"data":{"k":["c"],"j":[1]}}"#);
     }
 
+    /// Exact and anything-but compare a number's text; numeric compares its value.
     #[test]
     fn numbers_match_as_written_and_numeric_by_value() {
         for (data, exact_300) in [(r#"{"n":300}"#, true), (r#"{"n":300.0}"#, false), (r#"{"n":3.0e2}"#, false)] {
@@ -529,8 +629,17 @@ mod tests {
         for (n, inside) in [("9.99", false), ("10", true), ("19.9", true), ("20", false)] {
             assert_eq!(hit(range, &format!(r#"{{"n":{n}}}"#)), inside, "{n}");
         }
+        let open_closed = r#"{"data":{"n":[{"numeric":[">",10,"<=",20]}]}}"#;
+        for (n, inside) in [("10", false), ("10.01", true), ("20", true), ("2.01e1", false)] {
+            assert_eq!(hit(open_closed, &format!(r#"{{"n":{n}}}"#)), inside, "{n}");
+        }
+        assert!(!hit(r#"{"data":{"n":[0]}}"#, r#"{"n":-0}"#), "-0 is written otherwise");
+        assert!(!hit(r#"{"data":{"n":[1e5]}}"#, r#"{"n":1E5}"#));
+        assert!(hit(r#"{"data":{"n":[{"numeric":["=",1e5]}]}}"#, r#"{"n":1E5}"#));
+        assert!(hit(r#"{"data":{"n":[{"numeric":["=",0]}]}}"#, r#"{"n":-0}"#));
     }
 
+    /// A field is a path: lists crossed, its leaves its values, no leaf no field.
     #[test]
     fn fields_are_paths_through_lists_and_missing_parents() {
         let order = r#"{"items":[{"id":"1","tags":["a","b"]},{"id":"2"}],"meta":"m","empty":[],"nums":[[1,2],[3]]}"#;
@@ -554,8 +663,31 @@ mod tests {
         assert!(hit(r#"{"data":{"k":["b"]}}"#, r#"{"k":"a","k":"b"}"#));
         assert!(!hit(r#"{"data":{"k":["a"]}}"#, r#"{"k":"a","k":"b"}"#));
         assert!(!hit(r#"{"data":{"k":["a"],"k":["c"]}}"#, r#"{"k":"a"}"#));
+        assert!(hit(r#"{"data":{"k":["a"],"k":["c"]}}"#, r#"{"k":"c"}"#));
+        // Many keys, one of them again at the end.
+        let wide: String = (0..50_000).map(|i| format!(r#""k{i}":{i},"#)).collect();
+        let wide = format!(r#"{{{wide}"k0":"last"}}"#);
+        assert!(hit(r#"{"data":{"k0":["last"]}}"#, &wide));
+        assert!(hit(r#"{"data":{"k49999":[49999]}}"#, &wide));
+        assert!(hit(r#"{"data":{"z":[null]}}"#, r#"{"z":null}"#));
+        assert!(hit(r#"{"data":{"z":[{"exists":true}]}}"#, r#"{"z":null}"#), "null is a leaf");
     }
 
+    /// A record nested deeper than serde_json reads (128) matches nothing, and never overflows
+    /// the stack, however deep.
+    #[test]
+    fn deep_records_are_refused_not_a_crash() {
+        let nested = |levels: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(levels), "]".repeat(levels));
+        let any = r#"{"data":{"a":[{"exists":true}]}}"#;
+        assert!(hit(any, &nested(127)), "128 levels in all");
+        assert!(!hit(any, &nested(128)), "129 levels");
+        assert!(!hit(any, &nested(100_000)));
+        let deep_pattern = format!(r#"{{"data":{}[1]{}}}"#, r#"{"a":"#.repeat(500), "}".repeat(500));
+        let err = parse(&deep_pattern).expect_err("deep");
+        assert!(err.contains("nests deeper than 128 levels"), "{err}");
+    }
+
+    /// `$or` holds when any branch does, at the top, in data, in a nested object, and in itself.
     #[test]
     fn or_takes_any_branch_at_any_level() {
         let or =
@@ -570,8 +702,17 @@ mod tests {
         let top = r#"{"$or":[{"data":{"a":["x"]}},{"data":{"b":["y"]}}]}"#;
         assert!(hit(top, r#"{"b":"y"}"#));
         assert!(!hit(top, r#"{"a":"y","b":"x"}"#));
+        let inner = r#"{"data":{"u":{"$or":[{"a":["x"]},{"b":["y"]}],"c":["z"]}}}"#;
+        assert!(hit(inner, r#"{"u":{"b":"y","c":"z"}}"#));
+        assert!(!hit(inner, r#"{"u":{"b":"y","c":"w"}}"#));
+        assert!(!hit(inner, r#"{"b":"y","u":{"c":"z"}}"#), "the branch's path is under u");
+        let both = r#"{"data":{"a":["x"]},"$or":[{"data":{"b":["y"]}},{"data":{"c":["z"]}}]}"#;
+        assert!(hit(both, r#"{"a":"x","c":"z"}"#));
+        assert!(!hit(both, r#"{"a":"w","c":"z"}"#), "data and the top's $or are ANDed");
+        assert!(!hit(both, r#"{"a":"x"}"#));
     }
 
+    /// prefix, suffix and equals-ignore-case take strings only; ignoring case folds beyond ASCII.
     #[test]
     fn strings_match_by_operator() {
         let t = r#"{"s":"Éclair au café","n":5,"z":null,"b":true}"#;
@@ -592,8 +733,18 @@ mod tests {
         assert!(hit(r#"{"data":{"b":[true],"z":[null]}}"#, t));
         assert!(!hit(r#"{"data":{"b":["true"]}}"#, t));
         assert!(hit(r#"{"data":{"s":["Éclair au caf\u00e9"]}}"#, t), "escapes are read");
+        // Folded a character at a time: a final sigma is a sigma.
+        assert!(hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"ΟΔΟΣ"}}]}}"#, r#"{"s":"οδοσα"}"#));
+        assert!(hit(r#"{"data":{"s":[{"equals-ignore-case":"ΟΔΟΣ"}]}}"#, r#"{"s":"οδοσ"}"#));
+        assert!(!hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"ΟΔΟΣΑ"}}]}}"#, r#"{"s":"οδοσ"}"#));
+        // anything-but: any leaf not listed.
+        let but = r#"{"data":{"tags":[{"anything-but":["a","b"]}]}}"#;
+        assert!(hit(but, r#"{"tags":["a","c"]}"#));
+        assert!(!hit(but, r#"{"tags":["a","b"]}"#));
+        assert!(hit(r#"{"data":{"n":[{"anything-but":[1,2]}]}}"#, r#"{"n":"1"}"#), "a string is not listed numbers");
     }
 
+    /// Data that is not a JSON object, or not UTF-8, matches no pattern; no filter takes all.
     #[test]
     fn data_that_is_not_a_json_object_matches_nothing() {
         let none = r#"{"data":{"a":[{"exists":false}]}}"#;
@@ -601,10 +752,11 @@ mod tests {
         for data in ["[1]", "\"text\"", "3", "null", "{", ""] {
             assert!(!hit(none, data), "{data}");
         }
-        assert!(!matches(&[ok(none)], b"{\"a\":\"\xff\"}"), "not UTF-8");
+        assert!(!matches(&[ok(none)], b"{\"b\":\"\xff\"}"), "not UTF-8");
         assert!(matches(&[], b"\xff"), "no filter: every record");
     }
 
+    /// The matchers of Lambda's table on a tweet: equals, lists ORed, fields ANDed, filters ORed.
     #[test]
     fn records_match_as_lambda_matches_them() {
         let tweet = r#"{"lang":"en","text":"Hello!","retweets":15,"user":{"screen_name":"ana"},"tags":["rust","aws"],"geo":null}"#;
