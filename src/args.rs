@@ -63,11 +63,32 @@ where
     clap::builder::StringValueParser::new().try_map(move |s: String| {
         let refuse = |value: String, what: &str| BadValue { value, what: what.into(), hint: hint.clone() };
         match s.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| refuse(s.clone(), "is out of range")),
+            Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| {
+                // Past what the flag's type holds (an API's Integer): name that bound.
+                let top = largest::<T>(min, n);
+                BadValue {
+                    value: s.clone(),
+                    what: "is out of range".into(),
+                    hint: format!("give {{flag}} a whole number from {min} to {top}"),
+                }
+            }),
             Ok(_) => Err(refuse(s, "is out of range")),
             Err(_) => Err(refuse(format!("{s:?}"), "is not a whole number")),
         }
     })
+}
+
+/// The largest number from `low` to `high` that `T` holds (`low` is held), by halving the gap.
+fn largest<T: TryFrom<u64>>(mut low: u64, mut high: u64) -> u64 {
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if T::try_from(mid).is_ok() {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
 }
 
 /// A parser for an email address (`x@y.z`), or the empty string (none).
@@ -127,6 +148,8 @@ mod tests {
         email: Option<String>,
         #[arg(long, value_parser = at_least::<u64>(1))]
         limit: Option<u64>,
+        #[arg(long, value_parser = at_least::<i32>(1))]
+        page_size: Option<i32>,
     }
 
     fn refused(args: &[&str]) -> BadValue {
@@ -175,6 +198,15 @@ mod tests {
         assert_eq!(
             lines,
             ("--limit 0 is out of range".into(), "give --limit a whole number of at least 1, or leave it out".into())
+        );
+        // Past the flag's type (an API's Integer): the hint names its top.
+        assert_eq!(Flags::try_parse_from(["x", "--page-size", "2147483647"]).expect("ok").page_size, Some(i32::MAX));
+        assert_eq!(
+            refused(&["x", "--page-size", "2147483648"]).lines("--page-size"),
+            (
+                "--page-size 2147483648 is out of range".into(),
+                "give --page-size a whole number from 1 to 2147483647".into()
+            )
         );
     }
 

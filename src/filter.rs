@@ -14,8 +14,9 @@ pub const DEFAULT_FILTERS: usize = 5;
 pub const MAX_FILTERS: usize = 10;
 /// Longest pattern Lambda takes, in characters.
 pub const MAX_PATTERN_CHARS: usize = 4096;
-/// Deepest nesting read (serde_json's own limit): a record nested deeper matches no pattern.
-const MAX_DEPTH: usize = 128;
+/// Most lists and objects read nested in one another (as many as serde_json reads): a record
+/// nested deeper matches no pattern.
+const MAX_DEPTH: usize = 127;
 
 /// A JSON value as filtering reads it: a number keeps its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -673,18 +674,20 @@ mod tests {
         assert!(hit(r#"{"data":{"z":[{"exists":true}]}}"#, r#"{"z":null}"#), "null is a leaf");
     }
 
-    /// A record nested deeper than serde_json reads (128) matches nothing, and never overflows
+    /// A record nested deeper than serde_json reads (127) matches nothing, and never overflows
     /// the stack, however deep.
     #[test]
     fn deep_records_are_refused_not_a_crash() {
         let nested = |levels: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(levels), "]".repeat(levels));
         let any = r#"{"data":{"a":[{"exists":true}]}}"#;
-        assert!(hit(any, &nested(127)), "128 levels in all");
-        assert!(!hit(any, &nested(128)), "129 levels");
+        assert!(hit(any, &nested(126)), "127 levels in all");
+        assert!(!hit(any, &nested(127)), "128 levels");
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(126)).is_ok(), "as serde_json reads");
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(127)).is_err());
         assert!(!hit(any, &nested(100_000)));
         let deep_pattern = format!(r#"{{"data":{}[1]{}}}"#, r#"{"a":"#.repeat(500), "}".repeat(500));
         let err = parse(&deep_pattern).expect_err("deep");
-        assert!(err.contains("nests deeper than 128 levels"), "{err}");
+        assert!(err.contains("nests deeper than 127 levels"), "{err}");
     }
 
     /// `$or` holds when any branch does, at the top, in data, in a nested object, and in itself.

@@ -167,7 +167,8 @@ async fn with_aws(command: &Command, format: Output, stack: &str, clients: &aws:
             finish(command, &out, format, out.problem())
         }
         Command::ScanTable(a) => {
-            scan::run(a, format, stack, clients, &mut std::io::stdout().lock()).await.map(|()| exit::OK)
+            let out = &mut std::io::stdout().lock();
+            scan::run(a, format, stack, clients, out, Shutdown::on_signals()).await.map(|()| exit::OK)
         }
         Command::Schema(_) => {
             let (text, origin) = schemas::show(stack, clients).await?;

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use clap::Args;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use unicode_width::UnicodeWidthStr;
 
 use crate::args::{BadValue, at_least, range_of};
@@ -17,13 +18,14 @@ use crate::output::{JsonArray, Output};
 use crate::process::store::rejected_attr;
 use crate::progress;
 use crate::schema::{self, KeyType, Schema};
+use crate::shutdown::Shutdown;
 use crate::stack;
 
 /// `stream scan-table`
 #[derive(Debug, Clone, Args)]
 pub struct ScanArgs {
     /// Stop after N items (the AWS CLI's --max-items)
-    #[arg(long, visible_alias = "max-items", value_name = "N", value_parser = at_least::<u64>(1))]
+    #[arg(long, visible_alias = "max-items", value_name = "N", conflicts_with = "count", value_parser = at_least::<u64>(1))]
     pub limit: Option<u64>,
 
     /// Items per Scan or Query call (its Limit; default: as many as fit in DynamoDB's 1 MB page)
@@ -42,10 +44,13 @@ pub struct ScanArgs {
     #[arg(long, visible_alias = "user", value_name = "VALUE", conflicts_with = "rejected", value_parser = key_value)]
     pub key: Option<String>,
 
-    /// Scan in N parallel segments (1-1000)
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "key", value_parser = range_of::<u32>(1, 1000, "DynamoDB's parallel scan limit"))]
+    /// Scan in N parallel segments (1-1000000, Scan's TotalSegments)
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "key", value_parser = range_of::<u32>(1, MAX_SEGMENTS, "Scan's TotalSegments"))]
     pub segments: u32,
 }
+
+/// Most segments a parallel Scan takes (its TotalSegments).
+const MAX_SEGMENTS: u64 = 1_000_000;
 
 /// A partition key value as the table takes one: 1 to 2,048 bytes (its type is checked against
 /// the schema's once the stack is read).
@@ -82,15 +87,76 @@ fn key_attribute(value: &str, key: (&str, KeyType)) -> Result<AttributeValue, Er
     }
 }
 
-/// Messages longer than this are shortened in the table format only.
-const TABLE_MESSAGE_WIDTH: usize = 60;
+/// Cells wider than this are shortened in the table format only.
+const TABLE_CELL_WIDTH: usize = 60;
 
-/// One item as JSON, its attributes in `order` first, the others by name (nested maps by name).
-pub fn item_json(item: &HashMap<String, AttributeValue>, order: &[&str]) -> serde_json::Value {
-    let mut keys: Vec<&String> = item.keys().collect();
-    keys.sort_by_key(|k| (column_rank(k, order), k.as_str()));
-    let map = keys.into_iter().map(|k| (k.clone(), value_json(&item[k]))).collect();
-    serde_json::Value::Object(map)
+type Item = HashMap<String, AttributeValue>;
+
+/// One item as printed: its attributes in the columns' order first, the others by name.
+pub struct Row<'a> {
+    attrs: Vec<(&'a str, &'a AttributeValue)>,
+}
+
+impl<'a> Row<'a> {
+    /// `item`'s attributes, those in `order` first (in that order), the others by name.
+    pub fn new(item: &'a Item, order: &[&str]) -> Row<'a> {
+        let mut attrs: Vec<(&str, &AttributeValue)> = item.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        attrs.sort_by_key(|(k, _)| (column_rank(k, order), *k));
+        Row { attrs }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a AttributeValue> {
+        self.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.attrs.iter().map(|(k, _)| *k)
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.attrs.len()))?;
+        for (name, value) in &self.attrs {
+            map.serialize_entry(name, &Attr(value))?;
+        }
+        map.end()
+    }
+}
+
+/// An attribute value as JSON: a number with DynamoDB's own text (38 digits, more than a float
+/// holds: as the AWS CLI prints it), a set as a list, binary as base64, a map's keys by name.
+struct Attr<'a>(&'a AttributeValue);
+
+impl Serialize for Attr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            AttributeValue::S(v) => s.serialize_str(v),
+            AttributeValue::N(n) => Number(n).serialize(s),
+            AttributeValue::Bool(b) => s.serialize_bool(*b),
+            AttributeValue::B(b) => s.serialize_str(&base64_encode(b.as_ref())),
+            AttributeValue::L(l) => s.collect_seq(l.iter().map(Attr)),
+            AttributeValue::M(m) => Row::new(m, &[]).serialize(s),
+            AttributeValue::Ss(ss) => s.collect_seq(ss),
+            AttributeValue::Ns(ns) => s.collect_seq(ns.iter().map(|n| Number(n))),
+            AttributeValue::Bs(bs) => s.collect_seq(bs.iter().map(|b| base64_encode(b.as_ref()))),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// A number as DynamoDB writes it, put into the JSON as it is (a string if it is not a JSON
+/// number, which DynamoDB never sends).
+struct Number<'a>(&'a str);
+
+impl Serialize for Number<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let numeric = self.0.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        match serde_json::value::RawValue::from_string(self.0.to_string()) {
+            Ok(raw) if numeric => raw.serialize(s),
+            _ => s.serialize_str(self.0),
+        }
+    }
 }
 
 /// The quarantine table's columns, in the order shown.
@@ -114,36 +180,19 @@ fn column_rank(name: &str, order: &[&str]) -> usize {
     order.iter().position(|c| *c == name).unwrap_or(order.len())
 }
 
-fn value_json(v: &AttributeValue) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::N(n) => {
-            n.parse::<serde_json::Number>().map(Value::Number).unwrap_or_else(|_| Value::String(n.clone()))
-        }
-        AttributeValue::Bool(b) => Value::Bool(*b),
-        AttributeValue::Null(_) => Value::Null,
-        AttributeValue::L(l) => Value::Array(l.iter().map(value_json).collect()),
-        AttributeValue::M(m) => item_json(m, &[]),
-        AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
-        AttributeValue::Ns(ns) => Value::Array(ns.iter().cloned().map(Value::String).collect()),
-        AttributeValue::B(b) => Value::String(base64_encode(b.as_ref())),
-        AttributeValue::Bs(bs) => Value::Array(bs.iter().map(|b| Value::String(base64_encode(b.as_ref()))).collect()),
-        _ => Value::Null,
-    }
-}
-
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A cell as plain text (strings without quotes).
-fn cell(v: &serde_json::Value) -> String {
+/// A cell as plain text: a string or a number as it is, nothing for null or a missing
+/// attribute, binary as base64, the rest as compact JSON.
+fn cell(v: Option<&AttributeValue>) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
+        None | Some(AttributeValue::Null(_)) => String::new(),
+        Some(AttributeValue::S(s) | AttributeValue::N(s)) => s.clone(),
+        Some(AttributeValue::B(b)) => base64_encode(b.as_ref()),
+        Some(other) => serde_json::to_string(&Attr(other)).unwrap_or_default(),
     }
 }
 
@@ -203,12 +252,12 @@ impl<W: Write> ItemWriter<W> {
     }
 
     /// The columns, fixed by the first page that has items (or by the order alone at the end).
-    fn settle_columns(&mut self, items: &[serde_json::Value]) -> std::io::Result<()> {
+    fn settle_columns(&mut self, items: &[Row]) -> std::io::Result<()> {
         let mut columns = self.order.clone();
         for item in items {
-            for k in item.as_object().into_iter().flat_map(|o| o.keys()) {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
+            for k in item.names() {
+                if !columns.iter().any(|c| c == k) {
+                    columns.push(k.to_string());
                 }
             }
         }
@@ -220,7 +269,7 @@ impl<W: Write> ItemWriter<W> {
                 self.widths = columns
                     .iter()
                     .map(|c| {
-                        let cells = items.iter().map(|i| shorten(&cell(&i[c.as_str()]), TABLE_MESSAGE_WIDTH).width());
+                        let cells = items.iter().map(|i| shorten(&cell(i.get(c)), TABLE_CELL_WIDTH).width());
                         cells.chain([c.width()]).max().unwrap_or(0)
                     })
                     .collect();
@@ -246,7 +295,7 @@ impl<W: Write> ItemWriter<W> {
     }
 
     /// Writes one page of items, then flushes it.
-    pub fn page(&mut self, items: &[serde_json::Value]) -> std::io::Result<()> {
+    pub fn page(&mut self, items: &[Row]) -> std::io::Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -259,7 +308,7 @@ impl<W: Write> ItemWriter<W> {
         self.w.flush()
     }
 
-    fn item(&mut self, item: &serde_json::Value) -> std::io::Result<()> {
+    fn item(&mut self, item: &Row) -> std::io::Result<()> {
         match self.format {
             Output::Json => return self.array.push(&mut self.w, item),
             Output::Jsonl => {
@@ -269,14 +318,14 @@ impl<W: Write> ItemWriter<W> {
             _ => {}
         }
         let columns = self.columns.clone().unwrap_or_default();
-        for k in item.as_object().into_iter().flat_map(|o| o.keys()) {
-            if !columns.contains(k) && self.unlisted.insert(k.clone()) {
+        for k in item.names() {
+            if !columns.iter().any(|c| c == k) && self.unlisted.insert(k.to_string()) {
                 progress::status(format!(
                     "warning: attribute {k} is not among the columns (fixed by the first page): --output jsonl shows every attribute"
                 ));
             }
         }
-        let cells = columns.iter().map(|c| cell(&item[c.as_str()]));
+        let cells = columns.iter().map(|c| cell(item.get(c)));
         match self.format {
             Output::Csv => writeln!(self.w, "{}", cells.map(|c| csv_field(&c)).collect::<Vec<_>>().join(",")),
             // As the AWS CLI's text: tab-separated, no header, one item a line.
@@ -284,10 +333,20 @@ impl<W: Write> ItemWriter<W> {
                 writeln!(self.w, "{}", cells.map(|c| c.replace(['\t', '\n', '\r'], " ")).collect::<Vec<_>>().join("\t"))
             }
             _ => {
-                let row: Vec<String> = cells.map(|c| shorten(&c, TABLE_MESSAGE_WIDTH)).collect();
+                let row: Vec<String> = cells.map(|c| shorten(&c, TABLE_CELL_WIDTH)).collect();
                 self.table_row(&row)
             }
         }
+    }
+
+    /// Ends the output when the reading stopped short (an error, Ctrl-C): what was printed stays
+    /// one JSON document (the array closed), nothing else is added.
+    pub fn cut(mut self) -> std::io::Result<()> {
+        if self.format == Output::Json {
+            let array = std::mem::take(&mut self.array);
+            array.finish(&mut self.w)?;
+        }
+        self.w.flush()
     }
 
     /// Ends the output: the array's close, or the header of an empty table.
@@ -302,8 +361,6 @@ impl<W: Write> ItemWriter<W> {
         self.w.flush()
     }
 }
-
-type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// What is read: the table, and the partition a Query reads (attribute name and value).
 struct Source<'a> {
@@ -362,13 +419,15 @@ fn pages<'a>(
 }
 
 /// `stream scan-table`: prints the table's items (or their number) to `out` in `format`, a page
-/// at a time. A closed pipe (`stream scan-table | head`) ends the reading and the output quietly.
+/// at a time. A closed pipe (`stream scan-table | head`) ends the reading and the output quietly;
+/// an error or Ctrl-C (exit 130) ends it with the JSON array closed, so what was printed parses.
 pub async fn run(
     args: &ScanArgs,
     format: Output,
     stack_name: &str,
     clients: &Clients,
     out: &mut impl Write,
+    shutdown: Shutdown,
 ) -> Result<(), Error> {
     use futures::StreamExt;
     let deployed = stack::load(clients, stack_name).await?;
@@ -386,27 +445,39 @@ pub async fn run(
         .flatten_unordered(SEGMENTS_IN_FLIGHT);
     let mut writer = ItemWriter::new(std::io::BufWriter::new(&mut *out), format, &order);
     let (mut left, mut total) = (args.limit.unwrap_or(u64::MAX), 0i64);
-    let written = async {
-        while let Some(page) = all.next().await {
+    let read = async {
+        loop {
+            let page = tokio::select! {
+                page = all.next() => page,
+                () = shutdown.wait() => return Err(Error::Interrupted),
+            };
+            let Some(page) = page else { return Ok(()) };
             let (items, count) = page?;
             total += count;
             if args.count {
                 continue;
             }
             let take = items.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let json: Vec<serde_json::Value> = items[..take].iter().map(|i| item_json(i, &order)).collect();
-            writer.page(&json).map_err(|e| Error::io("stdout", e))?;
+            let rows: Vec<Row> = items[..take].iter().map(|i| Row::new(i, &order)).collect();
+            writer.page(&rows).map_err(|e| Error::io("stdout", e))?;
             left -= take as u64;
             if left == 0 {
-                break;
+                return Ok(());
             }
         }
-        if args.count {
-            return print_count(total, format, writer).map_err(|e| Error::io("stdout", e));
-        }
-        writer.finish().map_err(|e| Error::io("stdout", e))
     };
-    match written.await {
+    let ended = match read.await {
+        Ok(()) if args.count => print_count(total, format, writer),
+        Ok(()) => writer.finish(),
+        Err(e) if e.is_broken_pipe() => return Ok(()),
+        Err(e) => {
+            if !args.count {
+                writer.cut().map_err(|e| Error::io("stdout", e))?;
+            }
+            return Err(e);
+        }
+    };
+    match ended.map_err(|e| Error::io("stdout", e)) {
         Err(e) if e.is_broken_pipe() => Ok(()),
         other => other,
     }
@@ -427,23 +498,48 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn items() -> Vec<serde_json::Value> {
+    fn attrs(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    fn items() -> Vec<Item> {
         vec![
-            json!({"Username": "山田太郎", "Id": "1", "Timestamp": "2018-10-10T20:19:24.000Z", "Message": "こんにちは, \"world\""}),
-            json!({"Username": "ana", "Id": "22", "Timestamp": "2018-10-10T20:19:25.000Z", "Message": "x".repeat(100)}),
+            attrs(&[
+                ("Username", s("山田太郎")),
+                ("Id", s("1")),
+                ("Timestamp", s("2018-10-10T20:19:24.000Z")),
+                ("Message", s("こんにちは, \"world\"")),
+            ]),
+            attrs(&[
+                ("Username", s("ana")),
+                ("Id", s("22")),
+                ("Timestamp", s("2018-10-10T20:19:25.000Z")),
+                ("Message", s(&"x".repeat(100))),
+            ]),
         ]
     }
 
-    fn render(format: Output) -> String {
+    fn render_items(format: Output, items: &[Item]) -> String {
+        let order = event_columns(Schema::tweets());
         let mut buf = Vec::new();
-        let mut w = ItemWriter::new(&mut buf, format, &event_columns(Schema::tweets()));
-        w.page(&items()).expect("write");
+        let mut w = ItemWriter::new(&mut buf, format, &order);
+        let rows: Vec<Row> = items.iter().map(|i| Row::new(i, &order)).collect();
+        w.page(&rows).expect("write");
         w.finish().expect("finish");
         String::from_utf8(buf).expect("utf8")
     }
 
+    fn render(format: Output) -> String {
+        render_items(format, &items())
+    }
+
+    /// The table lines columns up in display width and shortens cells past 60 columns.
     #[test]
-    fn table_aligns_wide_characters_and_shortens_only_messages_there() {
+    fn table_aligns_wide_characters_and_shortens_long_cells() {
         let text = render(Output::Table);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -456,6 +552,7 @@ mod tests {
         assert!(render(Output::Jsonl).contains(&"x".repeat(100)));
     }
 
+    /// CSV quotes a field with a comma or a quote, doubling the quote.
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let text = render(Output::Csv);
@@ -463,13 +560,19 @@ mod tests {
         assert!(text.contains("\"こんにちは, \"\"world\"\"\""));
     }
 
+    /// JSON is one array of the items, JSON lines one item a line, keys in the columns' order.
     #[test]
     fn json_formats_round_trip() {
+        let expected = vec![
+            json!({"Username": "山田太郎", "Id": "1", "Timestamp": "2018-10-10T20:19:24.000Z", "Message": "こんにちは, \"world\""}),
+            json!({"Username": "ana", "Id": "22", "Timestamp": "2018-10-10T20:19:25.000Z", "Message": "x".repeat(100)}),
+        ];
         let arr: Vec<serde_json::Value> = serde_json::from_str(&render(Output::Json)).expect("json");
-        assert_eq!(arr, items());
+        assert_eq!(arr, expected);
         let lines: Vec<serde_json::Value> =
             render(Output::Jsonl).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
-        assert_eq!(lines, items());
+        assert_eq!(lines, expected);
+        assert!(render(Output::Jsonl).starts_with(r#"{"Username":"山田太郎","Id":"1","Timestamp""#));
     }
 
     /// `--key` takes the type of the table's partition key, or is refused with two lines.
@@ -488,15 +591,83 @@ mod tests {
         );
     }
 
+    /// Every attribute type as JSON and as a cell; numbers keep DynamoDB's text, all 38 digits.
     #[test]
-    fn attribute_values_become_json() {
-        let item = HashMap::from([
-            ("Id".to_string(), AttributeValue::S("1".into())),
-            ("N".to_string(), AttributeValue::N("3.5".into())),
-            ("L".to_string(), AttributeValue::L(vec![AttributeValue::Bool(true)])),
+    fn attribute_values_print_as_dynamodb_holds_them() {
+        use aws_sdk_dynamodb::primitives::Blob;
+        let big = "12345678901234567890123456789012345678";
+        let item = attrs(&[
+            ("Id", s("1")),
+            ("N", AttributeValue::N("3.5".into())),
+            ("Big", AttributeValue::N(big.into())),
+            ("Tiny", AttributeValue::N("-1.5E-130".into())),
+            ("L", AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::N("1.10".into())])),
+            ("M", AttributeValue::M(attrs(&[("z", s("last")), ("a", AttributeValue::Null(true))]))),
+            ("Ss", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            ("Ns", AttributeValue::Ns(vec!["1".into(), big.into()])),
+            ("B", AttributeValue::B(Blob::new(vec![1, 2, 3]))),
+            ("Bs", AttributeValue::Bs(vec![Blob::new(vec![255])])),
+            ("Nul", AttributeValue::Null(true)),
         ]);
-        assert_eq!(item_json(&item, &["N"]), json!({"N": 3.5, "Id": "1", "L": [true]}));
-        let keys: Vec<String> = item_json(&item, &["N"]).as_object().expect("object").keys().cloned().collect();
-        assert_eq!(keys, ["N", "Id", "L"], "the order given first, then by name");
+        let row = Row::new(&item, &["N"]);
+        let names: Vec<&str> = row.names().collect();
+        assert_eq!(
+            names,
+            ["N", "B", "Big", "Bs", "Id", "L", "M", "Ns", "Nul", "Ss", "Tiny"],
+            "the order, then by name"
+        );
+        assert_eq!(
+            serde_json::to_string(&row).expect("json"),
+            format!(
+                r#"{{"N":3.5,"B":"AQID","Big":{big},"Bs":["/w=="],"Id":"1","L":[true,1.10],"M":{{"a":null,"z":"last"}},"Ns":[1,{big}],"Nul":null,"Ss":["a","b"],"Tiny":-1.5E-130}}"#
+            )
+        );
+        let cells: Vec<String> = names.iter().map(|n| cell(row.get(n))).collect();
+        assert_eq!(
+            cells,
+            [
+                "3.5",
+                "AQID",
+                big,
+                "[\"/w==\"]",
+                "1",
+                "[true,1.10]",
+                "{\"a\":null,\"z\":\"last\"}",
+                &format!("[1,{big}]"),
+                "",
+                "[\"a\",\"b\"]",
+                "-1.5E-130"
+            ]
+        );
+        assert_eq!(cell(row.get("gone")), "", "a missing attribute is an empty cell");
+        // A number DynamoDB would never send is a string, never broken JSON.
+        assert_eq!(serde_json::to_string(&Attr(&AttributeValue::N("1 2".into()))).expect("json"), r#""1 2""#);
+        assert_eq!(serde_json::to_string(&Attr(&AttributeValue::N("true".into()))).expect("json"), r#""true""#);
+    }
+
+    /// Stopped short (an error, Ctrl-C), JSON output is closed to one document; others add nothing.
+    #[test]
+    fn a_cut_output_stays_one_document() {
+        let order = event_columns(Schema::tweets());
+        for (format, expected) in [(Output::Json, "[\n"), (Output::Table, ""), (Output::Csv, ""), (Output::Jsonl, "")] {
+            let mut buf = Vec::new();
+            let mut w = ItemWriter::new(&mut buf, format, &order);
+            let items = items();
+            let rows: Vec<Row> = items.iter().map(|i| Row::new(i, &order)).collect();
+            w.page(&rows[..1]).expect("page");
+            w.cut().expect("cut");
+            let text = String::from_utf8(buf).expect("utf8");
+            assert!(text.starts_with(expected), "{format:?}: {text}");
+            match format {
+                Output::Json => {
+                    let arr: Vec<serde_json::Value> = serde_json::from_str(&text).expect("one document");
+                    assert_eq!(arr.len(), 1);
+                }
+                _ => assert_eq!(text, render_items(format, &items[..1]), "{format:?}: nothing added"),
+            }
+        }
+        let mut buf = Vec::new();
+        ItemWriter::new(&mut buf, Output::Json, &order).cut().expect("cut");
+        assert_eq!(buf, b"[]\n", "nothing read: an empty array");
     }
 }

@@ -228,6 +228,17 @@ fn an_arm64_bootstrap_linked_against_a_newer_glibc_is_refused() {
     assert_error_lines(&err, "needs GLIBC_2.36 (provided.al2023 has glibc 2.34)", "scripts/build");
 }
 
+/// scan-table's flags are checked before any call, each refusal naming AWS's bound.
+#[test]
+fn scan_table_flags_are_checked_before_any_call() {
+    let (_, err) = offline(&["scan-table", "--count", "--limit", "5"], 2);
+    assert_error_lines(&err, "--count cannot be used with --limit", "leave out --count or --limit");
+    let (_, err) = offline(&["scan-table", "--segments", "1000001"], 2);
+    assert_error_lines(&err, "--segments 1000001 is out of range", "from 1 to 1000000 (Scan's TotalSegments)");
+    let (_, err) = offline(&["scan-table", "--page-size", "2147483648"], 2);
+    assert_error_lines(&err, "--page-size 2147483648 is out of range", "a whole number from 1 to 2147483647");
+}
+
 /// A filter pattern is checked before any call; more filters than a mapping takes are refused.
 #[test]
 fn bad_filters_are_refused_before_any_call() {

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy in front of moto, for faults moto cannot produce: BatchWriteItem
 //! calls answered with throttling (400 ProvisionedThroughputExceededException), 500s, or with part
 //! of their items moved into UnprocessedItems; PutRecords entries failed; GetRecords throttled
-//! (and counted, with when and which shard each read was); BatchWriteItem calls held back. In
+//! (and counted, with when and which shard each read was); BatchWriteItem calls held back; Scan
+//! calls failed or held back after the first. In
 //! place of moto, it can serve the reads of a stream split as Kinesis splits one (`split_stream`).
 //! Everything else passes through untouched.
 //! Loopback only; one request per connection (`connection: close`).
@@ -34,6 +35,10 @@ pub struct Faults {
     pub throttle_first_reads: usize,
     /// BatchWriteItem calls whose body holds this text are held this long before they go on.
     pub delay_marker: Option<(&'static str, std::time::Duration)>,
+    /// Scan calls after the first this many answer 500 InternalServerError, every time.
+    pub scans_pass: Option<usize>,
+    /// Scan calls after the first are held this long before they go on.
+    pub scan_delay: Option<std::time::Duration>,
 }
 
 /// What the proxy did.
@@ -47,6 +52,7 @@ pub struct Counters {
     pub put_entries_failed: AtomicUsize,
     pub denied: AtomicUsize,
     pub get_records: AtomicUsize,
+    pub scans: AtomicUsize,
     pub reads_throttled: AtomicUsize,
     /// Each GetRecords call as it arrived: its shard (from its iterator) and when.
     reads: Mutex<Vec<(String, Instant)>>,
@@ -250,6 +256,17 @@ fn serve(
             let body =
                 r#"{"__type":"ProvisionedThroughputExceededException","message":"injected: read rate exceeded"}"#;
             return conn.write_all(&json_response("400 Bad Request", body).bytes());
+        }
+    }
+    if request.header("x-amz-target") == Some("DynamoDB_20120810.Scan") {
+        let n = c.scans.fetch_add(1, Ordering::SeqCst);
+        if faults.scans_pass.is_some_and(|pass| n >= pass) {
+            c.server_errors.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected: internal error"}"#;
+            return conn.write_all(&json_response("500 Internal Server Error", body).bytes());
+        }
+        if let Some(wait) = faults.scan_delay.filter(|_| n > 0) {
+            std::thread::sleep(wait);
         }
     }
     if let Some((status, body)) = stream.and_then(|s| s.serve(request.header("x-amz-target")?, &request.body)) {

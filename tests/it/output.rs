@@ -6,6 +6,7 @@
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::Value;
@@ -172,6 +173,64 @@ async fn deploy_and_destroy_print_json_and_scan_table_streams_every_format() {
     assert_eq!(out.status.code(), Some(0), "a closed pipe is a normal end: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(serde_json::from_str::<Value>(&first).expect("an item"), items[0]);
     assert_eq!(proxy.counters.calls("DynamoDB_20120810.Scan"), 1, "one page read, not the whole table");
+
+    // A page that fails after the SDK's retries: exit 1, and the JSON printed so far closed.
+    let failing = FaultProxy::before_moto(Faults { scans_pass: Some(1), ..Faults::default() }, 1);
+    let out = w
+        .cmd(&["scan-table", "--page-size", "5", "-o", "json"])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &failing.url)
+        .output()
+        .expect("stream runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_error_lines(&err, "Scan", "run again with -v");
+    let printed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("the array is closed");
+    assert_eq!(printed, items[..5], "the first page, as read");
+    assert!(failing.counters.server_errors.load(std::sync::atomic::Ordering::SeqCst) > 1, "retried first");
+
+    // Ctrl-C while a page is on its way: exit 130, the JSON printed so far closed.
+    let slow = FaultProxy::before_moto(Faults { scan_delay: Some(Duration::from_secs(30)), ..Faults::default() }, 1);
+    let mut child = w
+        .cmd(&["scan-table", "--page-size", "5", "-o", "json"])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &slow.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stream runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut head = String::new();
+    // "[", then the first four items whole: the page's fifth is written with them, its line ends
+    // when the array goes on or is closed.
+    while head.lines().count() < 5 {
+        if stdout.read_line(&mut head).expect("a line") == 0 {
+            break;
+        }
+    }
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the rest");
+    let out = child.wait_with_output().expect("ends");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Vec<Value> = serde_json::from_str(&(head + &rest)).expect("the array is closed");
+    assert_eq!(printed, items[..5]);
+
+    // A number keeps DynamoDB's text, 38 digits (a float holds 17).
+    let big = "12345678901234567890123456789012345678";
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("Username", AttributeValue::S("zz-big".into()))
+        .item("Id", AttributeValue::S("1".into()))
+        .item("Retweets", AttributeValue::N(big.into()))
+        .send()
+        .await
+        .expect("put");
+    let (json, _) = w.run(&["scan-table", "--key", "zz-big", "-o", "json"], 0);
+    assert!(json.contains(&format!(r#""Retweets":{big}"#)), "{json}");
+    let (text, _) = w.run(&["scan-table", "--key", "zz-big", "-o", "text"], 0);
+    assert!(text.trim_end().ends_with(big), "{text}");
 
     let (out, _) = w.run(&["destroy", "--yes", "--output", "json"], 0);
     let destroyed: Value = serde_json::from_str(&out).expect("destroy prints one JSON document");
