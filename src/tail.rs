@@ -301,7 +301,11 @@ pub async fn run(
     let summary = TailSummary { shards: tail.lineage.started(), ..tail.summary.clone() };
     match ended {
         Err(e) if e.is_broken_pipe() => return Ok(summary),
-        Err(e) => return Err(e),
+        Err(e) => {
+            // What was printed stays one JSON document: the array closed, then the error.
+            printer.finish()?;
+            return Err(e);
+        }
         Ok(()) => {}
     }
     printer.finish()?;

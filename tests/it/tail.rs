@@ -127,6 +127,10 @@ async fn tail_shows_every_record_filters_and_follows_a_reshard() {
     // refused with what to give instead.
     let (_, err) = w.run(&["tail", "--from", "1", "--until-idle"], 2);
     common::assert_error_lines(&err, "is in more than one shard", "give --from SHARD:SEQUENCE");
+    // A shard the stream does not have: exit 1 after the listing, the JSON output still one document.
+    let (out, err) = w.run(&["tail", "--from", "shardId-000000000099:1", "--until-idle", "-o", "json"], 1);
+    common::assert_error_lines(&err, "has no shard shardId-000000000099", "give --from SHARD:SEQUENCE");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("one document"), serde_json::json!([]));
     w.run(&["destroy", "--yes"], 0);
 }
 
