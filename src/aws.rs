@@ -171,6 +171,18 @@ pub struct UserRetry {
     pub max_attempts: Option<u32>,
     /// standard or adaptive (the AWS CLI's legacy is read as standard: the Rust SDK has no other).
     pub mode: Option<aws_config::retry::RetryMode>,
+    /// Where legacy was asked for, to be said once (main): it is not what the AWS CLI would do.
+    pub legacy: Option<&'static str>,
+}
+
+impl UserRetry {
+    /// The warning for a legacy retry mode, which the AWS CLI's legacy mode would retry otherwise
+    /// (10 attempts for DynamoDB).
+    pub fn warning(&self) -> Option<String> {
+        self.legacy.map(|place| {
+            format!("warning: {place} is legacy, which the AWS SDK for Rust does not have: retrying in standard mode")
+        })
+    }
 }
 
 /// Reads the user's retry settings (`profile`: --profile, else AWS_PROFILE or default); a value
@@ -194,9 +206,14 @@ pub async fn user_retry(profile: Option<&str>) -> Result<UserRetry, Error> {
             ));
         }
     };
+    let mut legacy = None;
     let mode = match mode.as_ref().map(|(p, v)| (*p, v.trim().to_ascii_lowercase())) {
         None => None,
-        Some((_, v)) if v == "standard" || v == "legacy" => Some(aws_config::retry::RetryMode::Standard),
+        Some((_, v)) if v == "standard" => Some(aws_config::retry::RetryMode::Standard),
+        Some((place, v)) if v == "legacy" => {
+            legacy = Some(place);
+            Some(aws_config::retry::RetryMode::Standard)
+        }
         Some((_, v)) if v == "adaptive" => Some(aws_config::retry::RetryMode::Adaptive),
         Some((place, v)) => {
             return Err(Error::config(
@@ -205,7 +222,7 @@ pub async fn user_retry(profile: Option<&str>) -> Result<UserRetry, Error> {
             ));
         }
     };
-    Ok(UserRetry { max_attempts, mode })
+    Ok(UserRetry { max_attempts, mode, legacy })
 }
 
 /// The retry configuration of this process: what the user set, field by field; ours (`mode`, and
@@ -360,9 +377,9 @@ mod tests {
         use aws_config::retry::RetryMode as Sdk;
         let ours = retry_config(UserRetry::default(), RetryMode::Adaptive);
         assert_eq!((ours.mode(), ours.max_attempts()), (Sdk::Adaptive, DEFAULT_MAX_ATTEMPTS));
-        let theirs = retry_config(UserRetry { max_attempts: Some(2), mode: None }, RetryMode::Adaptive);
+        let theirs = retry_config(UserRetry { max_attempts: Some(2), ..Default::default() }, RetryMode::Adaptive);
         assert_eq!((theirs.mode(), theirs.max_attempts()), (Sdk::Adaptive, 2));
-        let theirs = retry_config(UserRetry { max_attempts: None, mode: Some(Sdk::Standard) }, RetryMode::Adaptive);
+        let theirs = retry_config(UserRetry { mode: Some(Sdk::Standard), ..Default::default() }, RetryMode::Adaptive);
         assert_eq!((theirs.mode(), theirs.max_attempts()), (Sdk::Standard, DEFAULT_MAX_ATTEMPTS));
     }
 

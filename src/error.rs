@@ -163,6 +163,11 @@ pub fn disposition(code: Option<&str>, kind: AwsFailure, retryable: bool) -> Dis
     }
 }
 
+/// A code the SDK retries as throttling.
+fn is_throttling(code: &str) -> bool {
+    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+}
+
 /// HTTP statuses the SDK's status classifier retries.
 /// <https://docs.rs/aws-smithy-runtime/latest/aws_smithy_runtime/client/retries/classifiers/struct.HttpStatusCodeClassifier.html>
 const RETRYABLE_STATUSES: [u16; 4] = [500, 502, 503, 504];
@@ -171,10 +176,10 @@ const RETRYABLE_STATUSES: [u16; 4] = [500, 502, 503, 504];
 /// one of the throttling or transient codes the SDK retries, a 5xx it retries, a timeout or a
 /// connection that failed.
 fn sdk_retryable(kind: AwsFailure, modeled: bool, code: Option<&str>, status: Option<u16>) -> bool {
-    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    use aws_runtime::retries::classifiers::TRANSIENT_ERRORS;
     matches!(kind, AwsFailure::Timeout | AwsFailure::Unreachable)
         || modeled
-        || code.is_some_and(|c| THROTTLING_ERRORS.contains(&c) || TRANSIENT_ERRORS.contains(&c))
+        || code.is_some_and(|c| is_throttling(c) || TRANSIENT_ERRORS.contains(&c))
         || status.is_some_and(|s| RETRYABLE_STATUSES.contains(&s))
 }
 
@@ -236,6 +241,11 @@ impl Error {
         }
     }
 
+    /// An AWS call the service throttled (a code the SDK retries as throttling).
+    pub fn throttled(&self) -> bool {
+        self.code().is_some_and(is_throttling)
+    }
+
     /// The service's error code, for an AWS call that failed with one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -266,6 +276,14 @@ impl Error {
                      (for the local emulator: `scripts/local-aws start`)"
                     .into(),
                 AwsFailure::Timeout => "the service did not answer in time; check the network and try again".into(),
+                AwsFailure::Service | AwsFailure::Other if self.throttled() => "AWS throttled the call past the \
+                     retries: run it again later or with fewer calls at once, or raise AWS_MAX_ATTEMPTS"
+                    .into(),
+                AwsFailure::Service | AwsFailure::Other if self.disposition() == Disposition::Transient => {
+                    "the call failed past the retries and may succeed later: run it again, or raise \
+                     AWS_MAX_ATTEMPTS (-v shows the full error chain and request id)"
+                        .into()
+                }
                 AwsFailure::Service | AwsFailure::Other => {
                     "run again with -v for the full error chain and request id".into()
                 }
@@ -388,6 +406,30 @@ mod tests {
         assert_eq!(Error::StackNotFound { stack: "s".into() }.exit_code(), 1);
         assert_eq!(Error::Partial { what: "x".into(), hint: "y".into() }.exit_code(), 3);
         assert_eq!(Error::Interrupted.exit_code(), 130);
+    }
+
+    /// A call that failed past the retries says what may help: throttled, transient, or neither.
+    #[test]
+    fn hints_after_the_retries_follow_the_failure() {
+        let aws = |code: &str, retryable: bool| Error::Aws {
+            op: "Scan",
+            resource: "t".into(),
+            message: "m".into(),
+            kind: AwsFailure::Service,
+            code: Some(code.into()),
+            retryable,
+            detail: String::new(),
+        };
+        let throttled = aws("ProvisionedThroughputExceededException", true);
+        assert!(throttled.throttled());
+        assert!(throttled.hint().starts_with("AWS throttled the call past the retries"), "{}", throttled.hint());
+        assert!(throttled.hint().contains("raise AWS_MAX_ATTEMPTS"));
+        let transient = aws("InternalServerError", true);
+        assert!(!transient.throttled());
+        assert!(transient.hint().starts_with("the call failed past the retries and may succeed later"));
+        let refused = aws("ResourceNotFoundException", false);
+        assert_eq!(refused.hint(), "run again with -v for the full error chain and request id");
+        assert!(!Error::usage("x", "y").throttled());
     }
 
     #[test]

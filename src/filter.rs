@@ -53,6 +53,21 @@ impl Json {
         }
     }
 
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A list's items (none for anything else).
+    fn items(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            _ => &[],
+        }
+    }
+
     fn is_scalar(&self) -> bool {
         !matches!(self, Json::Array(_) | Json::Object(_))
     }
@@ -63,7 +78,7 @@ impl Json {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Number(text) => out.push_str(text),
-            Json::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Json::String(s) => write_str(s, out),
             Json::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -80,7 +95,7 @@ impl Json {
                     if i > 0 {
                         out.push(',');
                     }
-                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    write_str(key, out);
                     out.push(':');
                     value.write(out);
                 }
@@ -88,6 +103,11 @@ impl Json {
             }
         }
     }
+}
+
+/// A string as JSON text, escaped as serde_json escapes it.
+fn write_str(s: &str, out: &mut String) {
+    out.push_str(&serde_json::Value::from(s).to_string());
 }
 
 /// One pass over JSON that serde_json has already checked; anything unexpected is an error, never
@@ -225,7 +245,8 @@ impl Pattern {
         &self.text
     }
 
-    /// The pattern on one line, numbers and key order as given.
+    /// The pattern on one line, numbers and key order as given (a key given twice once, with its
+    /// last value, as Lambda reads it).
     pub fn compact(&self) -> String {
         let mut out = String::with_capacity(self.text.len());
         self.top.write(&mut out);
@@ -348,18 +369,27 @@ fn ignore_case(arg: &Json) -> Option<&str> {
 /// then an upper one (< or <=) above it.
 fn numeric_ok(arg: &Json) -> bool {
     let Json::Array(parts) = arg else { return false };
-    let op = |i: usize| match &parts[i] {
-        Json::String(s) => s.as_str(),
-        _ => "",
-    };
+    let op = |i: usize| parts[i].as_str().unwrap_or_default();
     let Some(bounds) = parts.iter().skip(1).step_by(2).map(Json::number).collect::<Option<Vec<f64>>>() else {
         return false;
     };
     match parts.len() {
-        2 => matches!(op(0), "=" | "<" | "<=" | ">" | ">="),
+        2 => compare(op(0), 0.0, 0.0).is_some(),
         4 => matches!(op(0), ">" | ">=") && matches!(op(2), "<" | "<=") && bounds[0] < bounds[1],
         _ => false,
     }
+}
+
+/// `x op n` for a numeric operator; None for anything else.
+fn compare(op: &str, x: f64, n: f64) -> Option<bool> {
+    Some(match op {
+        "=" => x == n,
+        "<" => x < n,
+        "<=" => x <= n,
+        ">" => x > n,
+        ">=" => x >= n,
+        _ => return None,
+    })
 }
 
 /// True when `data` (a record's decoded bytes) matches any of `patterns` (all of them, when there
@@ -374,11 +404,7 @@ pub fn matches(patterns: &[Pattern], data: &[u8]) -> bool {
 
 /// Branches of a checked `$or`.
 fn branches(value: &Json) -> impl Iterator<Item = &Fields> {
-    let items = match value {
-        Json::Array(items) => items.as_slice(),
-        _ => &[],
-    };
-    items.iter().filter_map(fields_of)
+    value.items().iter().filter_map(fields_of)
 }
 
 fn top_matches(top: &Fields, record: &Json) -> bool {
@@ -435,9 +461,10 @@ fn matcher_holds(matcher: &Json, leaves: &[&Json]) -> bool {
     }
 }
 
-/// Text folded character by character (Σ is σ wherever it stands), without copying it.
+/// Text folded character by character without copying it: Σ, σ and the final ς are one letter
+/// wherever they stand (as Java's equalsIgnoreCase, which compares upper cases too, has them).
 fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().flat_map(char::to_lowercase)
+    text.chars().flat_map(char::to_lowercase).map(|c| if c == 'ς' { 'σ' } else { c })
 }
 
 fn leaf_matches(matcher: &Json, v: &Json) -> bool {
@@ -446,14 +473,7 @@ fn leaf_matches(matcher: &Json, v: &Json) -> bool {
         return matcher == v;
     };
     let Some((name, arg)) = op.first() else { return false };
-    let text = match v {
-        Json::String(s) => Some(s.as_str()),
-        _ => None,
-    };
-    let string_arg = match arg {
-        Json::String(s) => Some(s.as_str()),
-        _ => None,
-    };
+    let (text, string_arg) = (v.as_str(), arg.as_str());
     match name.as_str() {
         "prefix" => match (string_arg, ignore_case(arg), text) {
             (Some(p), _, Some(t)) => t.starts_with(p),
@@ -473,23 +493,9 @@ fn leaf_matches(matcher: &Json, v: &Json) -> bool {
             matches!(v, Json::String(_) | Json::Number(_)) && !listed
         }
         "numeric" => v.number().is_some_and(|x| {
-            let parts = match arg {
-                Json::Array(parts) => parts.as_slice(),
-                _ => &[],
-            };
-            parts.chunks(2).all(|c| {
+            arg.items().chunks(2).all(|c| {
                 let n = c.get(1).and_then(Json::number).unwrap_or(f64::NAN);
-                match &c[0] {
-                    Json::String(op) => match op.as_str() {
-                        "=" => x == n,
-                        "<" => x < n,
-                        "<=" => x <= n,
-                        ">" => x > n,
-                        ">=" => x >= n,
-                        _ => false,
-                    },
-                    _ => false,
-                }
+                c[0].as_str().and_then(|op| compare(op, x, n)) == Some(true)
             })
         }),
         _ => false,
@@ -554,6 +560,7 @@ mod tests {
             (r#"{"data":{"n":[{"anything-but":{"prefix":"a"}}]}}"#, "malformed \"anything-but\""),
             (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":"a","x":1}}]}}"#, "malformed \"prefix\""),
             (r#"{"data":{"n":[{"prefix":{"equals-ignore-case":1}}]}}"#, "malformed \"prefix\""),
+            (r#"{"data":{"n":[{"prefix":{"wildcard":"a*"}}]}}"#, "malformed \"prefix\""),
             (r#"{"data":{"n":[{"prefix":1}]}}"#, "malformed \"prefix\""),
             (r#"{"data":{"n":[{"suffix":{"equals-ignore-case":"a"}}]}}"#, "malformed \"suffix\""),
             (r#"{"data":{"n":[{"equals-ignore-case":1}]}}"#, "malformed \"equals-ignore-case\""),
@@ -739,6 +746,8 @@ mod tests {
         // Folded a character at a time: a final sigma is a sigma.
         assert!(hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"ΟΔΟΣ"}}]}}"#, r#"{"s":"οδοσα"}"#));
         assert!(hit(r#"{"data":{"s":[{"equals-ignore-case":"ΟΔΟΣ"}]}}"#, r#"{"s":"οδοσ"}"#));
+        assert!(hit(r#"{"data":{"s":[{"equals-ignore-case":"ΟΔΟΣ"}]}}"#, r#"{"s":"οδος"}"#), "the final sigma");
+        assert!(hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"οδος"}}]}}"#, r#"{"s":"ΟΔΟΣ 5"}"#));
         assert!(!hit(r#"{"data":{"s":[{"prefix":{"equals-ignore-case":"ΟΔΟΣΑ"}}]}}"#, r#"{"s":"οδοσ"}"#));
         // anything-but: any leaf not listed.
         let but = r#"{"data":{"tags":[{"anything-but":["a","b"]}]}}"#;

@@ -105,7 +105,9 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     stack::validate_name(&g.stack)?;
     let aws_args = aws::AwsArgs::from(g);
     aws_args.validate()?;
-    aws::user_retry(aws_args.profile.as_deref()).await?;
+    if let Some(warning) = aws::user_retry(aws_args.profile.as_deref()).await?.warning() {
+        progress::status(warning);
+    }
     // The command's own files and profiles first: bad input is named even where AWS is not set up.
     match &cli.command {
         Command::Produce(a) => produce::precheck(a, &g.stack)?,

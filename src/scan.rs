@@ -44,7 +44,7 @@ pub struct ScanArgs {
     #[arg(long, visible_alias = "user", value_name = "VALUE", conflicts_with = "rejected", value_parser = key_value)]
     pub key: Option<String>,
 
-    /// Scan in N parallel segments (1-1000000, Scan's TotalSegments)
+    /// Scan in N parallel segments (1-1000000)
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "key", value_parser = range_of::<u32>(1, MAX_SEGMENTS, "Scan's TotalSegments"))]
     pub segments: u32,
 }
@@ -112,6 +112,11 @@ impl<'a> Row<'a> {
     fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.attrs.iter().map(|(k, _)| *k)
     }
+}
+
+/// Items as rows, their attributes in `order` first.
+fn rows<'a>(items: &'a [Item], order: &[&str]) -> Vec<Row<'a>> {
+    items.iter().map(|i| Row::new(i, order)).collect()
 }
 
 impl Serialize for Row<'_> {
@@ -328,7 +333,7 @@ impl<W: Write> ItemWriter<W> {
         let cells = columns.iter().map(|c| cell(item.get(c)));
         match self.format {
             Output::Csv => writeln!(self.w, "{}", cells.map(|c| csv_field(&c)).collect::<Vec<_>>().join(",")),
-            // As the AWS CLI's text: tab-separated, no header, one item a line.
+            // Tab-separated as the AWS CLI's text, but one item a line and no header.
             Output::Text => {
                 writeln!(self.w, "{}", cells.map(|c| c.replace(['\t', '\n', '\r'], " ")).collect::<Vec<_>>().join("\t"))
             }
@@ -354,11 +359,7 @@ impl<W: Write> ItemWriter<W> {
         if self.columns.is_none() && matches!(self.format, Output::Table | Output::Csv) {
             self.settle_columns(&[])?;
         }
-        if self.format == Output::Json {
-            let array = std::mem::take(&mut self.array);
-            array.finish(&mut self.w)?;
-        }
-        self.w.flush()
+        self.cut()
     }
 }
 
@@ -458,7 +459,7 @@ pub async fn run(
                 continue;
             }
             let take = items.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let rows: Vec<Row> = items[..take].iter().map(|i| Row::new(i, &order)).collect();
+            let rows = rows(&items[..take], &order);
             writer.page(&rows).map_err(|e| Error::io("stdout", e))?;
             left -= take as u64;
             if left == 0 {
@@ -471,9 +472,13 @@ pub async fn run(
         Ok(()) => writer.finish(),
         Err(e) if e.is_broken_pipe() => return Ok(()),
         Err(e) => {
-            if !args.count {
-                writer.cut().map_err(|e| Error::io("stdout", e))?;
-            }
+            // The output ends whole (the array closed; Ctrl-C's count so far), then the error,
+            // which no failure to write hides.
+            let _ = match (&e, args.count) {
+                (Error::Interrupted, true) => print_count(total, format, writer),
+                (_, true) => Ok(()),
+                (_, false) => writer.cut(),
+            };
             return Err(e);
         }
     };
@@ -527,7 +532,7 @@ mod tests {
         let order = event_columns(Schema::tweets());
         let mut buf = Vec::new();
         let mut w = ItemWriter::new(&mut buf, format, &order);
-        let rows: Vec<Row> = items.iter().map(|i| Row::new(i, &order)).collect();
+        let rows = rows(items, &order);
         w.page(&rows).expect("write");
         w.finish().expect("finish");
         String::from_utf8(buf).expect("utf8")
@@ -649,17 +654,17 @@ mod tests {
     #[test]
     fn a_cut_output_stays_one_document() {
         let order = event_columns(Schema::tweets());
-        for (format, expected) in [(Output::Json, "[\n"), (Output::Table, ""), (Output::Csv, ""), (Output::Jsonl, "")] {
+        for format in [Output::Json, Output::Table, Output::Csv, Output::Jsonl] {
             let mut buf = Vec::new();
             let mut w = ItemWriter::new(&mut buf, format, &order);
             let items = items();
-            let rows: Vec<Row> = items.iter().map(|i| Row::new(i, &order)).collect();
+            let rows = rows(&items, &order);
             w.page(&rows[..1]).expect("page");
             w.cut().expect("cut");
             let text = String::from_utf8(buf).expect("utf8");
-            assert!(text.starts_with(expected), "{format:?}: {text}");
             match format {
                 Output::Json => {
+                    assert!(text.starts_with("[\n"), "{text}");
                     let arr: Vec<serde_json::Value> = serde_json::from_str(&text).expect("one document");
                     assert_eq!(arr.len(), 1);
                 }

@@ -302,8 +302,9 @@ pub async fn run(
     match ended {
         Err(e) if e.is_broken_pipe() => return Ok(summary),
         Err(e) => {
-            // What was printed stays one JSON document: the array closed, then the error.
-            printer.finish()?;
+            // What was printed stays one JSON document: the array closed, then the error, which
+            // no failure to write hides.
+            let _ = printer.finish();
             return Err(e);
         }
         Ok(()) => {}

@@ -18,13 +18,18 @@ use crate::template::{self, MANAGED_TAG, Retention, param};
 const MAX_PARAMETER_BYTES: usize = 4096;
 
 impl StackParams {
+    /// The `--filter` patterns given ('' alone, which removes them, left out).
+    fn given_filters(&self) -> Vec<&str> {
+        self.filter.iter().map(String::as_str).filter(|p| !p.is_empty()).collect()
+    }
+
     /// A warning when more filters are given than Lambda takes by default: the mapping's create
     /// or update fails unless the account's quota was raised (up to 10), as `aws lambda` would.
     pub fn filter_warning(&self) -> Option<String> {
-        let given = self.filter.iter().filter(|p| !p.is_empty()).count();
+        let given = self.given_filters().len();
         (given > filter::DEFAULT_FILTERS).then(|| {
             format!(
-                "warning: {given} --filter patterns: Lambda takes {} per mapping unless the account's quota was raised (up to {}); without it the mapping's update fails and the stack rolls back",
+                "warning: {given} --filter patterns: Lambda takes {} per mapping unless the account's quota was raised (up to {}); without it the mapping's create or update fails and the stack rolls back",
                 filter::DEFAULT_FILTERS,
                 filter::MAX_FILTERS
             )
@@ -66,7 +71,7 @@ impl StackParams {
             values.push((param::DATA_RETENTION, r.as_str().into()));
         }
         if !self.filter.is_empty() {
-            values.push((param::FILTER_PATTERNS, filter_lines(&self.filter)?));
+            values.push((param::FILTER_PATTERNS, filter_lines(&self.given_filters())?));
         }
         if !self.local_principal.is_empty() {
             let named: Vec<&str> = self.local_principal.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
@@ -167,9 +172,8 @@ async fn caller_principal(clients: &Clients) -> Result<String, Error> {
     }
 }
 
-/// The `--filter` patterns as the parameter holds them: one per line ('' alone removes them).
-fn filter_lines(patterns: &[String]) -> Result<String, Error> {
-    let patterns: Vec<&str> = patterns.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+/// The `--filter` patterns as the parameter holds them: one per line (none: '', which removes them).
+fn filter_lines(patterns: &[&str]) -> Result<String, Error> {
     if patterns.len() > filter::MAX_FILTERS {
         return Err(Error::usage(
             format!("{} --filter patterns are more than a mapping takes ({})", patterns.len(), filter::MAX_FILTERS),

@@ -131,6 +131,13 @@ fn retries_add_up_to_what_the_user_configured() {
         "AWS_MAX_ATTEMPTS is \"0\", not a number of attempts (1 or more)",
         "a whole number such as 3",
     );
+    // Legacy, which the Rust SDK lacks, is standard, and says so.
+    let (made, err) = attempts_made(&[("AWS_RETRY_MODE", "legacy")], "");
+    assert_eq!(made, stream::aws::DEFAULT_MAX_ATTEMPTS as usize);
+    let warning = "warning: AWS_RETRY_MODE is legacy, which the AWS SDK for Rust does not have";
+    assert_eq!(err.matches(warning).count(), 1, "said once: {err}");
+    let (_, err) = attempts_made(&[], "");
+    assert!(!err.contains("warning:"), "{err}");
     let (made, err) = attempts_made(&[], "[default]\nretry_mode = fastest\n");
     assert_eq!(made, 0);
     assert_error_lines(&err, "the profile's retry_mode is \"fastest\", not a retry mode", "standard or adaptive");

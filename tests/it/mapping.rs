@@ -18,6 +18,15 @@ fn english(offset: usize) -> String {
     format!(r#"{{"data":{{"$or":[{{"lang":["en"]}},{{"entities":{{"hashtags":{{"indices":[{offset}.0]}}}}}}]}}}}"#)
 }
 
+/// The filter patterns the function's mapping holds.
+async fn held_patterns(lambda: &aws_sdk_lambda::Client, function: &str) -> Vec<String> {
+    let mappings = lambda.list_event_source_mappings().function_name(function).send().await.expect("list");
+    mappings.event_source_mappings()[0]
+        .filter_criteria()
+        .map(|c| c.filters().iter().filter_map(|f| f.pattern()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 #[ignore = "needs moto: scripts/test"]
 async fn filters_are_the_mappings_and_drop_what_does_not_match() {
@@ -38,13 +47,7 @@ async fn filters_are_the_mappings_and_drop_what_does_not_match() {
     w.run(&["deploy", "--filter", &pattern.replace(',', ", ").replace(':', ": ")], 0);
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
     // The mapping in the stack holds the pattern.
-    let mappings =
-        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
-    let patterns: Vec<&str> = mappings.event_source_mappings()[0]
-        .filter_criteria()
-        .map(|c| c.filters().iter().filter_map(|f| f.pattern()).collect())
-        .unwrap_or_default();
-    assert_eq!(patterns, [pattern.as_str()]);
+    assert_eq!(held_patterns(&lambda, &outputs.function_name).await, std::slice::from_ref(&pattern));
 
     w.run(&["produce", "-n", "300", "--seed", "12"], 0);
     let english: BTreeSet<(String, String)> = tweets
@@ -76,20 +79,11 @@ async fn filters_are_the_mappings_and_drop_what_does_not_match() {
     patterns.iter().for_each(|p| six.extend(["--filter", p.as_str()]));
     let (_, err) = w.run(&six, 0);
     assert!(err.contains("warning: 6 --filter patterns: Lambda takes 5 per mapping unless"), "{err}");
-    let mappings =
-        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
-    let held: Vec<&str> = mappings.event_source_mappings()[0]
-        .filter_criteria()
-        .map(|c| c.filters().iter().filter_map(|f| f.pattern()).collect())
-        .unwrap_or_default();
-    assert_eq!(held, patterns);
+    assert_eq!(held_patterns(&lambda, &outputs.function_name).await, patterns);
 
     // Removed with '': the mapping has no filter any more.
     w.run(&["deploy", "--filter", "", "--yes"], 0);
-    let mappings =
-        lambda.list_event_source_mappings().function_name(&outputs.function_name).send().await.expect("list");
-    let left = mappings.event_source_mappings()[0].filter_criteria().map_or(0, |c| c.filters().len());
-    assert_eq!(left, 0);
+    assert!(held_patterns(&lambda, &outputs.function_name).await.is_empty());
     w.run(&["destroy", "--yes"], 0);
 }
 
