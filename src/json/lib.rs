@@ -9,3 +9,4 @@
 pub mod decode;
 pub mod event;
 pub mod pointer;
+pub mod scan;

@@ -307,3 +307,192 @@ mod from_kinesis {
         assert_eq!(theirs.records[0].kinesis.data.as_slice(), "hello 🌏".as_bytes());
     }
 }
+
+/// Events as Lambda writes them are read without serde (`stream_json::event`'s fast reader); every
+/// other text is left to serde_json. Both read every event alike.
+#[cfg(test)]
+mod fast_reader {
+    use super::*;
+    use proptest::prelude::*;
+    use stream_json::event::parse_fast;
+
+    const SAMPLE: &str = include_str!("../../tests/fixtures/kinesis-event.json");
+
+    /// How serde_json reads `text`: the batch, or its error in its words.
+    fn serde_reads(text: &str) -> Result<Batch<'_>, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn events_as_lambda_writes_them_are_read_without_serde_and_the_same() {
+        let compact: String = SAMPLE.split_whitespace().collect();
+        let kms = SAMPLE
+            .replace("\"approximateArrivalTimestamp\"", "\"encryptionType\": \"KMS\", \"approximateArrivalTimestamp\"");
+        let texts = [
+            SAMPLE.to_string(),
+            compact.clone(),
+            kms,
+            compact.replace("1545084650.987", "\"1545084650.987\""),
+            compact.replace("1545084650.987", "1545084650"),
+            compact.replace("1545084650.987", "1.545084650987E9"),
+            compact.replace("1545084650.987", "-0"),
+            compact.replace("\"data\":\"SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==\",", ""),
+            r#"{"Records":[]}"#.into(),
+            "{}".into(),
+            " {\r\n\t\"Records\" : [ ] , \"other\" : \"x\" } \n".into(),
+        ];
+        for text in &texts {
+            let fast = parse_fast(text);
+            assert!(fast.is_some(), "read without serde: {text}");
+            assert_eq!(fast.map(Ok), Some(serde_reads(text)), "{text}");
+        }
+        assert_eq!(parse_fast(&compact).expect("sample").records.len(), 2);
+        assert_eq!(
+            parse_fast(&texts[3]).expect("a string time").records[0].kinesis.approximate_arrival_timestamp,
+            1545084650.987
+        );
+    }
+
+    #[test]
+    fn every_other_text_is_left_to_serde_json_and_read_as_it_reads_it() {
+        let compact: String = SAMPLE.split_whitespace().collect();
+        let data = "\"data\":\"SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==\"";
+        let texts = [
+            // Escapes: in a value, in a key.
+            compact.replace("Lg==", "Lg\\u003d="),
+            compact.replace("\"data\"", "\"d\\u0061ta\""),
+            // A control character in a string; another kind where a string is expected.
+            compact.replace("Lg==", "Lg=\u{1}"),
+            compact.replace("\"eventVersion\":\"1.0\"", "\"eventVersion\":1.0"),
+            compact.replace("\"eventName\":\"aws:kinesis:record\"", "\"eventName\":null"),
+            compact.replace("\"eventName\":\"aws:kinesis:record\"", "\"eventName\":{\"a\":[1]}"),
+            compact.replace("\"partitionKey\":\"1\"", "\"partitionKey\":1"),
+            // Fields twice, fields missing.
+            compact.replacen(data, &format!("{data},{data}"), 1),
+            compact.replacen("\"kinesis\":{", "\"kinesis\":{},\"kinesis\":{", 1),
+            compact.replacen("{\"Records\":", "{\"Records\":[],\"Records\":", 1),
+            compact.replace("\"sequenceNumber\":\"49590338271490256608559692538361571095921575989136588898\",", ""),
+            r#"{"Records":[{"eventID":"s:1"}]}"#.into(),
+            // Other kinds of values and times.
+            r#"{"Records":null}"#.into(),
+            r#"{"Records":[[]]}"#.into(),
+            compact.replace("1545084650.987", "null"),
+            compact.replace("1545084650.987", "true"),
+            compact.replace("1545084650.987", "01"),
+            compact.replace("1545084650.987", "1e999"),
+            compact.replace("1545084650.987", "\"soon\""),
+            // A string that does not end where a control character or a backslash stands.
+            "{\"Records\":[],\"x\":\"a\n}".into(),
+            r#"{"Records":[],"x":"a\}"#.into(),
+            // Not one event.
+            String::new(),
+            "[]".into(),
+            format!("{compact} {{}}"),
+            compact.replacen("}]}", "},]}", 1),
+            compact.replacen("\"Records\":[", "\"Records\":[,", 1),
+            compact[..compact.len() - 1].to_string(),
+        ];
+        for text in &texts {
+            assert_eq!(parse_fast(text), None, "left to serde_json: {text}");
+            assert_eq!(parse(text).map_err(|e| e.to_string()), serde_reads(text), "{text}");
+        }
+        // Escaped text is unescaped as serde_json does it.
+        assert_eq!(parse(&texts[0]).expect("escaped").records[0].kinesis.data, "SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==");
+    }
+
+    /// `s` as a JSON string, escaped where it must be.
+    fn json_str(s: &str) -> String {
+        serde_json::to_string(s).expect("a string")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/proptest-regressions/event.txt",
+            ))),
+            cases: 2000,
+            ..ProptestConfig::default()
+        })]
+        /// Any event, as Lambda writes it or not, reads as serde_json reads it; the ones as Lambda
+        /// writes them (nothing escaped, every field once, strings where strings go) are read
+        /// without serde.
+        #[test]
+        fn events_read_as_serde_json_reads_them(
+            records in proptest::collection::vec((
+                "[A-Za-z0-9+/=é\"\\\\\u{1}]{0,40}",
+                "[a-z0-9é\"]{0,6}",
+                any::<f64>().prop_filter("finite", |f| f.is_finite()),
+                0usize..5,
+                0usize..6,
+                0usize..8,
+            ), 0..4),
+            ws in proptest::sample::select(vec!["", " ", "\n  ", "\t", "\r\n"]),
+        ) {
+            let mut lambda_like = true;
+            let mut texts = Vec::new();
+            for (data, key, arrival, form, extra, turn) in &records {
+                let mut kinesis = vec![
+                    ("kinesisSchemaVersion", json_str("1.0")),
+                    ("partitionKey", json_str(key)),
+                    ("sequenceNumber", json_str("4959")),
+                    ("data", json_str(data)),
+                ];
+                lambda_like &= json_str(data) == format!("\"{data}\"") && json_str(key) == format!("\"{key}\"");
+                match form {
+                    0 => kinesis.push(("approximateArrivalTimestamp", arrival.to_string())),
+                    1 => kinesis.push(("approximateArrivalTimestamp", format!("{arrival:e}"))),
+                    2 => kinesis.push(("approximateArrivalTimestamp", json_str(&arrival.to_string()))),
+                    3 => {}
+                    _ => {
+                        kinesis.push(("approximateArrivalTimestamp", "null".into()));
+                        lambda_like = false;
+                    }
+                }
+                let mut record = vec![
+                    ("eventSource", json_str("aws:kinesis")),
+                    ("eventID", json_str("shardId-000000000006:4959")),
+                    ("eventSourceARN", json_str("arn:aws:kinesis:us-east-2:123456789012:stream/s")),
+                ];
+                match extra {
+                    1 => kinesis.push(("encryptionType", json_str("KMS"))),
+                    2 => {
+                        record.push(("eventVersion", "1".into()));
+                        lambda_like = false;
+                    }
+                    3 => {
+                        kinesis.push(("data", json_str(data)));
+                        lambda_like = false;
+                    }
+                    4 => {
+                        kinesis.retain(|(k, _)| *k != "sequenceNumber");
+                        lambda_like = false;
+                    }
+                    5 => {
+                        record.push(("eventID", json_str("again")));
+                        lambda_like = false;
+                    }
+                    _ => {}
+                }
+                let object = |mut members: Vec<(&str, String)>| {
+                    let n = members.len();
+                    members.rotate_left(turn % n);
+                    let members: Vec<String> = members.iter().map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")).collect();
+                    format!("{{{}}}", members.join(","))
+                };
+                let kinesis = object(kinesis);
+                record.push(("kinesis", kinesis));
+                texts.push(format!("{ws}{}{ws}", object(record)));
+            }
+            let text = format!("{ws}{{{ws}\"Records\"{ws}:{ws}[{}]{ws}}}{ws}", texts.join(","));
+            let want = serde_reads(&text);
+            prop_assert_eq!(parse(&text).map_err(|e| e.to_string()), want.clone(), "{}", text);
+            match parse_fast(&text) {
+                Some(batch) => prop_assert_eq!(Ok(batch), want.clone(), "{}", text),
+                None => prop_assert!(!lambda_like, "an event as Lambda writes it left to serde_json: {}", text),
+            }
+            if lambda_like {
+                prop_assert!(want.is_ok(), "{}", text);
+            }
+        }
+    }
+}

@@ -184,3 +184,27 @@ fn deep_pointers_are_serde_jsons_to_walk() {
     assert_eq!(walk_fast(&p, &text), None);
     assert!(walk(&p, &text).expect_err("too deep").0.starts_with("recursion limit exceeded"), "{:?}", walk(&p, &text));
 }
+
+/// The string scan finds the first `"`, `\` or control character wherever it stands: in any lane
+/// of a 16-byte step, in the last bytes of the text, after non-ASCII text; or finds none.
+#[test]
+fn the_string_scan_stops_at_the_first_byte_that_ends_a_plain_run() {
+    use stream_json::scan::special;
+    let plain: Vec<u8> = "abcdé+/=~ \u{7f}".bytes().cycle().take(300).collect();
+    for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+        for from in [0, 1, 7, 15, 16, 17] {
+            for at in from..plain.len() {
+                let mut bytes = plain.clone();
+                bytes[at] = stop;
+                // A second one after it must not be taken for it.
+                if at + 9 < bytes.len() {
+                    bytes[at + 9] = b'"';
+                }
+                assert_eq!(special(&bytes, from), Some(at), "{stop:#x} at {at} from {from}");
+            }
+            assert_eq!(special(&plain, from), None, "none from {from}");
+        }
+    }
+    assert_eq!(special(b"", 0), None);
+    assert_eq!(special(b"ab", 5), None, "from past the end");
+}
