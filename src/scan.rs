@@ -503,6 +503,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `--key` takes 1 to 2,048 bytes (DynamoDB's partition key bound), counted in bytes.
+    #[test]
+    fn a_key_value_is_one_to_2048_bytes() {
+        assert_eq!(key_value("a").expect("one byte"), "a");
+        let most = "é".repeat(1024);
+        assert_eq!(key_value(&most).expect("2048 bytes"), most);
+        for (bad, size) in [(String::new(), 0), (format!("{most}a"), 2049)] {
+            let refused = key_value(&bad).expect_err("refused");
+            assert_eq!(refused.value, format!("of {size} bytes"));
+            assert_eq!(refused.what, "is not 1 to 2048 bytes long");
+            assert!(refused.hint.contains("exact partition key value"), "{}", refused.hint);
+        }
+    }
+
     fn attrs(pairs: &[(&str, AttributeValue)]) -> Item {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
