@@ -364,5 +364,78 @@ mod tests {
         let changed = changes(&existing, &update);
         assert!(changed.iter().any(|c| c.name == param::BATCH_SIZE && c.to == "50"));
         assert!(!changed.iter().any(|c| c.name == param::MEMORY));
+        // The values the template's conditions are evaluated with: given, kept, and defaults.
+        let values = resolved_values(&update, Some(&existing));
+        for (name, value) in [(param::MEMORY, "1024"), (param::BATCH_SIZE, "50"), (param::TIMEOUT, "60")] {
+            assert!(values.contains(&(name.to_string(), value.to_string())), "{name}={value} in {values:?}");
+        }
+    }
+
+    fn tagged(tags: &[(&str, &str)]) -> Stack {
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build());
+        Stack::builder().set_tags(Some(tags.collect())).build()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A deploy keeps the stack's tags, a key given wins, ours is added to what is sent and left
+    /// out of what the user sees, and the plan shows only what changes.
+    #[test]
+    fn tags_are_kept_given_over_and_counted_with_ours() {
+        let stack = tagged(&[("team", "data"), (MANAGED_TAG.0, MANAGED_TAG.1), ("cost", "a")]);
+        assert_eq!(user_tags(&stack), map(&[("team", "data"), ("cost", "a")]));
+        let given = [("cost".to_string(), "b".to_string()), ("env".to_string(), "prod".to_string())];
+        let after = tags_after(Some(&stack), &given).expect("within the limit");
+        assert_eq!(after, map(&[("team", "data"), ("cost", "b"), ("env", "prod")]));
+        assert_eq!(tags_after(None, &given).expect("a create"), map(&[("cost", "b"), ("env", "prod")]));
+
+        let sent = tag_list(&after);
+        let sent: Vec<(&str, &str)> = sent.iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))).collect();
+        assert_eq!(sent, [MANAGED_TAG, ("cost", "b"), ("env", "prod"), ("team", "data")]);
+
+        let changes = tag_changes(&user_tags(&stack), &after);
+        let changes: Vec<(&str, &str, &str)> =
+            changes.iter().map(|c| (c.name.as_str(), c.from.as_str(), c.to.as_str())).collect();
+        assert_eq!(changes, [("cost", "a", "b"), ("env", "", "prod")], "team is unchanged");
+    }
+
+    /// CloudFormation takes 50 tags, ours among them: 49 of the user's pass, 50 are refused before
+    /// any change, counting the stack's own.
+    #[test]
+    fn more_tags_than_cloudformation_takes_are_refused() {
+        let given = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect::<Vec<_>>();
+        assert_eq!(tags_after(None, &given(49)).expect("49 and ours").len(), 49);
+        let refused = tags_after(None, &given(50)).expect_err("50 and ours");
+        assert_eq!(refused.to_string(), "the stack would have 51 tags; CloudFormation takes 50");
+        assert!(refused.hint().contains("give at most 49 tags"), "{}", refused.hint());
+        let stack = tagged(&[("old", "1")]);
+        assert!(tags_after(Some(&stack), &given(49)).is_err(), "the stack's own tag counts");
+    }
+
+    /// The patterns fit one stack parameter: 4,096 bytes joined, newlines counted.
+    #[test]
+    fn filter_lines_fill_one_parameter_and_no_more() {
+        let half = "x".repeat(MAX_PARAMETER_BYTES / 2);
+        let full = [&half[1..], half.as_str()];
+        assert_eq!(filter_lines(&full).expect("4096 bytes").len(), MAX_PARAMETER_BYTES);
+        let over = filter_lines(&[half.as_str(), half.as_str()]).expect_err("4097 bytes");
+        assert!(over.to_string().starts_with("the --filter patterns take 4097 bytes"), "{over}");
+    }
+
+    /// The mapping's filters after an operation: the lines given, blank ones dropped, or on an
+    /// update without `--filter` the stack's own.
+    #[test]
+    fn the_filters_after_an_operation_are_the_lines_given_or_kept() {
+        let given = vec![(param::FILTER_PATTERNS, "{\"a\":[1]}\n\n{\"b\":[2]}".to_string())];
+        assert_eq!(filters(&for_operation(&given, None, code()), None), [r#"{"a":[1]}"#, r#"{"b":[2]}"#]);
+        let existing = Stack::builder()
+            .parameters(
+                Parameter::builder().parameter_key(param::FILTER_PATTERNS).parameter_value("{\"c\":[3]}").build(),
+            )
+            .build();
+        let update = for_operation(&[], Some(&existing), code());
+        assert_eq!(filters(&update, Some(&existing)), [r#"{"c":[3]}"#]);
     }
 }

@@ -164,7 +164,8 @@ pub type Response = aws_lambda_events::streams::KinesisEventResponse;
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = include_str!("../../tests/fixtures/kinesis-event.json");
+    /// AWS's sample event of two records, as a fixture.
+    pub(super) const SAMPLE: &str = include_str!("../../tests/fixtures/kinesis-event.json");
 
     #[test]
     fn aws_sample_event_parses() {
@@ -316,7 +317,7 @@ mod fast_reader {
     use proptest::prelude::*;
     use stream_json::event::parse_fast;
 
-    const SAMPLE: &str = include_str!("../../tests/fixtures/kinesis-event.json");
+    use super::tests::SAMPLE;
 
     /// How serde_json reads `text`: the batch, or its error in its words.
     fn serde_reads(text: &str) -> Result<Batch<'_>, String> {
