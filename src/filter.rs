@@ -131,7 +131,8 @@ impl Reader<'_> {
         found
     }
 
-    fn expect(&mut self, byte: u8) -> Result<(), String> {
+    /// Past `byte`, which must come next (after whitespace); an error naming where it did not.
+    fn require(&mut self, byte: u8) -> Result<(), String> {
         if self.eat(byte) { Ok(()) } else { Err(format!("expected {:?} at byte {}", byte as char, self.at)) }
     }
 
@@ -147,13 +148,13 @@ impl Reader<'_> {
                 if !self.eat(b'}') {
                     loop {
                         let key = self.string()?;
-                        self.expect(b':')?;
+                        self.require(b':')?;
                         fields.push((key, self.value(depth + 1)?));
                         if !self.eat(b',') {
                             break;
                         }
                     }
-                    self.expect(b'}')?;
+                    self.require(b'}')?;
                 }
                 Ok(Json::Object(last_wins(fields)))
             }
@@ -167,7 +168,7 @@ impl Reader<'_> {
                             break;
                         }
                     }
-                    self.expect(b']')?;
+                    self.require(b']')?;
                 }
                 Ok(Json::Array(items))
             }
@@ -192,7 +193,7 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String, String> {
         self.peek();
         let start = self.at;
-        self.expect(b'"')?;
+        self.require(b'"')?;
         let mut escaped = false;
         loop {
             match self.text.as_bytes().get(self.at) {
