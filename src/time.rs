@@ -173,6 +173,54 @@ mod tests {
         );
     }
 
+    /// `quick_millis` says only what `parse` says: when it answers, `parse` reads the same
+    /// milliseconds with an ISO text of `ISO_TEXT_BYTES`; and it answers the common case of each
+    /// format, after formats that refuse the text. Years past 9999 or before 0, and Twitter times
+    /// `twitter_millis` leaves to chrono, are left to `parse`.
+    #[test]
+    fn quick_millis_is_parse_without_the_text() {
+        use Format::*;
+        let cases: [(&str, &[Format], bool, bool); 24] = [
+            ("Wed Oct 10 20:19:24 +0000 2018", &[Twitter, Rfc3339], false, true),
+            ("Wed Oct 10 20:19:24 +0200 2018", &[Twitter], false, true),
+            ("Thu Oct 10 20:19:24 +0000 2018", &[Twitter, Rfc3339], false, false),
+            ("Wed Oct 10 20:19:24 +0000 12018", &[Twitter], false, false),
+            ("2018-10-10T20:19:24Z", &[Twitter, Rfc3339], false, false),
+            ("2018-10-10T20:19:24Z", &[EpochMillis, Rfc3339, Twitter], false, true),
+            ("Wed Oct 10 20:19:24 +0000 2018", &[EpochSeconds, Rfc3339, Twitter], false, true),
+            ("2018-10-10T20:19:24.123456+02:00", &[Rfc3339], false, true),
+            ("2016-12-31T23:59:60Z", &[Rfc3339], false, true),
+            ("9999-12-31T23:59:59.999Z", &[Rfc3339], false, true),
+            ("0000-01-01T00:00:00Z", &[Rfc3339], false, true),
+            ("soon", &[Rfc3339, Twitter], false, false),
+            ("1539202764", &[EpochSeconds], true, true),
+            ("1539202764.5", &[Rfc3339, EpochSeconds], true, true),
+            ("1539202764123", &[EpochMillis], false, true),
+            ("253402300799", &[EpochSeconds], true, true),
+            ("253402300800", &[EpochSeconds], true, false),
+            ("-62167219200", &[EpochSeconds], true, true),
+            ("-62167219201", &[EpochSeconds], true, false),
+            ("253402300800000", &[EpochMillis], true, false),
+            ("-62167219200001", &[EpochMillis], true, false),
+            ("1e3", &[EpochMillis], true, true),
+            ("12", &[Twitter], true, false),
+            ("", &[EpochSeconds], false, false),
+        ];
+        for (text, formats, number, quick) in cases {
+            let got = quick_millis(text, formats, number);
+            assert_eq!(got.is_some(), quick, "{text:?} in {formats:?}");
+            let read: Vec<Format> = formats.iter().copied().filter(|f| !number || f.is_epoch()).collect();
+            let parsed = parse(text, &read);
+            if let Some(millis) = got {
+                let parsed = parsed.unwrap_or_else(|| panic!("{text:?}: quick without parse"));
+                assert_eq!((parsed.millis, parsed.iso.len()), (millis, ISO_TEXT_BYTES), "{text:?}");
+            }
+        }
+        // Out of the years 0 to 9999 the text is longer, so these are left to `parse`.
+        assert_eq!(parse("253402300800", &[EpochSeconds]).map(|t| t.iso.len()), Some(26));
+        assert_eq!(parse("-62167219201", &[EpochSeconds]).map(|t| t.iso.len()), Some(25));
+    }
+
     #[test]
     fn durations_are_a_number_and_a_unit() {
         assert_eq!(parse_duration("90s"), Some(std::time::Duration::from_secs(90)));

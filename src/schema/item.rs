@@ -34,12 +34,22 @@ impl Val {
     pub fn size(&self) -> usize {
         match self {
             Val::S(s) => s.len(),
-            Val::N(n) => n.bytes().filter(u8::is_ascii_digit).count().div_ceil(2) + 1,
+            Val::N(n) => Val::number_size(n),
             Val::B(b) => b.len(),
             Val::Bool(_) | Val::Null => 1,
             Val::L(items) => 3 + items.iter().map(|v| v.size() + 1).sum::<usize>(),
             Val::M(entries) => 3 + entries.iter().map(|(k, v)| k.len() + v.size() + 1).sum::<usize>(),
         }
+    }
+
+    /// The size DynamoDB counts for a number of this text: its digits, two a byte, and one byte.
+    pub fn number_size(text: &str) -> usize {
+        Val::digits_size(text.bytes().filter(u8::is_ascii_digit).count())
+    }
+
+    /// The size DynamoDB counts for a number of this many digits.
+    pub fn digits_size(digits: usize) -> usize {
+        digits.div_ceil(2) + 1
     }
 
     /// The value as the SDK sends it (a copy; `String::from`, as `to_string` on a `Box<str>`

@@ -97,6 +97,37 @@ pub fn iso_text(t: DateTime<Utc>) -> String {
     iso_from_millis(t.timestamp_millis()).unwrap_or_else(|| t.format(ISO_MILLIS_FORMAT).to_string())
 }
 
+/// The common case of `parse`, without its ISO text: `Some(millis)` only when `parse` reads
+/// `text` (`number`: a JSON number, which the epoch formats alone read) as that time in years 0
+/// to 9999, whose ISO text is then `ISO_TEXT_BYTES` long. It tries the formats in order as
+/// `parse` does, passing over those that surely refuse the text (RFC 3339, the epoch ones);
+/// a Twitter time only by `twitter_millis`. `None` says nothing: ask `parse`. For producers,
+/// which check a record's time and never store it.
+pub fn quick_millis(text: &str, formats: &[Format], number: bool) -> Option<i64> {
+    for format in formats.iter().filter(|f| !number || f.is_epoch()) {
+        let millis = match format {
+            Format::Twitter => twitter_millis(text)?,
+            Format::Rfc3339 => match DateTime::parse_from_rfc3339(text) {
+                // A leap second's text is 24 bytes too ("23:59:60.000Z").
+                Ok(t) => t.timestamp_millis(),
+                Err(_) => continue,
+            },
+            Format::EpochSeconds | Format::EpochMillis => {
+                let unit = if *format == Format::EpochSeconds { 1000.0 } else { 1.0 };
+                match epoch_millis(text, unit) {
+                    Some(m) => m,
+                    None => continue,
+                }
+            }
+        };
+        return (0..=9999).contains(&civil_from_days(millis.div_euclid(MS_PER_DAY)).0).then_some(millis);
+    }
+    None
+}
+
+/// The length of `iso_from_millis`'s text for years 0 to 9999: "2018-10-10T20:19:24.000Z".
+pub const ISO_TEXT_BYTES: usize = 24;
+
 fn from_millis(millis: i64) -> Option<EventTime> {
     Some(EventTime { millis, iso: iso_from_millis(millis)? })
 }
