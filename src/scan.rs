@@ -386,8 +386,7 @@ fn pages<'a>(
     use futures::StreamExt;
     let table = source.table;
     let select = if args.count { Select::Count } else { Select::AllAttributes };
-    // A small --limit needs no full page: DynamoDB reads (and bills) no more than the Limit.
-    let limit = args.page_size.or(args.limit.filter(|l| *l < 1000).map(|l| l as i32));
+    let limit = page_limit(args);
     if let Some((name, value)) = &source.partition {
         let query = clients
             .dynamodb
@@ -417,6 +416,12 @@ fn pages<'a>(
             Ok((page.items.unwrap_or_default(), i64::from(page.count)))
         })
         .boxed()
+}
+
+/// The Limit of each Scan or Query call: --page-size, else a --limit under 1,000 (a small --limit
+/// needs no full page: DynamoDB reads, and bills, no more than the Limit), else none.
+fn page_limit(args: &ScanArgs) -> Option<i32> {
+    args.page_size.or(args.limit.filter(|l| *l < 1000).map(|l| l as i32))
 }
 
 /// `stream scan-table`: prints the table's items (or their number) to `out` in `format`, a page
@@ -569,6 +574,106 @@ mod tests {
         assert!(lines[2].ends_with('…'));
         assert!(lines[2].width() < 130);
         assert!(render(Output::Jsonl).contains(&"x".repeat(100)));
+    }
+
+    /// A cell is cut to its width in display columns, the ellipsis counted in it, and a wide
+    /// character that would pass the width is left out whole; newlines, carriage returns and tabs
+    /// become spaces, and a cell that fits is kept as it is.
+    #[test]
+    fn cells_are_cut_to_their_display_width() {
+        assert_eq!(shorten("abcdef", 6), "abcdef");
+        assert_eq!(shorten("abcdefg", 6), "abcde…");
+        assert_eq!(shorten("a\nb\rc\td", 7), "a b c d");
+        assert_eq!(shorten("a\nb\rc\tde", 6), "a b c…");
+        assert_eq!(shorten("山田太郎", 8), "山田太郎");
+        assert_eq!(shorten("山田太郎", 7), "山田太…");
+        assert_eq!(shorten("山田太郎", 6), "山田…");
+        assert_eq!(shorten("a山田太郎", 6), "a山田…");
+        assert_eq!(shorten("ab", 1), "…");
+        for width in 1..12 {
+            assert!(shorten("a山田太郎bcdef", width).width() <= width, "{width}");
+        }
+    }
+
+    /// Attributes outside the schema's come after its columns, by name, each once however many
+    /// items of the first page hold it; an item without one leaves its cell empty.
+    #[test]
+    fn other_attributes_follow_the_schemas_columns_once() {
+        let mut more = items();
+        more[0].insert("Zeta".into(), s("z"));
+        more[0].insert("Alpha".into(), s("a"));
+        more[1].insert("Zeta".into(), s("z2"));
+        let text = render_items(Output::Csv, &more);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Username,Id,Timestamp,Message,Alpha,Zeta");
+        assert!(lines[2].ends_with(&format!("{},,z2", "x".repeat(100))), "{}", lines[2]);
+    }
+
+    /// Pages come one after another under one header: the columns are settled once, by the first.
+    #[test]
+    fn the_header_is_written_once_for_every_page() {
+        let order = event_columns(Schema::tweets());
+        for (format, header) in [(Output::Csv, "Username,Id"), (Output::Table, "Username")] {
+            let mut buf = Vec::new();
+            let mut w = ItemWriter::new(&mut buf, format, &order);
+            let (first, second) = (items(), items());
+            w.page(&rows(&first, &order)).expect("page");
+            w.page(&rows(&second, &order)).expect("page");
+            w.finish().expect("finish");
+            let text = String::from_utf8(buf).expect("utf8");
+            assert_eq!(text.lines().filter(|l| l.starts_with(header)).count(), 1, "{text}");
+            assert_eq!(text.lines().count(), 5, "{text}");
+        }
+    }
+
+    /// Text is the AWS CLI's: cells separated by tabs, one item a line, no header, and a tab or
+    /// a newline inside a cell made a space.
+    #[test]
+    fn text_is_tab_separated_without_a_header() {
+        let mut tabbed = items();
+        tabbed[0].insert("Message".into(), s("a\tb\nc"));
+        let text = render_items(Output::Text, &tabbed);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], "山田太郎\t1\t2018-10-10T20:19:24.000Z\ta b c");
+        assert_eq!(lines[1].split('\t').nth(3), Some("x".repeat(100).as_str()), "not cut as a table's cell");
+    }
+
+    /// An attribute first seen after the columns are fixed is named once (on stderr), and only it.
+    #[test]
+    fn attributes_past_the_columns_are_named_once() {
+        let order = event_columns(Schema::tweets());
+        let mut buf = Vec::new();
+        let mut w = ItemWriter::new(&mut buf, Output::Csv, &order);
+        let mut later = items();
+        later[0].insert("Late".into(), s("1"));
+        later[1].insert("Late".into(), s("2"));
+        w.page(&rows(&items(), &order)).expect("page");
+        w.page(&rows(&later, &order)).expect("page");
+        assert_eq!(w.unlisted.iter().collect::<Vec<_>>(), ["Late"]);
+    }
+
+    /// Each call's Limit: --page-size as given; else a --limit under 1,000 (DynamoDB then reads no
+    /// more than it); else DynamoDB's own page of 1 MB.
+    #[test]
+    fn a_small_limit_is_each_calls_limit() {
+        #[derive(clap::Parser)]
+        struct Scan {
+            #[command(flatten)]
+            args: ScanArgs,
+        }
+        let limit = |flags: &[&str]| {
+            let scan =
+                <Scan as clap::Parser>::try_parse_from(std::iter::once("scan-table").chain(flags.iter().copied()));
+            page_limit(&scan.expect("flags").args)
+        };
+        assert_eq!(limit(&[]), None);
+        assert_eq!(limit(&["--limit", "5"]), Some(5));
+        assert_eq!(limit(&["--limit", "999"]), Some(999));
+        assert_eq!(limit(&["--limit", "1000"]), None);
+        assert_eq!(limit(&["--limit", "5000"]), None);
+        assert_eq!(limit(&["--page-size", "7"]), Some(7));
+        assert_eq!(limit(&["--page-size", "7", "--limit", "5"]), Some(7));
     }
 
     /// CSV quotes a field with a comma or a quote, doubling the quote.
