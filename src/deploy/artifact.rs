@@ -1,27 +1,18 @@
 //! The function's artifact: a Linux executable zipped as `bootstrap` (mode 0755) beside its event
 //! schema (`schema.json`, read once at init), the zip's SHA-256 and the Lambda architecture read
-//! from the ELF header; and the artifact bucket `stream` manages (one per account and region,
-//! private), where zips — and the schema files as written — are uploaded once, keyed by stack and
-//! hash, and every version of a stack's objects is deleted by `destroy`.
+//! from the ELF header. Where it is uploaded: [`super::bucket`].
 
-use std::collections::HashSet;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
-};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::aws::Clients;
 use crate::elf::{Arch, Linkage, lambda_arch};
 use crate::error::Error;
 use crate::progress;
-use crate::schema::{Loaded, Schema};
+use crate::schema::Schema;
 use crate::template::SCHEMA_IN_CODE;
 
 /// A zipped function ready to upload.
@@ -156,272 +147,6 @@ pub fn zip_code(executable: &[u8], schema_json: &str) -> std::io::Result<Vec<u8>
     Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
 }
 
-/// The artifact bucket `stream` manages: one per account and region, like SAM's managed bucket.
-pub fn bucket_name(account: &str, region: &str) -> String {
-    format!("stream-artifacts-{account}-{region}")
-}
-
-/// Key of a function zip: the stack as prefix (so destroy removes only its own), the zip's SHA-256 as name.
-pub fn key(stack: &str, sha256: &str) -> String {
-    format!("{stack}/{sha256}.zip")
-}
-
-/// Key of a schema file as written: under the stack's schema prefix, its SHA-256 and its format as
-/// name.
-pub fn schema_key(stack: &str, schema: &Loaded) -> String {
-    let ext = if schema.toml { "toml" } else { "json" };
-    format!("{}{}.{ext}", schema_prefix(stack), hex::encode(Sha256::digest(schema.text.as_bytes())))
-}
-
-/// Where a stack's schema files are kept: beside its zips, not among them (`<stack>.schema/`; a
-/// stack name holds no dot, so no other stack's prefix can be this one).
-pub fn schema_prefix(stack: &str) -> String {
-    format!("{stack}.schema/")
-}
-
-/// The account the credentials belong to.
-pub async fn account_id(clients: &Clients) -> Result<String, Error> {
-    let me = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetCallerIdentity", "this account", e))?;
-    me.account.ok_or_else(|| Error::failed("GetCallerIdentity returned no account", "check the credentials in use"))
-}
-
-/// The bucket the function's code goes to: `wanted` (--s3-bucket, else the stack's CodeBucket)
-/// when it is the user's own — it must exist, in the stack's region, since Lambda takes code only
-/// from there; stream never creates one — else stream's managed bucket, created when missing if
-/// `create` (not on a dry run).
-pub async fn code_bucket(clients: &Clients, wanted: Option<&str>, create: bool) -> Result<String, Error> {
-    let managed = bucket_name(&account_id(clients).await?, &clients.region);
-    match wanted {
-        Some(b) if b != managed => {
-            check_user_bucket(clients, b).await?;
-            Ok(b.to_string())
-        }
-        _ if create => ensure_bucket(clients).await,
-        _ => Ok(managed),
-    }
-}
-
-/// True for stream's managed bucket of this account and region (the one destroy may remove).
-pub async fn is_managed(clients: &Clients, bucket: &str) -> Result<bool, Error> {
-    Ok(bucket == bucket_name(&account_id(clients).await?, &clients.region))
-}
-
-/// A bucket of the user's: it exists, this identity may use it, and it is in the stack's region.
-async fn check_user_bucket(clients: &Clients, bucket: &str) -> Result<(), Error> {
-    match clients.s3.head_bucket().bucket(bucket).send().await {
-        Ok(out) => match out.bucket_region() {
-            Some(r) if r != clients.region => Err(Error::usage(
-                format!(
-                    "bucket {bucket} is in {r}, the stack in {}: Lambda takes code only from its own region",
-                    clients.region
-                ),
-                format!("give --s3-bucket a bucket in {}", clients.region),
-            )),
-            _ => Ok(()),
-        },
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Err(Error::usage(
-            format!("bucket {bucket} does not exist (stream uses a bucket of yours as it is: it never creates one)"),
-            format!(
-                "create it first (aws s3 mb s3://{bucket} --region {}), or leave out --s3-bucket for stream's own bucket",
-                clients.region
-            ),
-        )),
-        Err(e) => Err(Error::aws("HeadBucket", bucket, e)),
-    }
-}
-
-/// Creates the artifact bucket when missing: private, public access blocked.
-pub async fn ensure_bucket(clients: &Clients) -> Result<String, Error> {
-    let bucket = bucket_name(&account_id(clients).await?, &clients.region);
-    match clients.s3.head_bucket().bucket(&bucket).send().await {
-        Ok(_) => return Ok(bucket),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => return Err(Error::aws("HeadBucket", &bucket, e)),
-    }
-    progress::status(format!("creating artifact bucket {bucket}"));
-    let mut create = clients.s3.create_bucket().bucket(&bucket);
-    // us-east-1 is the one region that takes no LocationConstraint.
-    if clients.region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(clients.region.as_str()))
-                .build(),
-        );
-    }
-    match create.send().await.map_err(|e| Error::aws("CreateBucket", &bucket, e)) {
-        // Another deploy in this account and region made it a moment ago: it is ours all the same.
-        Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => {}
-        other => {
-            other?;
-        }
-    }
-    clients
-        .s3
-        .put_public_access_block()
-        .bucket(&bucket)
-        .public_access_block_configuration(
-            PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .block_public_policy(true)
-                .ignore_public_acls(true)
-                .restrict_public_buckets(true)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutPublicAccessBlock", &bucket, e))?;
-    Ok(bucket)
-}
-
-/// Uploads the zip unless an object with its hash is already there. Returns whether it uploaded.
-pub async fn upload_if_missing(clients: &Clients, bucket: &str, key: &str, artifact: &Artifact) -> Result<bool, Error> {
-    put_if_missing(clients, bucket, key, &artifact.zip, "application/zip").await
-}
-
-/// Uploads the schema file as written (`schema show` prints it) unless it is already there.
-pub async fn upload_schema(clients: &Clients, bucket: &str, key: &str, schema: &Loaded) -> Result<bool, Error> {
-    let content_type = if schema.toml { "application/toml" } else { "application/json" };
-    put_if_missing(clients, bucket, key, schema.text.as_bytes(), content_type).await
-}
-
-/// Puts `bytes` at `key` unless an object is there (keys are content hashes).
-async fn put_if_missing(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-    bytes: &[u8],
-    content_type: &str,
-) -> Result<bool, Error> {
-    let location = format!("s3://{bucket}/{key}");
-    match clients.s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(_) => {
-            progress::status(format!("artifact {location} already uploaded"));
-            return Ok(false);
-        }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => return Err(Error::aws("HeadObject", location, e)),
-    }
-    progress::status(format!("uploading {location}"));
-    clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(bytes.to_vec()))
-        .content_type(content_type)
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutObject", &location, e))?;
-    Ok(true)
-}
-
-/// Deletes every version and delete marker of every object under each of `prefixes` (a versioned
-/// bucket keeps old versions otherwise); deletes the bucket when nothing else is left in it.
-/// Returns the number of keys removed under each prefix and whether the bucket went too.
-/// A bucket of the user's own (`may_delete_bucket` false) is never deleted, empty or not.
-pub async fn delete_artifacts(
-    clients: &Clients,
-    bucket: &str,
-    prefixes: &[&str],
-    may_delete_bucket: bool,
-) -> Result<(Vec<usize>, bool), Error> {
-    let mut removed = Vec::new();
-    let mut versions = Vec::new();
-    for prefix in prefixes {
-        let Some(v) = list_versions(clients, bucket, Some(prefix)).await? else {
-            return Ok((vec![0; prefixes.len()], false));
-        };
-        removed.push(v.iter().map(|(k, _)| k.as_str()).collect::<HashSet<&str>>().len());
-        versions.extend(v);
-    }
-    // DeleteObjects takes at most 1,000 keys per call.
-    for chunk in versions.chunks(1000) {
-        let objects: Vec<ObjectIdentifier> = chunk
-            .iter()
-            .filter_map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build().ok())
-            .collect();
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|e| Error::failed(format!("building DeleteObjects: {e}"), "report this as a bug"))?;
-        let out = clients
-            .s3
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DeleteObjects", bucket, e))?;
-        if let Some(err) = out.errors().first() {
-            return Err(Error::failed(
-                format!(
-                    "could not delete s3://{bucket}/{}: {}",
-                    err.key().unwrap_or("?"),
-                    err.message().unwrap_or_else(|| err.code().unwrap_or("no reason given"))
-                ),
-                "check s3:DeleteObjectVersion on the artifact bucket, then run destroy again",
-            ));
-        }
-    }
-    if !may_delete_bucket {
-        return Ok((removed, false));
-    }
-    let empty = list_versions(clients, bucket, None).await?.is_none_or(|v| v.is_empty());
-    if empty {
-        clients.s3.delete_bucket().bucket(bucket).send().await.map_err(|e| Error::aws("DeleteBucket", bucket, e))?;
-    }
-    Ok((removed, empty))
-}
-
-/// (key, version id) of every object version and delete marker under `prefix` (the whole bucket
-/// when `None`); `None` when the bucket does not exist.
-async fn list_versions(
-    clients: &Clients,
-    bucket: &str,
-    prefix: Option<&str>,
-) -> Result<Option<Vec<(String, Option<String>)>>, Error> {
-    let mut out = Vec::new();
-    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
-    loop {
-        let page = clients
-            .s3
-            .list_object_versions()
-            .bucket(bucket)
-            .set_prefix(prefix.map(str::to_string))
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await;
-        let page = match page {
-            Ok(p) => p,
-            Err(e) if e.as_service_error().is_some_and(|s| s.code() == Some("NoSuchBucket")) => return Ok(None),
-            Err(e) => return Err(Error::aws("ListObjectVersions", bucket, e)),
-        };
-        out.extend(
-            page.versions().iter().filter_map(|v| Some((v.key()?.to_string(), v.version_id().map(str::to_string)))),
-        );
-        out.extend(
-            page.delete_markers()
-                .iter()
-                .filter_map(|m| Some((m.key()?.to_string(), m.version_id().map(str::to_string)))),
-        );
-        if page.is_truncated() != Some(true) {
-            return Ok(Some(out));
-        }
-        key_marker = page.next_key_marker;
-        version_marker = page.next_version_id_marker;
-        if key_marker.is_none() {
-            return Ok(Some(out));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,20 +214,6 @@ mod tests {
             split.update(&long[4_099..]);
             assert_eq!(split.finalize().to_vec(), bitwise_crc(poly, width, &long), "{name} on 10,007 bytes");
         }
-    }
-
-    #[test]
-    fn artifacts_are_keyed_by_stack_and_hash() {
-        assert_eq!(bucket_name("123456789012", "eu-west-1"), "stream-artifacts-123456789012-eu-west-1");
-        assert_eq!(key("s1", "ab12"), "s1/ab12.zip");
-        let tweets = crate::schema::built_in("tweets").expect("built in");
-        let schema = schema_key("s1", &tweets);
-        assert!(
-            schema.starts_with("s1.schema/")
-                && schema.ends_with(".toml")
-                && schema.len() == "s1.schema/".len() + 64 + 5,
-            "{schema}"
-        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use super::events::{self, Op};
-use super::{DestroyArgs, artifact, params, plan, producer_key};
+use super::{DestroyArgs, bucket, params, plan, producer_key};
 use crate::aws::Clients;
 use crate::credentials;
 use crate::dynamo;
@@ -77,15 +77,15 @@ pub async fn run(args: &DestroyArgs, stack_name: &str, clients: &Clients) -> Res
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
     // The stack's code bucket (a bucket of the user's with `deploy --s3-bucket`), else the managed
     // one; only the managed one is removed once empty.
-    let managed = artifact::bucket_name(&artifact::account_id(clients).await?, &clients.region);
+    let managed = bucket::bucket_name(&bucket::account_id(clients).await?, &clients.region);
     let bucket = existing
         .as_ref()
         .and_then(|s| stack::parameter(s, param::CODE_BUCKET))
         .filter(|b| !b.is_empty())
         .map_or(managed.clone(), str::to_string);
-    let (zips, schemas) = (format!("{stack_name}/"), artifact::schema_prefix(stack_name));
+    let (zips, schemas) = (format!("{stack_name}/"), bucket::schema_prefix(stack_name));
     let (deleted, bucket_gone) =
-        artifact::delete_artifacts(clients, &bucket, &[&zips, &schemas], bucket == managed).await?;
+        bucket::delete_artifacts(&clients.s3, &bucket, &[&zips, &schemas], bucket == managed).await?;
     out.deleted_artifacts = deleted[0];
     out.deleted_bucket = bucket_gone;
     Ok(out)

@@ -16,6 +16,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use super::artifact::{self, Artifact};
+use super::bucket::{self, Upload};
 use super::events::{self, Op};
 use super::{DeployArgs, dry_run, params, plan, producer_key};
 use crate::aws::Clients;
@@ -164,17 +165,18 @@ pub async fn run(args: &DeployArgs, stack_name: &str, clients: &Clients) -> Resu
     }
     // --s3-bucket, else the bucket the stack's code is in now (a bucket of the user's stays theirs).
     let kept = existing.as_ref().and_then(|s| stack::parameter(s, param::CODE_BUCKET)).filter(|b| !b.is_empty());
-    let bucket = artifact::code_bucket(clients, args.s3_bucket.as_deref().or(kept), !args.dry_run).await?;
-    let key = artifact::key(stack_name, &artifact.sha256);
-    let schema_key = artifact::schema_key(stack_name, &schema);
+    let code_bucket = bucket::code_bucket(clients, args.s3_bucket.as_deref().or(kept), !args.dry_run).await?;
+    let bucket = code_bucket.name.clone();
+    let key = bucket::key(stack_name, &artifact.sha256);
+    let schema_key = bucket::schema_key(stack_name, &schema);
     let code = Code { bucket: &bucket, key: &key, artifact: &artifact, schema: &schema, schema_key: &schema_key };
     let was = current.as_ref().map(|c| stack::event_table(&c.schema));
     if args.dry_run {
         let planned = dry_run::run(clients, stack_name, args, existing.as_ref(), &code, was).await?;
         return Ok(Deployment::Planned(planned));
     }
-    let uploaded = artifact::upload_if_missing(clients, &bucket, &key, &artifact).await?;
-    artifact::upload_schema(clients, &bucket, &schema_key, &schema).await?;
+    let upload = Upload { key: &key, zip: &artifact.zip, schema_key: &schema_key, schema: &schema };
+    let uploaded = bucket::upload(&clients.s3, &clients.region, &code_bucket, &upload).await?;
 
     let (action, deployed) = match &existing {
         Some(s) if args.code_only => {

@@ -5,6 +5,7 @@
 //! Reading a deployed stack is `stack`'s job.
 
 pub mod artifact;
+pub mod bucket;
 pub mod destroy;
 pub mod dry_run;
 pub mod events;

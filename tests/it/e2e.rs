@@ -121,7 +121,7 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     let template = clients.cfn.get_template().stack_name(&w.stack).send().await.expect("template");
     assert!(!template.template_body().unwrap_or_default().contains(&secret));
 
-    let bucket = stream::deploy::artifact::bucket_name("123456789012", "us-east-1");
+    let bucket = stream::deploy::bucket::bucket_name("123456789012", "us-east-1");
     let listed =
         clients.s3.list_objects_v2().bucket(&bucket).prefix(format!("{}/", w.stack)).send().await.expect("artifacts");
     assert_eq!(listed.contents().len(), 1);
