@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::Shard;
@@ -239,20 +239,25 @@ impl std::fmt::Display for TailSummary {
     }
 }
 
-/// Where records go: stdout as they come, in every format (a JSON array too, closed when tail
-/// stops), each flushed at once for whoever watches or pipes it.
-struct Printer {
+/// Where records go: stdout as they come (`out`), in every format (a JSON array too, closed
+/// when tail stops), each flushed at once for whoever watches or pipes it.
+struct Printer<W: Write> {
+    out: W,
     format: Output,
     array: JsonArray,
     header: bool,
 }
 
-impl Printer {
+impl<W: Write> Printer<W> {
+    fn new(format: Output, out: W) -> Self {
+        Printer { out, format, array: JsonArray::default(), header: false }
+    }
+
     fn print(&mut self, shown: Shown) -> Result<(), Error> {
-        let mut out = std::io::stdout().lock();
+        let out = &mut self.out;
         let written = match self.format {
-            Output::Json => self.array.push(&mut out, &shown),
-            Output::Jsonl => serde_json::to_writer(&mut out, &shown).map_err(Into::into).and_then(|()| writeln!(out)),
+            Output::Json => self.array.push(out, &shown),
+            Output::Jsonl => serde_json::to_writer(&mut *out, &shown).map_err(Into::into).and_then(|()| writeln!(out)),
             // As the AWS CLI's text: tab-separated, no header.
             Output::Text => writeln!(out, "{}", shown.fields().join("\t")),
             _ if !self.header => {
@@ -264,10 +269,9 @@ impl Printer {
         written.and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))
     }
 
-    fn finish(self) -> Result<(), Error> {
+    fn finish(mut self) -> Result<(), Error> {
         if self.format == Output::Json {
-            let mut out = std::io::stdout().lock();
-            self.array.finish(&mut out).and_then(|()| out.flush()).map_err(|e| Error::io("stdout", e))?;
+            self.array.finish(&mut self.out).and_then(|()| self.out.flush()).map_err(|e| Error::io("stdout", e))?;
         }
         Ok(())
     }
@@ -296,7 +300,7 @@ pub async fn run(
 ) -> Result<TailSummary, Error> {
     let deployed = stack::load(clients, stack_name).await?;
     let mut tail = Tail::new(args, clients, deployed.outputs.stream_name.clone()).await?;
-    let mut printer = Printer { format, array: JsonArray::default(), header: false };
+    let mut printer = Printer::new(format, std::io::stdout());
     let ended = tail.follow(&mut printer, &shutdown).await;
     let summary = TailSummary { shards: tail.lineage.started(), ..tail.summary.clone() };
     match ended {
@@ -375,7 +379,7 @@ impl Tail {
 
     /// Reads and prints until done; relists the shards at the start, after a shard closes and
     /// every 10 s.
-    async fn follow(&mut self, printer: &mut Printer, shutdown: &Shutdown) -> Result<(), Error> {
+    async fn follow(&mut self, printer: &mut Printer<impl Write>, shutdown: &Shutdown) -> Result<(), Error> {
         let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST, RELIST);
         let mut relist_now = true;
         loop {
@@ -465,7 +469,7 @@ impl Tail {
         &mut self,
         reader: ShardReader,
         read: Result<Vec<aws_sdk_kinesis::types::Record>, Error>,
-        printer: &mut Printer,
+        printer: &mut Printer<impl Write>,
     ) -> Result<bool, Error> {
         match read {
             Ok(records) => {
@@ -537,83 +541,4 @@ async fn shard_holding(client: &aws_sdk_kinesis::Client, stream: &str, seq: &str
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_kinesis::primitives::{Blob, DateTime};
-    use aws_sdk_kinesis::types::Record;
-
-    fn record(seq: &str, key: &str, data: &[u8]) -> Record {
-        Record::builder()
-            .sequence_number(seq)
-            .partition_key(key)
-            .data(Blob::new(data))
-            .approximate_arrival_timestamp(DateTime::from_secs_f64(1_795_685_400.25))
-            .build()
-            .expect("record")
-    }
-
-    #[test]
-    fn starting_points_parse_and_others_are_refused() {
-        assert_eq!(parse_from("trim-horizon"), Ok(From::TrimHorizon));
-        assert_eq!(parse_from("latest"), Ok(From::Latest));
-        assert_eq!(parse_from("4960"), Ok(From::Sequence { shard: None, seq: "4960".into() }));
-        assert_eq!(
-            parse_from("shardId-000000000001:4960"),
-            Ok(From::Sequence { shard: Some("shardId-000000000001".into()), seq: "4960".into() })
-        );
-        for bad in ["", "oldest", "shardId-1:", ":123", "12ab", "s:1:2"] {
-            let lines = parse_from(bad).expect_err(bad).lines("--from");
-            assert_eq!(lines.0, format!("--from {bad:?} is not a starting point"));
-            assert!(lines.1.starts_with("give --from trim-horizon, latest"), "{lines:?}");
-        }
-    }
-
-    /// An aggregate opens into its user records, each with its own key and `SEQ#n`; a plain
-    /// record is itself; bytes that are not UTF-8 are shown in base64.
-    #[test]
-    fn aggregates_open_into_their_user_records() {
-        let agg = kpl::aggregate([("alice", &b"{\"a\":1}"[..]), ("bob", &b"{\"b\":2}"[..])]);
-        let shown = open_record("shardId-000000000002", &record("77", "agg-key", &agg));
-        let rows: Vec<(&str, &str, Option<&str>)> =
-            shown.iter().map(|s| (s.sequence.as_str(), s.partition_key.as_str(), s.data.as_deref())).collect();
-        assert_eq!(rows, [("77#0", "alice", Some("{\"a\":1}")), ("77#1", "bob", Some("{\"b\":2}"))]);
-        assert_eq!(shown[0].arrived, "2026-11-26T09:30:00.250Z");
-
-        let plain = open_record("shardId-000000000002", &record("78", "k", b"hello\nworld"));
-        assert_eq!((plain[0].sequence.as_str(), plain[0].data.as_deref()), ("78", Some("hello\nworld")));
-        assert_eq!(plain[0].row(), "2026-11-26T09:30:00.250Z  000000000002  78  k  hello\\nworld");
-        // Quotes and any script are shown as they are; only control characters are escaped, so
-        // that `--output text` stays one record a line and tab-separated.
-        let words = open_record("s", &record("80", "k\tey", "{\"t\":\"こんにちは\"}\t!".as_bytes()));
-        assert!(words[0].row().ends_with("{\"t\":\"こんにちは\"}\\t!"), "{}", words[0].row());
-        assert_eq!(words[0].fields()[3..5], ["k ey", "{\"t\":\"こんにちは\"}\\t!"]);
-
-        let binary = open_record("s", &record("79", "k", &[0xff, 0xfe]));
-        assert_eq!((binary[0].data.as_deref(), binary[0].data_base64.as_deref()), (None, Some("//4=")));
-        let json = serde_json::to_value(&binary[0]).expect("json");
-        assert!(json.get("data").is_none() && json["data_base64"] == "//4=", "{json}");
-    }
-
-    /// A record with the aggregate magic but a bad digest is shown whole, with why.
-    #[test]
-    fn a_broken_aggregate_is_shown_whole_with_why() {
-        let mut agg = kpl::aggregate([("alice", &b"x"[..])]);
-        let last = agg.len() - 1;
-        agg[last] ^= 1;
-        let shown = open_record("s", &record("80", "k", &agg));
-        assert_eq!(shown.len(), 1);
-        assert_eq!(shown[0].sequence, "80");
-        assert!(shown[0].problem.as_deref().is_some_and(|p| p.contains("digest")), "{:?}", shown[0].problem);
-    }
-
-    #[test]
-    fn filters_match_key_and_text() {
-        let shown = |key: &str, data: &str| Shown::new("s", "1".into(), "t", key, data.as_bytes());
-        let by_key = Filter { keys: ["alice".to_string()].into(), grep: None };
-        assert!(by_key.keeps(&shown("alice", "x")) && !by_key.keeps(&shown("bob", "x")));
-        let by_text = Filter { keys: BTreeSet::new(), grep: Some("rust".into()) };
-        assert!(by_text.keeps(&shown("bob", "I like rust")) && !by_text.keeps(&shown("bob", "go")));
-        let both = Filter { keys: ["bob".to_string()].into(), grep: Some("rust".into()) };
-        assert!(!both.keeps(&shown("alice", "rust")) && both.keeps(&shown("bob", "rust!")));
-    }
-}
+mod tests;
