@@ -92,7 +92,7 @@ pub async fn code_bucket(clients: &Clients, wanted: Option<&str>, create: bool) 
     let managed = bucket_name(&account_id(clients).await?, &clients.region);
     match wanted {
         Some(b) if b != managed => {
-            check_user_bucket(clients, b).await?;
+            check_user_bucket(&clients.s3, &clients.region, b).await?;
             Ok(CodeBucket { name: b.to_string(), managed: false })
         }
         _ => {
@@ -105,15 +105,15 @@ pub async fn code_bucket(clients: &Clients, wanted: Option<&str>, create: bool) 
 }
 
 /// A bucket of the user's: it exists, this identity may use it, and it is in the stack's region.
-async fn check_user_bucket(clients: &Clients, bucket: &str) -> Result<(), Error> {
-    match clients.s3.head_bucket().bucket(bucket).send().await {
+async fn check_user_bucket(s3: &aws_sdk_s3::Client, region: &str, bucket: &str) -> Result<(), Error> {
+    match s3.head_bucket().bucket(bucket).send().await {
         Ok(out) => match out.bucket_region() {
-            Some(r) if r != clients.region => Err(Error::usage(
+            Some(r) if r != region => Err(Error::usage(
                 format!(
                     "bucket {bucket} is in {r}, the stack in {}: Lambda takes code only from its own region",
-                    clients.region
+                    region
                 ),
-                format!("give --s3-bucket a bucket in {}", clients.region),
+                format!("give --s3-bucket a bucket in {}", region),
             )),
             _ => Ok(()),
         },
@@ -121,7 +121,7 @@ async fn check_user_bucket(clients: &Clients, bucket: &str) -> Result<(), Error>
             format!("bucket {bucket} does not exist (stream uses a bucket of yours as it is: it never creates one)"),
             format!(
                 "create it first (aws s3 mb s3://{bucket} --region {}), or leave out --s3-bucket for stream's own bucket",
-                clients.region
+                region
             ),
         )),
         Err(e) => Err(Error::aws("HeadBucket", bucket, e)),
@@ -368,7 +368,10 @@ mod tests {
     }
 
     fn put(key: &'static str, answer: Option<&'static str>) -> Rule {
-        let rule = mock!(aws_sdk_s3::Client::put_object).match_requests(move |r| r.key() == Some(key));
+        // The zip as a zip, the tweets schema as the TOML it is written in.
+        let content_type = if key.ends_with(".zip") { "application/zip" } else { "application/toml" };
+        let rule = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(move |r| r.key() == Some(key) && r.content_type() == Some(content_type));
         match answer {
             None => rule.then_output(|| PutObjectOutput::builder().build()),
             Some(code) => rule.then_error(move || PutObjectError::generic(meta(code))),
@@ -502,5 +505,61 @@ mod tests {
                 && schema.len() == "s1.schema/".len() + 64 + 5,
             "{schema}"
         );
+    }
+
+    /// The managed bucket is made only when HeadBucket finds none: private, with the region's
+    /// LocationConstraint (us-east-1 takes none).
+    #[tokio::test]
+    async fn the_managed_bucket_is_made_only_when_missing() {
+        use aws_sdk_s3::operation::head_bucket::{HeadBucketError, HeadBucketOutput};
+        let [create, block] = make();
+        let found = mock!(aws_sdk_s3::Client::head_bucket).then_output(|| HeadBucketOutput::builder().build());
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&found, &create]);
+        ensure_bucket(&s3, "eu-central-1", BUCKET).await.expect("there");
+        assert_eq!(create.num_calls(), 0);
+
+        let missing = || {
+            mock!(aws_sdk_s3::Client::head_bucket)
+                .then_error(|| HeadBucketError::NotFound(aws_sdk_s3::types::error::NotFound::builder().build()))
+        };
+        let rules = [missing(), create.clone(), block.clone()];
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
+        ensure_bucket(&s3, "eu-central-1", BUCKET).await.expect("made");
+        assert_eq!((create.num_calls(), block.num_calls()), (1, 1));
+
+        let bare = mock!(aws_sdk_s3::Client::create_bucket)
+            .match_requests(|r| r.create_bucket_configuration().is_none())
+            .then_output(|| CreateBucketOutput::builder().build());
+        let [_, block] = make();
+        let rules = [missing(), bare.clone(), block];
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
+        ensure_bucket(&s3, "us-east-1", "stream-artifacts-123456789012-us-east-1").await.expect("made");
+        assert_eq!(bare.num_calls(), 1);
+    }
+
+    /// A bucket of the user's must exist and be in the stack's region (Lambda takes code only
+    /// from there); either refusal says what to do.
+    #[tokio::test]
+    async fn a_users_bucket_must_exist_in_the_stacks_region() {
+        use aws_sdk_s3::operation::head_bucket::{HeadBucketError, HeadBucketOutput};
+        let head = |region: &'static str| {
+            mock!(aws_sdk_s3::Client::head_bucket)
+                .then_output(move || HeadBucketOutput::builder().bucket_region(region).build())
+        };
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&head("eu-west-1")]);
+        check_user_bucket(&s3, "eu-west-1", "mine").await.expect("usable");
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&head("us-west-2")]);
+        let far = check_user_bucket(&s3, "eu-west-1", "mine").await.expect_err("other region");
+        assert_eq!(
+            far.to_string(),
+            "bucket mine is in us-west-2, the stack in eu-west-1: Lambda takes code only from its own region"
+        );
+        assert_eq!(far.hint(), "give --s3-bucket a bucket in eu-west-1");
+        let none = mock!(aws_sdk_s3::Client::head_bucket)
+            .then_error(|| HeadBucketError::NotFound(aws_sdk_s3::types::error::NotFound::builder().build()));
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&none]);
+        let gone = check_user_bucket(&s3, "eu-west-1", "mine").await.expect_err("missing");
+        assert!(gone.to_string().starts_with("bucket mine does not exist"), "{gone}");
+        assert!(gone.hint().starts_with("create it first (aws s3 mb s3://mine --region eu-west-1)"), "{}", gone.hint());
     }
 }
