@@ -562,4 +562,20 @@ mod tests {
         assert!(gone.to_string().starts_with("bucket mine does not exist"), "{gone}");
         assert!(gone.hint().starts_with("create it first (aws s3 mb s3://mine --region eu-west-1)"), "{}", gone.hint());
     }
+
+    /// Another deploy of this account made the bucket a moment ago: it is ours all the same, and
+    /// its public access is blocked; a name another account holds is the deploy's error.
+    #[tokio::test]
+    async fn a_bucket_made_meanwhile_by_this_account_is_used() {
+        use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+        for (code, ok) in [("BucketAlreadyOwnedByYou", true), ("BucketAlreadyExists", false)] {
+            let create =
+                mock!(aws_sdk_s3::Client::create_bucket).then_error(move || CreateBucketError::generic(meta(code)));
+            let [_, block] = make();
+            let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&create, &block]);
+            let made = make_bucket(&s3, "eu-central-1", BUCKET).await;
+            assert_eq!(made.as_ref().map_err(Error::code).err(), (!ok).then_some(Some(code)), "{code}: {made:?}");
+            assert_eq!(block.num_calls(), usize::from(ok), "{code}");
+        }
+    }
 }
