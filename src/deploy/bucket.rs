@@ -109,19 +109,15 @@ async fn check_user_bucket(s3: &aws_sdk_s3::Client, region: &str, bucket: &str) 
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(out) => match out.bucket_region() {
             Some(r) if r != region => Err(Error::usage(
-                format!(
-                    "bucket {bucket} is in {r}, the stack in {}: Lambda takes code only from its own region",
-                    region
-                ),
-                format!("give --s3-bucket a bucket in {}", region),
+                format!("bucket {bucket} is in {r}, the stack in {region}: Lambda takes code only from its own region"),
+                format!("give --s3-bucket a bucket in {region}"),
             )),
             _ => Ok(()),
         },
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Err(Error::usage(
             format!("bucket {bucket} does not exist (stream uses a bucket of yours as it is: it never creates one)"),
             format!(
-                "create it first (aws s3 mb s3://{bucket} --region {}), or leave out --s3-bucket for stream's own bucket",
-                region
+                "create it first (aws s3 mb s3://{bucket} --region {region}), or leave out --s3-bucket for stream's own bucket"
             ),
         )),
         Err(e) => Err(Error::aws("HeadBucket", bucket, e)),
