@@ -3,6 +3,7 @@
 //! the Kinesis client mocked; the moto tests (tests/it/tail.rs) run the command itself.
 
 use super::*;
+use crate::kpl;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::Record;
 
@@ -137,22 +138,9 @@ fn client(rules: &[aws_smithy_mocks::Rule]) -> aws_sdk_kinesis::Client {
 }
 
 fn tail(only: Option<&str>, count: Option<u64>, keys: &[&str]) -> Tail {
-    Tail {
-        client: client(&[]),
-        stream: "s".into(),
-        filter: Filter { keys: keys.iter().map(|k| k.to_string()).collect(), grep: None },
-        count,
-        until_idle: false,
-        start: Position::Latest,
-        only: only.map(|o| (o.to_string(), "42".to_string())),
-        scope: BTreeSet::new(),
-        lineage: Lineage::default(),
-        first_listing: true,
-        relist_due: false,
-        closed: BTreeSet::new(),
-        reads: FuturesUnordered::new(),
-        summary: TailSummary::default(),
-    }
+    let filter = Filter { keys: keys.iter().map(|k| k.to_string()).collect(), grep: None };
+    let only = only.map(|o| (o.to_string(), "42".to_string()));
+    Tail::following(client(&[]), "s".into(), filter, count, false, Position::Latest, only)
 }
 
 fn listed(id: &str, parents: &[&str]) -> Shard {
