@@ -81,12 +81,14 @@ def floors():
 FLOORS = floors()
 
 
-def floor_now(shards, paced_records=None):
+def floor_now(shards, path, paced_records=None):
     """The PutRecords floor measured now (SDK_FLOOR_BIN, tests/bench/sdk_floor.rs, which scripts/bench
     passes), on a fresh null endpoint of `shards` shards, us per record; None without it. Each
     null-endpoint row runs it in turn with its own runs: the machine's speed drifts over minutes.
-    With `paced_records`, the floor of that many records sent at a shard's limit, as ours are
-    (`sdk_floor putrecords --paced`: a call of 500 per shard every half second)."""
+    The floor sends the row's own records (`--data path`, the file ours reads), so both figures
+    are of the same requests. With `paced_records`, the floor of that many records sent at a
+    shard's limit, as ours are (`sdk_floor putrecords --paced`: a call of 500 per shard every half
+    second)."""
     program = os.environ.get("SDK_FLOOR_BIN")
     if not program:
         return None
@@ -94,7 +96,7 @@ def floor_now(shards, paced_records=None):
     try:
         run_env = dict(env, AWS_ENDPOINT_URL=null.url, AWS_EC2_METADATA_DISABLED="true")
         shape = ["--records", str(paced_records), "--paced"] if paced_records else ["--records", "20000"]
-        out = subprocess.run([program, "putrecords", "--shards", str(shards)] + shape, env=run_env,
+        out = subprocess.run([program, "putrecords", "--shards", str(shards), "--data", path] + shape, env=run_env,
                              check=True, capture_output=True, text=True).stdout
     finally:
         null.stop()
@@ -289,9 +291,9 @@ def run_table(target, mean_record):
         paced_shape = target == "null" and not flags
         for _ in range(repeats):
             if target == "null":
-                floors_now.append(floor_now(shards))
+                floors_now.append(floor_now(shards, path))
             if paced_shape:
-                paced_now.append(floor_now(shards, count))
+                paced_now.append(floor_now(shards, path, count))
             runs.append(ours(target, shards, path, count, flags))
             if target == "null":
                 bases.append(ours(target, shards, base_path, BASE_RECORDS, flags)["cpu"])

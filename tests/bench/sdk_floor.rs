@@ -2,9 +2,11 @@
 //! paths — PutRecords of 500 records of ~400 B, BatchWriteItem of 25 tweet items as the handler
 //! writes them — against AWS_ENDPOINT_URL (tests/bench/null_endpoint.py, which answers at once),
 //! requests built before the clock starts, on a current-thread runtime, the SDK's default settings.
-//! Our figures are read as ratios to these. A cargo example, built with the shipped binary's
-//! release profile; not part of that binary.
-//!   sdk_floor putrecords --shards N [--records M] [--paced]
+//! Our figures are read as ratios to these. With `--data FILE` the PutRecords records are FILE's
+//! lines in turn (tests/bench/produce_bench.py passes the file its row's `stream produce` reads, so
+//! both send the same records); without it, one record of 400 B. A cargo example, built with the
+//! shipped binary's release profile; not part of that binary.
+//!   sdk_floor putrecords --shards N [--records M] [--paced] [--data FILE]
 //!                                                       floor PutRecords shards=N: X.XX us/record
 //!   sdk_floor batchwriteitem --in-flight K [--items M]  floor BatchWriteItem in-flight=K: X.XX us/item
 #![forbid(unsafe_code)]
@@ -52,7 +54,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// What to measure, from the command line.
 enum Mode {
-    PutRecords { shards: usize, records: usize, paced: bool },
+    PutRecords { shards: usize, records: usize, paced: bool, data: Option<std::path::PathBuf> },
     BatchWriteItem { in_flight: usize, items: usize },
 }
 
@@ -70,7 +72,11 @@ fn parse(args: &[String]) -> Result<Mode, String> {
     match args.first().map(String::as_str) {
         Some("putrecords") => {
             let paced = args.iter().any(|a| a == "--paced");
-            Ok(Mode::PutRecords { shards: flag("--shards", 1)?, records: flag("--records", 20_000)?, paced })
+            let data = match args.iter().position(|a| a == "--data") {
+                None => None,
+                Some(i) => Some(args.get(i + 1).ok_or("--data takes a JSON-lines file")?.into()),
+            };
+            Ok(Mode::PutRecords { shards: flag("--shards", 1)?, records: flag("--records", 20_000)?, paced, data })
         }
         Some("batchwriteitem") => {
             Ok(Mode::BatchWriteItem { in_flight: flag("--in-flight", 4)?, items: flag("--items", 10_000)? })
@@ -86,7 +92,7 @@ fn main() -> ExitCode {
         Err(what) => {
             eprintln!("sdk_floor: error: {what}");
             eprintln!(
-                "hint: sdk_floor putrecords --shards N [--records M] [--paced] | batchwriteitem --in-flight K [--items M], \
+                "hint: sdk_floor putrecords --shards N [--records M] [--paced] [--data FILE] | batchwriteitem --in-flight K [--items M], \
                  with AWS_ENDPOINT_URL at the null endpoint"
             );
             return ExitCode::from(2);
@@ -97,11 +103,21 @@ fn main() -> ExitCode {
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let config = rt.block_on(aws_config::defaults(BehaviorVersion::latest()).http_client(http).load());
     match mode {
-        Mode::PutRecords { shards, records, paced } => {
+        Mode::PutRecords { shards, records, paced, data } => {
             let client = aws_sdk_kinesis::Client::new(&config);
             let keys = shard_keys(shards);
             let calls = records.div_ceil(RECORDS_PER_CALL);
-            let build = || put_calls(&client, &keys, calls);
+            let data = match data.map(|path| lines(&path)).unwrap_or_else(|| Ok(vec![record_of_400_bytes()])) {
+                Ok(d) => d,
+                Err(what) => {
+                    eprintln!("sdk_floor: error: {what}");
+                    eprintln!(
+                        "hint: give --data a readable file of JSON lines (the records `stream produce --file` sends)"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let build = || put_calls(&client, &keys, &data, calls);
             let us = if paced {
                 measure_paced(&rt, build, shards, calls * RECORDS_PER_CALL)
             } else {
@@ -230,20 +246,50 @@ fn shard_keys(shards: usize) -> Vec<Vec<String>> {
     keys
 }
 
+/// The data of the default records: one tweet-shaped JSON document of `RECORD_BYTES`.
+fn record_of_400_bytes() -> bytes::Bytes {
+    let head = br#"{"id_str":"1","text":""#;
+    let pad = RECORD_BYTES - head.len() - 2;
+    head.iter().copied().chain(std::iter::repeat_n(b'x', pad)).chain(*b"\"}").collect::<Vec<u8>>().into()
+}
+
+/// The non-empty lines of `path`, each a slice of one buffer (as `stream produce --file` holds the
+/// records it reads): with --data the floor sends the records our rows send, each its own bytes.
+fn lines(path: &std::path::Path) -> Result<Vec<bytes::Bytes>, String> {
+    let text = bytes::Bytes::from(std::fs::read(path).map_err(|e| format!("--data {}: {e}", path.display()))?);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &text).chain([text.len()]) {
+        if end > start {
+            out.push(text.slice(start..end));
+        }
+        start = end + 1;
+    }
+    if out.is_empty() {
+        return Err(format!("--data {}: no records in it", path.display()));
+    }
+    Ok(out)
+}
+
 /// `calls` PutRecords requests of 500 records, each call's records in one shard, the calls taking
-/// the shards in turn (as a producer keeping one request per shard in flight).
-fn put_calls(client: &aws_sdk_kinesis::Client, keys: &[Vec<String>], calls: usize) -> Vec<PutRecordsFluentBuilder> {
-    let data: Vec<u8> =
-        br#"{"id_str":"1","text":""#.iter().copied().chain(std::iter::repeat_n(b'x', RECORD_BYTES)).collect();
-    let data = bytes::Bytes::from(data[..RECORD_BYTES - 2].iter().copied().chain(*b"\"}").collect::<Vec<u8>>());
+/// the shards in turn (as a producer keeping one request per shard in flight); the records' data
+/// is `data`'s, in turn.
+fn put_calls(
+    client: &aws_sdk_kinesis::Client,
+    keys: &[Vec<String>],
+    data: &[bytes::Bytes],
+    calls: usize,
+) -> Vec<PutRecordsFluentBuilder> {
+    let mut next = data.iter().cycle();
     (0..calls)
         .map(|c| {
             let entries = keys[c % keys.len()]
                 .iter()
-                .map(|k| {
+                .zip(next.by_ref())
+                .map(|(k, d)| {
                     PutRecordsRequestEntry::builder()
                         .partition_key(k)
-                        .data(Blob::from_maybe_shared(data.clone()))
+                        .data(Blob::from_maybe_shared(d.clone()))
                         .build()
                         .expect("an entry with key and data")
                 })
