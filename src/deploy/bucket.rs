@@ -74,13 +74,8 @@ pub fn schema_prefix(stack: &str) -> String {
 }
 
 /// The account the credentials belong to.
-pub async fn account_id(clients: &Clients) -> Result<String, Error> {
-    let me = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetCallerIdentity", "this account", e))?;
+pub async fn account_id(sts: &aws_sdk_sts::Client) -> Result<String, Error> {
+    let me = sts.get_caller_identity().send().await.map_err(|e| Error::aws("GetCallerIdentity", "this account", e))?;
     me.account.ok_or_else(|| Error::failed("GetCallerIdentity returned no account", "check the credentials in use"))
 }
 
@@ -89,15 +84,26 @@ pub async fn account_id(clients: &Clients) -> Result<String, Error> {
 /// from there; stream never creates one — else stream's managed bucket, created when missing if
 /// `create` (not on a dry run).
 pub async fn code_bucket(clients: &Clients, wanted: Option<&str>, create: bool) -> Result<CodeBucket, Error> {
-    let managed = bucket_name(&account_id(clients).await?, &clients.region);
+    let managed = bucket_name(&account_id(&clients.sts).await?, &clients.region);
+    choose_bucket(&clients.s3, &clients.region, managed, wanted, create).await
+}
+
+/// `code_bucket` once the managed bucket's name is known: `wanted` naming it is the managed one.
+async fn choose_bucket(
+    s3: &aws_sdk_s3::Client,
+    region: &str,
+    managed: String,
+    wanted: Option<&str>,
+    create: bool,
+) -> Result<CodeBucket, Error> {
     match wanted {
         Some(b) if b != managed => {
-            check_user_bucket(&clients.s3, &clients.region, b).await?;
+            check_user_bucket(s3, region, b).await?;
             Ok(CodeBucket { name: b.to_string(), managed: false })
         }
         _ => {
             if create {
-                ensure_bucket(&clients.s3, &clients.region, &managed).await?;
+                ensure_bucket(s3, region, &managed).await?;
             }
             Ok(CodeBucket { name: managed, managed: true })
         }
@@ -557,6 +563,54 @@ mod tests {
         let gone = check_user_bucket(&s3, "eu-west-1", "mine").await.expect_err("missing");
         assert!(gone.to_string().starts_with("bucket mine does not exist"), "{gone}");
         assert!(gone.hint().starts_with("create it first (aws s3 mb s3://mine --region eu-west-1)"), "{}", gone.hint());
+        // Any other answer (no permission) is HeadBucket's own error, not "does not exist".
+        let denied = mock!(aws_sdk_s3::Client::head_bucket).then_error(|| HeadBucketError::generic(meta("Forbidden")));
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&denied]);
+        let denied = check_user_bucket(&s3, "eu-west-1", "mine").await.expect_err("no permission");
+        assert_eq!(denied.code(), Some("Forbidden"), "{denied}");
+        assert!(!denied.to_string().contains("does not exist"), "{denied}");
+    }
+
+    /// --s3-bucket naming a bucket of the user's is checked and used as theirs; naming the managed
+    /// bucket (or none) is the managed bucket, made when missing unless on a dry run.
+    #[tokio::test]
+    async fn the_code_bucket_is_the_users_unless_it_is_the_managed_one() {
+        use aws_sdk_s3::operation::head_bucket::HeadBucketOutput;
+        let head = || {
+            mock!(aws_sdk_s3::Client::head_bucket)
+                .then_output(|| HeadBucketOutput::builder().bucket_region("eu-central-1").build())
+        };
+        for (wanted, create, heads, managed) in [
+            (Some("mine"), true, 1, false),
+            (Some("mine"), false, 1, false),
+            (Some(BUCKET), true, 1, true),
+            (Some(BUCKET), false, 0, true),
+            (None, true, 1, true),
+            (None, false, 0, true),
+        ] {
+            let found = head();
+            let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&found]);
+            let chosen = choose_bucket(&s3, "eu-central-1", BUCKET.into(), wanted, create).await.expect("chosen");
+            let name = if managed { BUCKET } else { "mine" };
+            assert_eq!((chosen.name.as_str(), chosen.managed), (name, managed), "{wanted:?} {create}");
+            assert_eq!(found.num_calls(), heads, "{wanted:?} {create}: HeadBucket calls");
+        }
+    }
+
+    /// The account is GetCallerIdentity's; an answer without one is refused with what to check.
+    #[tokio::test]
+    async fn the_account_is_the_callers() {
+        use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
+        let me = mock!(aws_sdk_sts::Client::get_caller_identity)
+            .then_output(|| GetCallerIdentityOutput::builder().account("123456789012").build());
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&me]);
+        assert_eq!(account_id(&sts).await.expect("an account"), "123456789012");
+        let nobody =
+            mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| GetCallerIdentityOutput::builder().build());
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&nobody]);
+        let e = account_id(&sts).await.expect_err("no account");
+        assert_eq!(e.to_string(), "GetCallerIdentity returned no account");
+        assert_eq!(e.hint(), "check the credentials in use");
     }
 
     /// Another deploy of this account made the bucket a moment ago: it is ours all the same, and

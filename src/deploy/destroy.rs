@@ -77,7 +77,7 @@ pub async fn run(args: &DestroyArgs, stack_name: &str, clients: &Clients) -> Res
     credentials::remove_profile(&credentials::credentials_path()?, stack_name)?;
     // The stack's code bucket (a bucket of the user's with `deploy --s3-bucket`), else the managed
     // one; only the managed one is removed once empty.
-    let managed = bucket::bucket_name(&bucket::account_id(clients).await?, &clients.region);
+    let managed = bucket::bucket_name(&bucket::account_id(&clients.sts).await?, &clients.region);
     let bucket = existing
         .as_ref()
         .and_then(|s| stack::parameter(s, param::CODE_BUCKET))
