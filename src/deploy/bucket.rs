@@ -537,6 +537,14 @@ mod tests {
         let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
         ensure_bucket(&s3, "us-east-1", "stream-artifacts-123456789012-us-east-1").await.expect("made");
         assert_eq!(bare.num_calls(), 1);
+
+        // Not found is the only answer that makes it: without permission, HeadBucket's error is
+        // the deploy's, and nothing is created.
+        let denied = mock!(aws_sdk_s3::Client::head_bucket).then_error(|| HeadBucketError::generic(meta("Forbidden")));
+        let [create, block] = make();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&denied, &create, &block]);
+        let e = ensure_bucket(&s3, "eu-central-1", BUCKET).await.expect_err("no permission");
+        assert_eq!((e.code(), create.num_calls()), (Some("Forbidden"), 0), "{e}");
     }
 
     /// A bucket of the user's must exist and be in the stack's region (Lambda takes code only
