@@ -621,6 +621,25 @@ mod tests {
         assert_eq!(e.hint(), "check the credentials in use");
     }
 
+    /// An artifact already in the bucket (same stack, same SHA-256) is not uploaded again; a
+    /// HeadObject refused for want of permission is the deploy's error, and nothing is uploaded.
+    #[tokio::test]
+    async fn an_artifact_already_there_is_not_uploaded_again() {
+        use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+        let there = mock!(aws_sdk_s3::Client::head_object).then_output(|| HeadObjectOutput::builder().build());
+        let upload = put("s1/ab.zip", None);
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&there, &upload]);
+        let sent = put_if_missing(&s3, BUCKET, "s1/ab.zip", b"zip", "application/zip").await;
+        assert_eq!((sent.expect("there already"), upload.num_calls()), (false, 0));
+        let denied = mock!(aws_sdk_s3::Client::head_object).then_error(|| HeadObjectError::generic(meta("Forbidden")));
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&denied, &upload]);
+        let e = put_if_missing(&s3, BUCKET, "s1/ab.zip", b"zip", "application/zip").await.expect_err("denied");
+        assert_eq!((e.code(), upload.num_calls()), (Some("Forbidden"), 0), "{e}");
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&head_missing(), &upload]);
+        let sent = put_if_missing(&s3, BUCKET, "s1/ab.zip", b"zip", "application/zip").await;
+        assert_eq!((sent.expect("uploaded"), upload.num_calls()), (true, 1));
+    }
+
     /// Another deploy of this account made the bucket a moment ago: it is ours all the same, and
     /// its public access is blocked; a name another account holds is the deploy's error.
     #[tokio::test]
