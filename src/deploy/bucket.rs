@@ -640,6 +640,48 @@ mod tests {
         assert_eq!((sent.expect("uploaded"), upload.num_calls()), (true, 1));
     }
 
+    /// Every version and delete marker under a prefix, across pages (the next page asked from the
+    /// markers the last one gave); a bucket that is gone is None, not an error; another refusal
+    /// is the error.
+    #[tokio::test]
+    async fn versions_are_listed_across_pages() {
+        use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsError;
+        use aws_sdk_s3::types::DeleteMarkerEntry;
+        let version = |k: &str, v: &str| ObjectVersion::builder().key(k).version_id(v).build();
+        let first = mock!(aws_sdk_s3::Client::list_object_versions)
+            .match_requests(|r| r.prefix() == Some("s1/") && r.key_marker().is_none())
+            .then_output(move || {
+                ListObjectVersionsOutput::builder()
+                    .versions(version("s1/a.zip", "1"))
+                    .versions(version("s1/a.zip", "2"))
+                    .delete_markers(DeleteMarkerEntry::builder().key("s1/b.zip").version_id("3").build())
+                    .is_truncated(true)
+                    .next_key_marker("s1/b.zip")
+                    .next_version_id_marker("3")
+                    .build()
+            });
+        let second = mock!(aws_sdk_s3::Client::list_object_versions)
+            .match_requests(|r| r.key_marker() == Some("s1/b.zip") && r.version_id_marker() == Some("3"))
+            .then_output(move || {
+                ListObjectVersionsOutput::builder().versions(version("s1/c.zip", "4")).is_truncated(false).build()
+            });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&first, &second]);
+        let listed = list_versions(&s3, BUCKET, Some("s1/")).await.expect("listed").expect("a bucket");
+        let want = [("s1/a.zip", "1"), ("s1/a.zip", "2"), ("s1/b.zip", "3"), ("s1/c.zip", "4")]
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())));
+        assert_eq!(listed, want);
+        for (code, gone) in [("NoSuchBucket", true), ("AccessDenied", false)] {
+            let answer = mock!(aws_sdk_s3::Client::list_object_versions)
+                .then_error(move || ListObjectVersionsError::generic(meta(code)));
+            let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&answer]);
+            let listed = list_versions(&s3, BUCKET, None).await;
+            assert_eq!(
+                listed.as_ref().map(Option::is_none).map_err(Error::code),
+                if gone { Ok(true) } else { Err(Some(code)) }
+            );
+        }
+    }
+
     /// Another deploy of this account made the bucket a moment ago: it is ours all the same, and
     /// its public access is blocked; a name another account holds is the deploy's error.
     #[tokio::test]
