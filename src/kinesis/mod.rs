@@ -244,9 +244,33 @@ mod tests {
             }
         }
         let mut b = Batcher::new(2);
+        assert!(b.is_empty());
         assert!(b.push(Tagged(entry(0, 1), 10)).expect("fits").is_none());
+        assert!(!b.is_empty(), "one waits");
         let full = b.push(Tagged(entry(1, 1), 11)).expect("fits").expect("full at 2");
+        assert!(b.is_empty() && b.take().is_none(), "a full batch leaves whole");
         assert_eq!(full.iter().map(|t| (t.0.key.as_str(), t.1)).collect::<Vec<_>>(), [("k0", 10), ("k1", 11)]);
+    }
+
+    /// ListShards is asked page after page, a page after the first by its token alone (Kinesis
+    /// refuses the stream name beside it), until a page has no token; every page's shards count.
+    #[tokio::test]
+    async fn shards_are_listed_across_pages() {
+        use aws_sdk_kinesis::operation::list_shards::ListShardsOutput;
+        let shard = |id: &str| Shard::builder().shard_id(id).build().expect("shard");
+        let first = mock!(aws_sdk_kinesis::Client::list_shards)
+            .match_requests(|r| r.stream_name() == Some("s") && r.next_token().is_none())
+            .then_output(move || {
+                ListShardsOutput::builder().shards(shard("a")).shards(shard("b")).next_token("t1").build()
+            });
+        let second = mock!(aws_sdk_kinesis::Client::list_shards)
+            .match_requests(|r| r.stream_name().is_none() && r.next_token() == Some("t1"))
+            .then_output(move || ListShardsOutput::builder().shards(shard("c")).build());
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&first, &second]);
+        let ids: Vec<String> =
+            list_shards(&client, "s").await.expect("listed").iter().map(|s| s.shard_id().to_string()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 
     fn result_ok(seq: usize) -> PutRecordsResultEntry {

@@ -268,7 +268,7 @@ async fn worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Vec<Entry>>) {
                 if w.is_empty() {
                     armed = false;
                 } else if !was_waiting || w.sent != sent {
-                    timer.as_mut().reset((Instant::now() + linger).into());
+                    timer.as_mut().reset(tokio::time::Instant::now() + linger);
                     armed = true;
                 }
             }
@@ -396,6 +396,52 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// A batch not yet full leaves once its first record has waited the linger, without waiting
+    /// for more records or for the end; records after it wait a linger of their own.
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_leaves_once_it_has_lingered() {
+        use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+        use aws_sdk_kinesis::types::{HashKeyRange, Shard};
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let put = mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+            PutRecordsOutput::builder().failed_record_count(0).set_records(Some(Vec::new())).build().expect("output")
+        });
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&put]);
+        let range = HashKeyRange::builder().starting_hash_key("0").ending_hash_key(u128::MAX.to_string()).build();
+        let shard = Shard::builder().shard_id("shardId-0").hash_key_range(range.expect("range")).build();
+        let map = ShardMap::new(&[shard.expect("shard")]).expect("one open shard");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let linger = Duration::from_millis(100);
+        let settings = Settings {
+            client,
+            stream: "s".into(),
+            batch_size: 500,
+            linger,
+            aggregate: false,
+            dead_letter: dir.path().join("dead.jsonl"),
+        };
+        let mut delivery = Delivery::start(map, settings);
+        let counters = delivery.counters();
+        let mut send = async |n: usize| {
+            for i in 0..n {
+                delivery.push(format!("k{i}"), Bytes::from_static(b"{}"));
+            }
+            assert!(delivery.hand_over().await);
+        };
+        send(3).await;
+        tokio::time::sleep(linger / 2).await;
+        assert_eq!((put.num_calls(), counters.snapshot().sent), (0, 0), "not before the linger");
+        tokio::time::sleep(linger).await;
+        assert_eq!((put.num_calls(), counters.snapshot().sent), (1, 3), "sent once it lingered");
+        send(2).await;
+        tokio::time::sleep(linger / 2).await;
+        assert_eq!(put.num_calls(), 1, "the next records wait a linger of their own");
+        tokio::time::sleep(linger).await;
+        assert_eq!((put.num_calls(), counters.snapshot().sent), (2, 5));
+        let finished = delivery.finish().await.expect("finished");
+        assert_eq!((finished.counts.sent, finished.counts.calls, finished.dead_letter), (5, 2, None));
+    }
 
     /// A shard takes 1,000 records and 1 MiB a second: each batch starts when the ones before it
     /// have had their time, by whichever limit it reaches first.
