@@ -352,6 +352,7 @@ mod tests {
     #[test]
     fn aggregator_knows_its_exact_size() {
         let mut agg = Aggregator::default();
+        assert!(agg.is_empty());
         let mut expected = Vec::new();
         let mut announced = 0;
         for i in 0..300usize {
@@ -362,6 +363,7 @@ mod tests {
             expected.push((key.clone(), data.clone()));
             agg.push(key, data);
         }
+        assert!(!agg.is_empty(), "the worker closes an aggregate by its size only when it holds records");
         assert_eq!(agg.len(), 300);
         assert_eq!(agg.data_bytes(), expected.iter().map(|(_, d)| d.len()).sum::<usize>());
         let Some(Packed::Aggregate { key, data, records }) = agg.take() else { panic!("an aggregate") };
