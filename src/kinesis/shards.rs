@@ -192,7 +192,9 @@ mod tests {
             shard("shardId-000000000009", 0, u128::MAX, true),
         ])
         .expect("map");
-        assert_eq!(map.len(), 2, "closed shards are left out");
+        assert_eq!((map.len(), map.is_empty()), (2, false), "closed shards are left out");
+        let closed = ShardMap::new(&[shard("shardId-000000000009", 0, u128::MAX, true)]).expect_err("no open shard");
+        assert_eq!(closed.to_string(), "the stream has no open shard");
         for key in ["a", "b", "zoe", "山田", "🦀", ""] {
             let expected = if hash_key(key) <= half { "shardId-000000000000" } else { "shardId-000000000001" };
             assert_eq!(map.id(map.shard_for(key)), expected, "{key}");
