@@ -148,7 +148,9 @@ proptest! {
     })]
 
     /// Whenever the byte walk reads a text (valid or a near miss), serde_json's walk reads it too
-    /// and captures the same; when it does not, `walk` is serde_json's walk.
+    /// and captures the same; when it does not, `walk` is serde_json's walk. And it leaves to
+    /// serde_json only what it must: every valid text serde_json reads, the byte walk reads too,
+    /// unless a key is written with an escape (the one case it leaves by design at this depth).
     #[test]
     fn the_byte_walk_reads_only_what_serde_json_reads_and_the_same(
         value in json_value(), ptrs in pointers(), ws in "[ \t\n\r]{0,2}",
@@ -159,12 +161,15 @@ proptest! {
             let _ = p.add(ptr, *k);
         }
         let valid = format!("{ws}{value}{ws}");
-        for text in [mutate(&valid, at, how, byte), valid] {
+        for text in [mutate(&valid, at, how, byte), valid.clone()] {
             let serde = walk_serde(&p, &text);
             if let Some(caps) = walk_fast(&p, &text) {
                 prop_assert_eq!(Ok(caps), serde.clone(), "{}", text);
             }
             prop_assert_eq!(walk(&p, &text), serde);
+        }
+        if walk_serde(&p, &valid).is_ok() && !valid.contains("a\\u0062\"") {
+            prop_assert!(walk_fast(&p, &valid).is_some(), "left to serde_json: {}", valid);
         }
     }
 }
