@@ -36,7 +36,7 @@ async fn flags_are_applied_and_remembered() {
     let outputs = stream::stack::load(&clients, &w.stack).await.expect("outputs").outputs;
 
     let check = |batch: i32| {
-        let (lambda, outputs, clients) = (lambda.clone(), outputs.clone(), clients.clone());
+        let (lambda, outputs, clients, stack) = (lambda.clone(), outputs.clone(), clients.clone(), w.stack.clone());
         async move {
             let s = clients
                 .kinesis
@@ -60,6 +60,9 @@ async fn flags_are_applied_and_remembered() {
             assert_eq!(m.batch_size(), Some(batch));
             assert_eq!(m.maximum_batching_window_in_seconds(), Some(5));
             assert_eq!(m.parallelization_factor(), Some(3));
+            // The alarm address is remembered too (an update that sent it empty would drop the topic).
+            let stacks = clients.cfn.describe_stacks().stack_name(&stack).send().await.expect("stack");
+            assert_eq!(stream::stack::parameter(&stacks.stacks()[0], "AlarmEmail"), Some("ops@example.com"));
         }
     };
     check(50).await;

@@ -3,8 +3,9 @@
 //! leaves nothing behind. Run by `scripts/test` (needs a moto server at AWS_ENDPOINT_URL).
 
 use crate::common;
+use crate::fault_proxy::{FaultProxy, Faults};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::PermissionsExt;
 
 use common::World;
@@ -149,11 +150,18 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     assert!(table_items.values().any(|i| i.message.chars().count() > 140), "extended text was stored in full");
     assert!(table_items.values().all(|i| i.timestamp.ends_with(".000Z") && i.timestamp.len() == 24));
 
-    // The producer profile works as credentials for an external producer.
-    let (out, _) = w.run(&["produce", "--count", "5", "--profile", &w.stack], 0);
+    // The producer profile works as credentials for an external producer: its key signs the puts,
+    // not the credentials in the environment (moto takes any key, so the proxy reads the signature).
+    let proxy = FaultProxy::before_moto(Faults::default(), 1);
+    let (out, _) = w.run(&["produce", "--count", "5", "--profile", &w.stack, "--endpoint-url", &proxy.url], 0);
     assert!(out.contains("produced 5 records"), "{out}");
-    let (out, _) = w.run(&["produce", "--count", "5", "--seed", "43", "--as-producer"], 0);
+    let puts = "Kinesis_20131202.PutRecords";
+    assert_eq!(proxy.counters.signers(puts), BTreeSet::from([key_ids[0].to_string()]), "--profile signs");
+    let proxy = FaultProxy::before_moto(Faults::default(), 1);
+    let (out, _) =
+        w.run(&["produce", "--count", "5", "--seed", "43", "--as-producer", "--endpoint-url", &proxy.url], 0);
     assert!(out.contains("produced 5 records"), "{out}");
+    assert_eq!(proxy.counters.signers(puts), BTreeSet::from([key_ids[0].to_string()]), "--as-producer signs");
     assert_eq!(read_stream(&clients.kinesis, &outputs.stream_name).await.len(), 1010);
     let (out, _) = w.run(&["local", "--until-idle"], 0);
     assert!(out.contains("processed 10 records"), "a new run resumes after its checkpoint: {out}");
@@ -207,7 +215,11 @@ async fn pipeline_deploys_produces_processes_and_destroys() {
     assert_eq!(status["quarantined"], 0);
     assert_eq!(status["outputs"]["table_name"], outputs.table_name.as_str());
     let (out, _) = w.run(&["status"], 0);
-    assert!(out.contains("mapping ") && out.contains("Enabled") && out.contains("in the table"), "{out}");
+    // The text says what the JSON says: the same mapping, batch size and counts, each in its place.
+    let uuid = status["mapping"]["uuid"].as_str().expect("mapping uuid");
+    assert!(out.contains(&format!("mapping {uuid}: Enabled (last result: ")), "{out}");
+    assert!(out.contains("), batch size 100\n"), "{out}");
+    assert!(out.contains(&format!("items: {} in the table, 0 in quarantine\n", expected.len() + 10)), "{out}");
 
     // The stack's dashboard: its URL is shown, and every metric of the body CloudFormation created
     // names one of this stack's own resources.

@@ -62,6 +62,8 @@ pub struct Counters {
     hosts: Mutex<std::collections::BTreeSet<String>>,
     /// The X-Amz-Target of every request (`DynamoDB_20120810.Scan`), in order.
     targets: Mutex<Vec<String>>,
+    /// The access key id each request was signed with (SigV4's `Credential=<id>/…`), by target.
+    signers: Mutex<Vec<(String, String)>>,
     /// Times each PutRecords entry (by its data) has been failed.
     entry_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -71,6 +73,12 @@ impl Counters {
     /// virtual-hosted ones).
     pub fn hosts(&self) -> std::collections::BTreeSet<String> {
         self.hosts.lock().expect("hosts").clone()
+    }
+
+    /// The access key ids that signed requests naming this operation.
+    pub fn signers(&self, target: &str) -> std::collections::BTreeSet<String> {
+        let signers = self.signers.lock().expect("signers");
+        signers.iter().filter(|(t, _)| t == target).map(|(_, id)| id.clone()).collect()
     }
 
     /// How many requests named this operation (`DynamoDB_20120810.Scan`).
@@ -245,6 +253,10 @@ fn serve(
     let request = read_message(&mut reader, false)?;
     c.hosts.lock().expect("hosts").insert(request.header("host").unwrap_or_default().to_string());
     c.targets.lock().expect("targets").push(request.header("x-amz-target").unwrap_or_default().to_string());
+    let signer = request.header("authorization").and_then(|a| a.split_once("Credential=")).map(|(_, rest)| rest);
+    let key_id = signer.and_then(|rest| rest.split('/').next()).unwrap_or_default().to_string();
+    let target = request.header("x-amz-target").unwrap_or_default().to_string();
+    c.signers.lock().expect("signers").push((target, key_id));
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");
     let is_put_records = request.header("x-amz-target") == Some("Kinesis_20131202.PutRecords");

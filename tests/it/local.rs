@@ -227,6 +227,11 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_retried() {
     assert_eq!(summary["timeouts"], 1, "{summary}");
     assert_eq!(summary["cold_starts"], 2, "a new process after the timeout: {summary}");
     assert!(started.elapsed() >= Duration::from_secs(2), "the timeout ran its course");
+    // Stopped at the function's own timeout (deploy's --timeout 2), not at a default: the log says
+    // which limit ended it, as Lambda's does.
+    let text = std::fs::read_to_string(&log).expect("the function's log");
+    assert_eq!(text.matches("Task timed out after").count(), 1, "{text}");
+    assert!(text.contains("Task timed out after 2.00 seconds"), "{text}");
     assert!(!alive(hung), "the hung process was killed");
     assert_eq!(summary["records"], 300, "{summary}");
     assert_eq!(common::table_keys(&clients.dynamodb, &outputs.table_name).await, expected);
