@@ -292,10 +292,9 @@ impl<W: Write> ItemWriter<W> {
         let mut text = String::new();
         for (i, c) in cells.iter().enumerate() {
             text.push_str(c);
-            if i + 1 < cells.len() {
-                text.push_str(&" ".repeat(self.widths[i].saturating_sub(c.width()) + 2));
-            }
+            text.push_str(&" ".repeat(self.widths[i].saturating_sub(c.width()) + 2));
         }
+        // The last column's padding goes, as a line's trailing blanks do.
         writeln!(self.w, "{}", text.trim_end())
     }
 
