@@ -156,6 +156,16 @@ async fn deploy_and_destroy_print_json_and_scan_table_streams_every_format() {
     assert_eq!(some.lines().count(), 3);
     let (count, _) = w.run(&["scan-table", "--count", "-o", "json"], 0);
     assert_eq!(serde_json::from_str::<Value>(&count).expect("json"), serde_json::json!({"count": 40}));
+    // Output that cannot be written is an error, not a silent exit 0: the items (each page as it is
+    // printed) and the count (printed once, at the end).
+    for args in [&["scan-table", "--count"][..], &["scan-table", "-o", "jsonl"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let out = w.cmd(args).stdout(full).output().expect("stream runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_error_lines(&err, "stdout", "");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
 
     // Printed as read: a reader that takes one line and closes the pipe stops the scan after the
     // first page (5 items of 20 KB fill the pipe), where reading the whole table first takes all 8 pages.
