@@ -173,6 +173,29 @@ impl Plan {
     }
 }
 
+/// Which of an object's named fields were met, so that one given twice is refused as serde_json
+/// refuses a field given twice — every one of them, however many the plan names there: one word
+/// for the first 64 (every schema seen so far), more words beyond, allocated only then.
+struct Seen {
+    word: u64,
+    more: Vec<u64>,
+}
+
+impl Seen {
+    fn new(fields: usize) -> Seen {
+        Seen { word: 0, more: vec![0; fields.saturating_sub(64).div_ceil(64)] }
+    }
+
+    /// Marks field `i` met; `false` when it was met before.
+    fn first(&mut self, i: usize) -> bool {
+        let word = if i < 64 { &mut self.word } else { &mut self.more[(i - 64) / 64] };
+        let bit = 1u64 << (i % 64);
+        let first = *word & bit == 0;
+        *word |= bit;
+        first
+    }
+}
+
 /// Why an event could not be read: serde_json's words, with its line and column, and the field's
 /// path in front when its type was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,15 +354,13 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
         let (walk, node) = (self.walk, self.node);
         let plan = walk.plan;
         let children = &plan.nodes[node].children;
-        let mut seen = 0u64;
+        let mut seen = Seen::new(children.len());
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match children.iter().position(|&c| *plan.nodes[c].segment == *key) {
                 Some(i) => {
-                    let bit = 1u64 << i.min(63);
-                    if seen & bit != 0 && i < 64 {
+                    if !seen.first(i) {
                         return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
                     }
-                    seen |= bit;
                     map.next_value_seed(NodeSeed { walk: &mut *walk, node: children[i] })?;
                 }
                 None => {

@@ -174,6 +174,27 @@ proptest! {
     }
 }
 
+/// A field named twice is serde_json's to refuse, whichever named field it is; an object with more
+/// named fields than the byte walk's 64-bit record of them is still read by it.
+#[test]
+fn duplicates_of_any_named_field_are_refused_and_many_fields_are_read() {
+    let names: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
+    let pointers: Vec<(String, Kinds)> = names.iter().map(|n| (format!("/{n}"), INTEGER)).collect();
+    let (p, s) = plan(&pointers.iter().map(|(ptr, k)| (ptr.as_str(), *k)).collect::<Vec<_>>());
+    let members: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("\"{n}\":{i}")).collect();
+    let text = format!("{{{}}}", members.join(","));
+    let caps = walk_fast(&p, &text).expect("70 named fields, read by the byte walk");
+    for (i, slot) in s.iter().enumerate() {
+        assert_eq!(caps[*slot], Some(Found::Num(&i.to_string())), "k{i}");
+    }
+    for twice in ["k1", "k40", "k69"] {
+        let text = format!(r#"{{"k0":0,"{twice}":1,"{twice}":2}}"#);
+        assert_eq!(walk_fast(&p, &text), None, "{twice} twice");
+        let err = walk(&p, &text).expect_err("a duplicate").0;
+        assert!(err.starts_with(&format!("duplicate field `{twice}`")), "{err}");
+    }
+}
+
 /// Pointers deeper than the byte walk goes are left to serde_json, which refuses an event nested
 /// past its recursion limit (128) in its own words.
 #[test]
