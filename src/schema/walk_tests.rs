@@ -195,6 +195,23 @@ fn duplicates_of_any_named_field_are_refused_and_many_fields_are_read() {
     }
 }
 
+/// A value the plan does not name is still checked as serde_json checks it: brackets close what
+/// they opened, and nesting past MAX_DEPTH (64) is left to serde_json, which reads it.
+#[test]
+fn skipped_values_close_what_they_open_and_deep_ones_are_serde_jsons() {
+    let (p, s) = plan(&[("/x", INTEGER)]);
+    for bad in [r#"{"skip":[1},"x":1}"#, r#"{"skip":{"a":1],"x":1}"#, r#"{"skip":[{"a":[1}]},"x":1}"#] {
+        assert_eq!(walk_fast(&p, bad), None, "{bad}");
+        assert!(walk(&p, bad).is_err(), "{bad}");
+    }
+    let nested = |n: usize| format!(r#"{{"skip":{}{},"x":1}}"#, "[".repeat(n), "]".repeat(n));
+    let text = nested(64);
+    let fast = walk_fast(&p, &text).expect("64 deep, skipped by the byte walk");
+    assert_eq!(fast[s[0]], Some(Found::Num("1")));
+    assert_eq!(walk_fast(&p, &nested(65)), None, "65 deep");
+    assert_eq!(walk(&p, &nested(65)).expect("serde_json skips it")[s[0]], Some(Found::Num("1")));
+}
+
 /// Pointers deeper than the byte walk goes are left to serde_json, which refuses an event nested
 /// past its recursion limit (128) in its own words.
 #[test]
