@@ -252,10 +252,10 @@ fn serve(
     let mut reader = BufReader::new(conn.try_clone()?);
     let request = read_message(&mut reader, false)?;
     c.hosts.lock().expect("hosts").insert(request.header("host").unwrap_or_default().to_string());
-    c.targets.lock().expect("targets").push(request.header("x-amz-target").unwrap_or_default().to_string());
+    let target = request.header("x-amz-target").unwrap_or_default().to_string();
+    c.targets.lock().expect("targets").push(target.clone());
     let signer = request.header("authorization").and_then(|a| a.split_once("Credential=")).map(|(_, rest)| rest);
     let key_id = signer.and_then(|rest| rest.split('/').next()).unwrap_or_default().to_string();
-    let target = request.header("x-amz-target").unwrap_or_default().to_string();
     c.signers.lock().expect("signers").push((target, key_id));
     let mut conn = conn;
     let is_batch_write = request.header("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem");

@@ -163,7 +163,7 @@ async fn deploy_and_destroy_print_json_and_scan_table_streams_every_format() {
         let out = w.cmd(args).stdout(full).output().expect("stream runs");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert_error_lines(&err, "stdout", "");
+        assert_error_lines(&err, "stdout", "writable");
         assert!(err.contains("No space left on device"), "{args:?}: {err}");
     }
 
